@@ -1,0 +1,21 @@
+//! Textback's domain: types that can only hold valid values, and the pure decisions
+//! (the missed-call rule, the texting rules, template rendering). No I/O lives here, so
+//! everything in this crate is tested without a database, a network or a real clock.
+
+pub mod account;
+pub mod call;
+pub mod clock;
+pub mod duration;
+pub mod hours;
+pub mod phone;
+pub mod template;
+pub mod text_back;
+
+pub use account::{AccountSlug, TimeZoneName};
+pub use call::{CallOutcome, DialStatus};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use duration::HumanDuration;
+pub use hours::BusinessHours;
+pub use phone::{CallerId, Phone, PhoneError};
+pub use template::{MessageTemplate, RenderContext, TemplateError};
+pub use text_back::{SkipReason, TextBackDecision, TextBackFacts};
