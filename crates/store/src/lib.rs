@@ -1,1 +1,183 @@
+//! Storage for Textback: one `Store` over SQLite (the default, embedded) or PostgreSQL (the
+//! scale-out store), each with its own migrations, and the durable job queue.
+//!
+//! Both backends run the same SQL text wherever the dialects agree (`$1` placeholders work
+//! in SQLite too); the few places they differ (row locks, `SKIP LOCKED`, how a write
+//! transaction begins) are spelled out per backend. Each query is written once and expanded
+//! for both pools by the `on_pool!` / `in_write_tx!` macros, so no handler carries a database
+//! type parameter.
 
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::Notify;
+
+mod accounts;
+mod calls;
+mod jobs;
+mod messages;
+mod migrate;
+mod settings;
+
+pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
+pub use calls::{CallView, DialFacts, NewCall, TextBackInput, TextBackPlan};
+pub use jobs::{Job, JobKind, retry_delay};
+pub use messages::{MessageView, OutboundMessage, SendOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("DATABASE_URL {0:?} is not a sqlite: or postgres: URL")]
+    UnsupportedUrl(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs the body inside one write transaction and commits it. SQLite write transactions
+/// begin IMMEDIATE: a deferred one that reads first fails with SQLITE_BUSY_SNAPSHOT when
+/// another connection commits in between.
+macro_rules! in_write_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+pub(crate) use {in_write_tx, on_pool};
+
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.db {
+            Db::Sqlite(_) => "Store(sqlite)",
+            Db::Postgres(_) => "Store(postgres)",
+        })
+    }
+}
+
+impl Store {
+    /// Connects to `sqlite:PATH` (created if missing) or `postgres://…`. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let db = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .connect_with(opts)
+                .await?;
+            Db::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(10)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await?;
+            Db::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(Store {
+            db,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the backend's migrations that have not run yet; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize> {
+        migrate::run(&self.db).await
+    }
+
+    /// `SELECT 1`, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Signalled whenever work is enqueued, so idle workers wake at once.
+    pub fn work_signal(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// A row lock clause for the backend: SQLite locks the whole database for writing
+    /// already (BEGIN IMMEDIATE) and has no FOR UPDATE.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => " FOR UPDATE",
+        }
+    }
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}

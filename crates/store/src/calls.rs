@@ -1,0 +1,399 @@
+//! Calls, the missed-call transaction and the text back decision.
+
+use sqlx::Row;
+
+use crate::accounts::{AccountRecord, NumberRecord};
+use crate::jobs::{Job, JobKind, enqueue};
+use crate::{Result, Store, StoreError, from_json, in_write_tx, on_pool};
+
+/// An inbound call as first reported by the carrier.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    pub account_id: i64,
+    pub number_id: i64,
+    pub carrier: String,
+    pub carrier_call_id: String,
+    /// The caller id as the carrier sent it (normalised when it is a phone number).
+    pub caller: String,
+    /// The caller's E.164 number, when the caller id is one.
+    pub caller_phone: Option<String>,
+    pub at_ms: i64,
+}
+
+/// The `<Dial>` result for a call.
+#[derive(Debug, Clone)]
+pub struct DialFacts {
+    pub call: NewCall,
+    pub dial_status: Option<String>,
+}
+
+/// Everything the text back rules and the template need, read inside the deciding
+/// transaction so two missed calls from one caller cannot both pass the cooldown.
+#[derive(Debug, Clone)]
+pub struct TextBackInput {
+    pub call_id: i64,
+    pub caller: String,
+    pub caller_phone: Option<String>,
+    pub started_at_ms: i64,
+    pub account: AccountRecord,
+    pub number: NumberRecord,
+    pub contact_first_name: Option<String>,
+    pub contact_last_name: Option<String>,
+    pub contact_opted_out: bool,
+    pub last_text_back_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextBackPlan {
+    Send { body: String },
+    Skip { reason: String },
+    Failed { reason: String },
+}
+
+/// A call as shown by the CLI and (later) the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallView {
+    pub id: i64,
+    pub account: String,
+    pub carrier_call_id: String,
+    pub caller: String,
+    pub number: String,
+    pub status: String,
+    pub dial_status: Option<String>,
+    pub outcome: Option<String>,
+    pub started_at_ms: i64,
+    pub text_back_status: Option<String>,
+    pub text_back_reason: Option<String>,
+}
+
+const CALL_VIEW: &str = "SELECT c.id, a.slug AS account, c.carrier_call_id, c.caller, n.e164 AS number, \
+    c.status, c.dial_status, c.outcome, c.started_at, c.text_back_status, c.text_back_reason \
+    FROM calls c JOIN accounts a ON a.id = c.account_id JOIN numbers n ON n.id = c.number_id";
+
+macro_rules! call_view_from_row {
+    ($row:expr) => {{
+        let r = $row;
+        CallView {
+            id: r.try_get("id")?,
+            account: r.try_get("account")?,
+            carrier_call_id: r.try_get("carrier_call_id")?,
+            caller: r.try_get("caller")?,
+            number: r.try_get("number")?,
+            status: r.try_get("status")?,
+            dial_status: r.try_get("dial_status")?,
+            outcome: r.try_get("outcome")?,
+            started_at_ms: r.try_get("started_at")?,
+            text_back_status: r.try_get("text_back_status")?,
+            text_back_reason: r.try_get("text_back_reason")?,
+        }
+    }};
+}
+
+/// Inserts the call row unless the carrier call id is already known.
+macro_rules! insert_call {
+    ($tx:expr, $c:expr) => {{
+        let c: &NewCall = $c;
+        sqlx::query(
+            "INSERT INTO calls (account_id, number_id, carrier, carrier_call_id, caller, caller_phone, \
+             status, started_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'ringing', $7, $7, $7) \
+             ON CONFLICT (carrier_call_id) DO NOTHING",
+        )
+        .bind(c.account_id)
+        .bind(c.number_id)
+        .bind(&c.carrier)
+        .bind(&c.carrier_call_id)
+        .bind(&c.caller)
+        .bind(&c.caller_phone)
+        .bind(c.at_ms)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+impl Store {
+    /// Records a call the moment the carrier reports it ringing.
+    pub async fn record_incoming_call(&self, call: &NewCall) -> Result<()> {
+        in_write_tx!(self, tx => { insert_call!(tx, call); });
+        Ok(())
+    }
+
+    /// Call screening: the team member pressed the key, so a human took the call.
+    pub async fn record_screen_accepted(&self, carrier_call_id: &str, now_ms: i64) -> Result<bool> {
+        let n = in_write_tx!(self, tx => {
+            sqlx::query("UPDATE calls SET screen_accepted = TRUE, updated_at = $2 WHERE carrier_call_id = $1")
+                .bind(carrier_call_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Settles the call's outcome once: `decide` gets whether screening was accepted and
+    /// returns "missed?" For a missed call the contact, the outcome and the job that will
+    /// text it back commit together, before the webhook answers. A call whose outcome is
+    /// already settled (a retried webhook) changes nothing; returns (missed, newly settled).
+    pub async fn record_dial_result(
+        &self,
+        facts: &DialFacts,
+        decide: impl FnOnce(bool) -> bool,
+        now_ms: i64,
+    ) -> Result<(bool, bool)> {
+        let for_update = self.for_update();
+        let select = format!(
+            "SELECT id, outcome, screen_accepted FROM calls WHERE carrier_call_id = $1{for_update}"
+        );
+        let result = in_write_tx!(self, tx => {
+            insert_call!(tx, &facts.call);
+            let row = sqlx::query(sqlx::AssertSqlSafe(select))
+                .bind(&facts.call.carrier_call_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let call_id: i64 = row.try_get("id")?;
+            let outcome: Option<String> = row.try_get("outcome")?;
+            if let Some(existing) = outcome {
+                (existing != "answered", false)
+            } else {
+                let missed = decide(row.try_get("screen_accepted")?);
+                if missed {
+                    let contact_id: Option<i64> = match &facts.call.caller_phone {
+                        Some(phone) => Some(
+                            sqlx::query_scalar(
+                                "INSERT INTO contacts (account_id, phone, created_at, updated_at) \
+                                 VALUES ($1, $2, $3, $3) ON CONFLICT (account_id, phone) \
+                                 DO UPDATE SET updated_at = contacts.updated_at RETURNING id",
+                            )
+                            .bind(facts.call.account_id)
+                            .bind(phone)
+                            .bind(now_ms)
+                            .fetch_one(&mut *tx)
+                            .await?,
+                        ),
+                        None => None,
+                    };
+                    sqlx::query(
+                        "UPDATE calls SET outcome = 'missed', dial_status = COALESCE($2, dial_status), \
+                         contact_id = $3, missed_at = $4, updated_at = $4 WHERE id = $1",
+                    )
+                    .bind(call_id)
+                    .bind(&facts.dial_status)
+                    .bind(contact_id)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    let _queued = enqueue!(tx, JobKind::MissedCall, call_id, Some(format!("missed_call:{call_id}")), now_ms, now_ms);
+                } else {
+                    sqlx::query(
+                        "UPDATE calls SET outcome = 'answered', dial_status = $2, status = 'in-progress', \
+                         updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(call_id)
+                    .bind(&facts.dial_status)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                (missed, true)
+            }
+        });
+        if result.0 && result.1 {
+            self.wake_workers();
+        }
+        Ok(result)
+    }
+
+    /// The number's status callback: records how the call ended. Returns the outcome the
+    /// call had before (None when no `<Dial>` result ever arrived).
+    pub async fn record_call_status(
+        &self,
+        call: &NewCall,
+        call_status: &str,
+        duration_secs: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Option<String>> {
+        let outcome = in_write_tx!(self, tx => {
+            insert_call!(tx, call);
+            sqlx::query(
+                "UPDATE calls SET status = $2, duration_secs = COALESCE($3, duration_secs), \
+                 ended_at = $4, updated_at = $4 WHERE carrier_call_id = $1",
+            )
+            .bind(&call.carrier_call_id)
+            .bind(call_status)
+            .bind(duration_secs)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let o: Option<String> = sqlx::query_scalar("SELECT outcome FROM calls WHERE carrier_call_id = $1")
+                .bind(&call.carrier_call_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            o
+        });
+        Ok(outcome)
+    }
+
+    /// Decides the text back for a missed call inside one transaction: reads the facts,
+    /// asks `plan` (pure: rules and template), records the decision and its reason on the
+    /// call, and for a text inserts the message (one per call, enforced by a unique index)
+    /// and its send job, and completes the job. Returns the message id when one was queued.
+    pub async fn decide_text_back(
+        &self,
+        job: &Job,
+        now_ms: i64,
+        plan: impl FnOnce(&TextBackInput) -> TextBackPlan,
+    ) -> Result<Option<i64>> {
+        let for_update = self.for_update();
+        let contact_sql = format!(
+            "SELECT first_name, last_name, opted_out FROM contacts WHERE id = $1{for_update}"
+        );
+        let message_id = in_write_tx!(self, tx => {
+            let call = sqlx::query(
+                "SELECT id, account_id, number_id, contact_id, caller, caller_phone, started_at, \
+                 text_back_status FROM calls WHERE id = $1",
+            )
+            .bind(job.subject_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("call {}", job.subject_id)))?;
+            let decided: Option<String> = call.try_get("text_back_status")?;
+            let mut message_id = None;
+            if decided.is_none() {
+                let account_id: i64 = call.try_get("account_id")?;
+                let number_id: i64 = call.try_get("number_id")?;
+                let contact_id: Option<i64> = call.try_get("contact_id")?;
+                let caller_phone: Option<String> = call.try_get("caller_phone")?;
+                let a = sqlx::query(
+                    "SELECT id, slug, name, time_zone, booking_link, business_hours, text_back_enabled, \
+                     text_back_template, cooldown_secs, do_not_text FROM accounts WHERE id = $1",
+                )
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let account = AccountRecord {
+                    id: a.try_get("id")?,
+                    slug: a.try_get("slug")?,
+                    name: a.try_get("name")?,
+                    time_zone: a.try_get("time_zone")?,
+                    booking_link: a.try_get("booking_link")?,
+                    business_hours: from_json("business_hours", &a.try_get::<String, _>("business_hours")?)?,
+                    text_back_enabled: a.try_get("text_back_enabled")?,
+                    text_back_template: a.try_get("text_back_template")?,
+                    cooldown_secs: a.try_get("cooldown_secs")?,
+                    do_not_text: from_json("do_not_text", &a.try_get::<String, _>("do_not_text")?)?,
+                };
+                let n = sqlx::query(
+                    "SELECT id, account_id, e164, carrier, ring_to, ring_seconds, call_screening, active \
+                     FROM numbers WHERE id = $1",
+                )
+                .bind(number_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let number = NumberRecord {
+                    id: n.try_get("id")?,
+                    account_id: n.try_get("account_id")?,
+                    e164: n.try_get("e164")?,
+                    carrier: n.try_get("carrier")?,
+                    ring_to: from_json("ring_to", &n.try_get::<String, _>("ring_to")?)?,
+                    ring_seconds: n.try_get("ring_seconds")?,
+                    call_screening: n.try_get("call_screening")?,
+                    active: n.try_get("active")?,
+                };
+                let (first, last, opted_out) = match contact_id {
+                    Some(id) => {
+                        let c = sqlx::query(sqlx::AssertSqlSafe(contact_sql))
+                            .bind(id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        (c.try_get("first_name")?, c.try_get("last_name")?, c.try_get("opted_out")?)
+                    }
+                    None => (None, None, false),
+                };
+                let last_text_back_at_ms: Option<i64> = match &caller_phone {
+                    Some(phone) => sqlx::query_scalar(
+                        "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
+                         AND kind = 'text_back' AND status <> 'canceled'",
+                    )
+                    .bind(account_id)
+                    .bind(phone)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                    None => None,
+                };
+                let input = TextBackInput {
+                    call_id: job.subject_id,
+                    caller: call.try_get("caller")?,
+                    caller_phone: caller_phone.clone(),
+                    started_at_ms: call.try_get("started_at")?,
+                    account,
+                    number,
+                    contact_first_name: first,
+                    contact_last_name: last,
+                    contact_opted_out: opted_out,
+                    last_text_back_at_ms,
+                };
+                let (status, reason) = match plan(&input) {
+                    TextBackPlan::Send { body } => {
+                        let id: Option<i64> = sqlx::query_scalar(
+                            "INSERT INTO messages (account_id, number_id, contact_id, call_id, kind, direction, \
+                             from_phone, to_phone, body, status, carrier, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, 'text_back', 'outbound', $5, $6, $7, 'pending', $8, $9, $9) \
+                             ON CONFLICT DO NOTHING RETURNING id",
+                        )
+                        .bind(account_id)
+                        .bind(number_id)
+                        .bind(contact_id)
+                        .bind(job.subject_id)
+                        .bind(&input.number.e164)
+                        .bind(caller_phone.as_deref().unwrap_or_default())
+                        .bind(&body)
+                        .bind(&input.number.carrier)
+                        .bind(now_ms)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if let Some(id) = id {
+                            let _queued = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
+                        }
+                        message_id = id;
+                        ("queued".to_owned(), None)
+                    }
+                    TextBackPlan::Skip { reason } => ("skipped".to_owned(), Some(reason)),
+                    TextBackPlan::Failed { reason } => ("failed".to_owned(), Some(reason)),
+                };
+                sqlx::query(
+                    "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 WHERE id = $1",
+                )
+                .bind(job.subject_id)
+                .bind(status)
+                .bind(reason)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            message_id
+        });
+        if message_id.is_some() {
+            self.wake_workers();
+        }
+        Ok(message_id)
+    }
+
+    pub async fn call_by_carrier_id(&self, carrier_call_id: &str) -> Result<Option<CallView>> {
+        let sql = format!("{CALL_VIEW} WHERE c.carrier_call_id = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(carrier_call_id).fetch_optional(pool).await?;
+            Ok(match row { Some(r) => Some(call_view_from_row!(r)), None => None })
+        })
+    }
+
+    pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallView>> {
+        let sql = format!("{CALL_VIEW} ORDER BY c.started_at DESC, c.id DESC LIMIT $1");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows { out.push(call_view_from_row!(r)); }
+            Ok(out)
+        })
+    }
+}

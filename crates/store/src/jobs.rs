@@ -1,0 +1,198 @@
+//! The durable job queue. A job is enqueued inside the transaction of the fact that caused
+//! it, claimed with a lease (an expired lease is claimed again), deleted when done, retried
+//! later with backoff on failure, and parked as `dead` after its last attempt.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use crate::{Db, Result, Store, StoreError, in_write_tx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Decide and queue the text back for a missed call (subject: call id).
+    MissedCall,
+    /// Send one outbound message through its carrier (subject: message id).
+    SendMessage,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::MissedCall => "missed_call",
+            JobKind::SendMessage => "send_message",
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobKind> {
+        match s {
+            "missed_call" => Ok(JobKind::MissedCall),
+            "send_message" => Ok(JobKind::SendMessage),
+            other => Err(StoreError::Corrupt(format!("unknown job kind {other:?}"))),
+        }
+    }
+
+    pub fn max_attempts(self) -> i64 {
+        match self {
+            JobKind::MissedCall => 10,
+            JobKind::SendMessage => 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub subject_id: i64,
+    /// Attempts including the current one.
+    pub attempts: i64,
+    pub max_attempts: i64,
+}
+
+/// Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 minutes, each drawn
+/// from the upper half of its window so retries from many jobs spread out.
+pub fn retry_delay(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 20) as u32 - 1;
+    let base_ms = 1000u64.saturating_mul(1u64 << exp.min(16)).min(300_000);
+    let jitter = fastrand::u64(0..=base_ms / 2);
+    Duration::from_millis(base_ms / 2 + jitter)
+}
+
+/// Enqueues a job on an open transaction; a job whose unique key is already queued is
+/// not added twice. Evaluates to whether a row was inserted.
+macro_rules! enqueue {
+    ($tx:expr, $kind:expr, $subject:expr, $unique_key:expr, $run_at:expr, $now:expr) => {{
+        let kind: $crate::JobKind = $kind;
+        let unique_key: Option<String> = $unique_key;
+        sqlx::query(
+            "INSERT INTO jobs (kind, subject_id, unique_key, run_at, max_attempts, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (unique_key) DO NOTHING",
+        )
+        .bind(kind.as_str())
+        .bind($subject)
+        .bind(unique_key)
+        .bind($run_at)
+        .bind(kind.max_attempts())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            > 0
+    }};
+}
+
+pub(crate) use enqueue;
+
+impl Store {
+    /// Claims up to `limit` due jobs for `lease`. PostgreSQL skips rows another instance
+    /// holds; SQLite serialises writers, so the IMMEDIATE transaction is enough.
+    pub async fn claim_jobs(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let until = now_ms + lease.as_millis() as i64;
+        let skip_locked = match self.db {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
+               AND (locked_until IS NULL OR locked_until <= $3) ORDER BY run_at, id LIMIT $4{skip_locked}) \
+             RETURNING id, kind, subject_id, attempts, max_attempts"
+        );
+        let rows = in_write_tx!(self, tx => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(until)
+                .bind(worker)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut jobs = Vec::with_capacity(rows.len());
+            for r in rows {
+                jobs.push(Job {
+                    id: r.try_get("id")?,
+                    kind: JobKind::parse(r.try_get::<&str, _>("kind")?)?,
+                    subject_id: r.try_get("subject_id")?,
+                    attempts: r.try_get("attempts")?,
+                    max_attempts: r.try_get("max_attempts")?,
+                });
+            }
+            jobs
+        });
+        Ok(rows)
+    }
+
+    pub async fn complete_job(&self, job_id: i64) -> Result<()> {
+        in_write_tx!(self, tx => {
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    /// Schedules another attempt at `run_at_ms`, or parks the job as dead after its last.
+    pub async fn retry_job(&self, job: &Job, error: &str, run_at_ms: i64) -> Result<bool> {
+        let dead = job.attempts >= job.max_attempts;
+        let status = if dead { "dead" } else { "queued" };
+        in_write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, \
+                 last_error = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(run_at_ms)
+            .bind(error)
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
+        });
+        if !dead {
+            self.wake_workers();
+        }
+        Ok(!dead)
+    }
+
+    /// When the earliest queued job becomes due, so an idle worker knows how long to sleep.
+    pub async fn next_job_due(&self) -> Result<Option<i64>> {
+        crate::on_pool!(self, pool => {
+            let v: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > run_at \
+                 THEN locked_until ELSE run_at END) FROM jobs WHERE status = 'queued'",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(v)
+        })
+    }
+
+    /// Jobs by state, for diagnostics and tests: (queued, dead).
+    pub async fn job_counts(&self) -> Result<(i64, i64)> {
+        crate::on_pool!(self, pool => {
+            let q: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+                .fetch_one(pool).await?;
+            let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'dead'")
+                .fetch_one(pool).await?;
+            Ok((q, d))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..30 {
+            let d = retry_delay(attempt).as_millis() as u64;
+            let base = 1000u64.saturating_mul(1 << (attempt.clamp(1, 20) - 1).min(16)).min(300_000);
+            assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d}");
+        }
+        assert!(retry_delay(40) <= Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,76 @@
+//! A small migration runner: each backend has its own ordered SQL files, embedded in the
+//! binary. (sqlx's `migrate!` would pull in its macro crate, compiled once per driver.)
+
+use crate::{Db, Result};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS textback_migrations (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Applies each migration not yet recorded, in its own transaction, on one backend.
+macro_rules! apply_all {
+    ($migrations:expr, $begin:expr, $before:expr) => {{
+        let mut applied = 0;
+        for m in $migrations {
+            let mut tx = $begin.await?;
+            for stmt in $before {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
+            let done = sqlx::query("SELECT version FROM textback_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_none() {
+                sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO textback_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                )
+                .bind(m.version)
+                .bind(m.name)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                applied += 1;
+            }
+            tx.commit().await?;
+        }
+        applied
+    }};
+}
+
+pub(crate) async fn run(db: &Db) -> Result<usize> {
+    Ok(match db {
+        Db::Sqlite(pool) => apply_all!(SQLITE, pool.begin_with("BEGIN IMMEDIATE"), [CREATE_TABLE]),
+        // Several instances may start at once: the advisory lock lets one migrate while the
+        // others wait, then find the work done.
+        Db::Postgres(pool) => apply_all!(
+            POSTGRES,
+            pool.begin(),
+            ["SELECT pg_advisory_xact_lock(727384)", CREATE_TABLE]
+        ),
+    })
+}
