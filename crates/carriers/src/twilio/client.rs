@@ -1,0 +1,188 @@
+//! Twilio's Messages API on reqwest (API 2010-04-01).
+//!
+//! Create answers `201` with the Message resource (`sid`, `status`, `num_segments` as a
+//! string, `error_code`); errors come as `{code, message, more_info, status}`. A 429 (code
+//! 20429) was never processed and is safe to retry after `Retry-After`; 5xx and time-outs
+//! before the request left are retried; any other 4xx (21211 invalid number, 21610 the
+//! recipient opted out, 21614 not a mobile…) is final. A time-out after the request left is
+//! ambiguous: the message may exist, so the caller lists messages before sending again.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::SendResult;
+
+pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
+
+#[derive(Clone)]
+pub struct TwilioCredentials {
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+impl std::fmt::Debug for TwilioCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TwilioCredentials({}, auth token hidden)", self.account_sid)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioClient {
+    http: reqwest::Client,
+    base: String,
+    creds: TwilioCredentials,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageResource {
+    sid: String,
+    status: Option<String>,
+    num_segments: Option<String>,
+    body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+    more_info: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageList {
+    messages: Vec<MessageResource>,
+}
+
+/// A message found on the carrier while reconciling an ambiguous send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundMessage {
+    pub sid: String,
+    pub status: String,
+    pub segments: Option<i64>,
+}
+
+impl TwilioClient {
+    pub fn new(base: &str, creds: TwilioCredentials, timeout: Duration) -> Result<TwilioClient, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("textback/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(TwilioClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            creds,
+        })
+    }
+
+    fn messages_url(&self) -> String {
+        format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base, self.creds.account_sid)
+    }
+
+    /// Sends one text. Does not retry: the job queue owns retries, so they survive restarts.
+    pub async fn send_message(&self, from: &str, to: &str, body: &str, status_callback: Option<&str>) -> SendResult {
+        let mut form: Vec<(&str, &str)> = vec![("To", to), ("From", from), ("Body", body)];
+        if let Some(cb) = status_callback {
+            form.push(("StatusCallback", cb));
+        }
+        let response = self
+            .http
+            .post(self.messages_url())
+            .basic_auth(&self.creds.account_sid, Some(&self.creds.auth_token))
+            .form(&form)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return classify_transport_error(&e),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return if status.is_success() {
+                    SendResult::Ambiguous { message: format!("reading Twilio's answer failed: {e}") }
+                } else {
+                    SendResult::Retryable { message: format!("reading Twilio's answer failed: {e}"), retry_after }
+                };
+            }
+        };
+        if status.is_success() {
+            return match serde_json::from_slice::<MessageResource>(&bytes) {
+                Ok(m) => SendResult::Accepted {
+                    carrier_message_id: m.sid,
+                    status: m.status.unwrap_or_else(|| "queued".to_owned()),
+                    segments: m.num_segments.and_then(|s| s.parse().ok()),
+                },
+                // Twilio said yes but we cannot read the sid: the message exists.
+                Err(e) => SendResult::Ambiguous { message: format!("Twilio answered {status} with an unreadable body: {e}") },
+            };
+        }
+        let err: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        let code = err.as_ref().and_then(|e| e.code);
+        let message = err
+            .as_ref()
+            .and_then(|e| e.message.clone())
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let more = err.and_then(|e| e.more_info).map(|m| format!(" ({m})")).unwrap_or_default();
+        if status.as_u16() == 429 || status.is_server_error() {
+            SendResult::Retryable {
+                message: format!("Twilio answered {}: {message}{more}", status.as_u16()),
+                retry_after,
+            }
+        } else {
+            SendResult::Rejected { code, message: format!("{message}{more}") }
+        }
+    }
+
+    /// Looks for a message from `from` to `to` with exactly `body`, created on or after the
+    /// UTC day of `since_date` (`YYYY-MM-DD`): the reconcile step before resending after
+    /// an ambiguous attempt.
+    pub async fn find_message(&self, from: &str, to: &str, body: &str, since_date: &str) -> Result<Option<FoundMessage>, String> {
+        let response = self
+            .http
+            .get(self.messages_url())
+            .basic_auth(&self.creds.account_sid, Some(&self.creds.auth_token))
+            .query(&[("To", to), ("From", from), ("DateSent>", since_date), ("PageSize", "50")])
+            .send()
+            .await
+            .map_err(|e| format!("listing messages failed: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("listing messages answered {}", response.status()));
+        }
+        let list: MessageList = response
+            .json()
+            .await
+            .map_err(|e| format!("listing messages returned an unreadable body: {e}"))?;
+        Ok(list
+            .messages
+            .into_iter()
+            .find(|m| m.body.as_deref() == Some(body))
+            .map(|m| FoundMessage {
+                sid: m.sid,
+                status: m.status.unwrap_or_else(|| "queued".into()),
+                segments: m.num_segments.and_then(|s| s.parse().ok()),
+            }))
+    }
+}
+
+fn classify_transport_error(e: &reqwest::Error) -> SendResult {
+    if e.is_connect() || e.is_builder() {
+        // Never reached Twilio: safe to send again.
+        SendResult::Retryable {
+            message: format!("could not reach Twilio: {e}"),
+            retry_after: None,
+        }
+    } else {
+        SendResult::Ambiguous {
+            message: format!("no answer from Twilio: {e}"),
+        }
+    }
+}
