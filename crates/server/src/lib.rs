@@ -1,1 +1,139 @@
+//! The Textback server: carrier webhooks, health endpoints and the background workers that
+//! turn a missed call into one text back.
 
+mod error;
+mod health;
+mod routes_cache;
+mod sender;
+mod state;
+mod text_back;
+mod webhooks;
+pub mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use textback_carriers::twilio::{SignatureCheck, TwilioClient, TwilioCredentials};
+use textback_core::Clock;
+use textback_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::WebhookError;
+pub use state::AppState;
+pub use worker::Worker;
+
+/// Largest webhook body accepted; Twilio's are a few KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The base URL the carrier calls (signatures are checked against it).
+    pub public_url: String,
+    /// Twilio credentials; `None` runs every number on the sandbox carrier.
+    pub twilio: Option<TwilioCredentials>,
+    pub twilio_api_base: String,
+    /// Shared key for webhooks signed with HMAC-SHA256 (Twilio webhook settings).
+    pub webhook_shared_key: Option<String>,
+    /// Key the sandbox's simulated webhooks are signed with when there is no auth token.
+    pub sandbox_token: String,
+    /// Concurrent worker loops; 0 runs none (an API-only instance, or tests that step).
+    pub workers: usize,
+    /// How long Twilio gets to answer one request.
+    pub carrier_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("public_url", &self.public_url)
+            .field("twilio", &self.twilio)
+            .field("twilio_api_base", &self.twilio_api_base)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not build the HTTP client for Twilio: {0}")]
+    HttpClient(String),
+    #[error("serving HTTP failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// One running Textback: the router plus its workers.
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+        let twilio = match &config.twilio {
+            Some(creds) => Some(
+                TwilioClient::new(&config.twilio_api_base, creds.clone(), config.carrier_timeout)
+                    .map_err(|e| StartError::HttpClient(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let signature = SignatureCheck {
+            auth_token: config
+                .twilio
+                .as_ref()
+                .map(|c| c.auth_token.clone())
+                .unwrap_or_else(|| config.sandbox_token.clone()),
+            shared_key: config.webhook_shared_key.clone(),
+        };
+        let state = AppState {
+            store,
+            clock,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            signature,
+            twilio,
+            routes: routes_cache::RoutesCache::default(),
+            workers: config.workers,
+        };
+        Ok(App { state })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .merge(health::routes())
+            .merge(webhooks::routes())
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.state.clone())
+    }
+
+    /// A worker that processes due jobs when stepped (tests) or in a loop (`run`).
+    pub fn worker(&self, name: &str) -> Worker {
+        Worker::new(self.state.clone(), name)
+    }
+
+    /// Serves HTTP on `listener` and runs the configured workers until `shutdown`
+    /// resolves; then stops taking requests, finishes those in flight and stops workers.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut worker_tasks = Vec::new();
+        for i in 0..self.state.workers {
+            let w = self.worker(&format!("{}-w{i}", std::process::id()));
+            worker_tasks.push(tokio::spawn(w.run(stop_rx.clone())));
+        }
+        let router = self.router();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+        });
+        let result = server.await;
+        let _ = stop_tx.send(true);
+        for t in worker_tasks {
+            let _ = t.await;
+        }
+        result.map_err(StartError::Serve)
+    }
+}

@@ -45,7 +45,7 @@ pub struct TextBackInput {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextBackPlan {
-    Send { body: String },
+    Send { body: String, carrier: String },
     Skip { reason: String },
     Failed { reason: String },
 }
@@ -333,7 +333,7 @@ impl Store {
                     last_text_back_at_ms,
                 };
                 let (status, reason) = match plan(&input) {
-                    TextBackPlan::Send { body } => {
+                    TextBackPlan::Send { body, carrier } => {
                         let id: Option<i64> = sqlx::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, call_id, kind, direction, \
                              from_phone, to_phone, body, status, carrier, created_at, updated_at) \
@@ -347,7 +347,7 @@ impl Store {
                         .bind(&input.number.e164)
                         .bind(caller_phone.as_deref().unwrap_or_default())
                         .bind(&body)
-                        .bind(&input.number.carrier)
+                        .bind(&carrier)
                         .bind(now_ms)
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -377,6 +377,25 @@ impl Store {
             self.wake_workers();
         }
         Ok(message_id)
+    }
+
+    /// Attaches a voicemail recording to its call.
+    pub async fn record_voicemail(&self, carrier_call_id: &str, url: &str, secs: Option<i64>, now_ms: i64) -> Result<bool> {
+        let n = in_write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE calls SET recording_url = $2, recording_secs = $3, \
+                 outcome = CASE WHEN outcome = 'missed' THEN 'voicemail' ELSE outcome END, updated_at = $4 \
+                 WHERE carrier_call_id = $1",
+            )
+            .bind(carrier_call_id)
+            .bind(url)
+            .bind(secs)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
     }
 
     pub async fn call_by_carrier_id(&self, carrier_call_id: &str) -> Result<Option<CallView>> {

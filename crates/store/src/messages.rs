@@ -35,7 +35,13 @@ pub enum SendOutcome {
     /// Not sent, on purpose (the contact opted out meanwhile, …).
     Canceled { reason: String },
     /// A temporary failure; another attempt follows (or none, when `final_attempt`).
-    Temporary { message: String, final_attempt: bool },
+    /// `ambiguous`: the request may have reached the carrier, so the message stays
+    /// `sending` and the next attempt reconciles first.
+    Temporary {
+        message: String,
+        final_attempt: bool,
+        ambiguous: bool,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -158,8 +164,8 @@ impl Store {
                 "canceled", None, None, None, None, Some(reason.clone()),
                 Some(("canceled", Some(reason.clone()))),
             ),
-            SendOutcome::Temporary { message, final_attempt } => (
-                if *final_attempt { "failed" } else { "sending" },
+            SendOutcome::Temporary { message, final_attempt, ambiguous } => (
+                if *final_attempt { "failed" } else if *ambiguous { "sending" } else { "pending" },
                 None, None, None, None, Some(message.clone()),
                 final_attempt.then(|| ("failed", Some(format!("gave up after {} attempts: {message}", msg.attempts)))),
             ),

@@ -55,6 +55,8 @@ CREATE TABLE calls (
     missed_at BIGINT,
     ended_at BIGINT,
     duration_secs BIGINT,
+    recording_url TEXT,
+    recording_secs BIGINT,
     text_back_status TEXT,
     text_back_reason TEXT,
     created_at BIGINT NOT NULL,

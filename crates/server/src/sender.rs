@@ -1,0 +1,107 @@
+//! Sends one queued message through its carrier, exactly once.
+//!
+//! The message row is marked `sending` before the request leaves. Finding it still
+//! `sending` on a later attempt means an earlier one may have reached the carrier (a
+//! time-out, or a crash mid-request): the carrier's message list is checked for it before
+//! anything is sent again.
+
+use jiff::Timestamp;
+use textback_carriers::{SendResult, sandbox};
+use textback_core::phone::redact;
+use textback_store::{Job, OutboundMessage, SendOutcome};
+
+use crate::AppState;
+use crate::worker::JobFailure;
+
+const DONE: &[&str] = &["sent", "sandbox", "failed", "canceled", "delivered"];
+
+pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+    let store = &state.store;
+    let Some(msg) = store.outbound_message(job.subject_id).await? else {
+        store.complete_job(job.id).await?;
+        return Ok(());
+    };
+    if DONE.contains(&msg.status.as_str()) || msg.carrier_message_id.is_some() {
+        store.complete_job(job.id).await?;
+        return Ok(());
+    }
+    // The final opt-out check, just before the text leaves.
+    if msg.contact_opted_out {
+        record(state, &msg, SendOutcome::Canceled { reason: "opted_out".into() }).await?;
+        store.complete_job(job.id).await?;
+        return Ok(());
+    }
+    if msg.status == "sending"
+        && let Some(found) = reconcile(state, &msg).await?
+    {
+        record(state, &msg, found).await?;
+        store.complete_job(job.id).await?;
+        return Ok(());
+    }
+    store.mark_send_attempt(msg.id, state.now_ms()).await?;
+    let result = match (msg.carrier.as_str(), &state.twilio) {
+        ("twilio", Some(client)) => {
+            let callback = state.public("/webhooks/twilio/sms/status");
+            client.send_message(&msg.from_phone, &msg.to_phone, &msg.body, Some(&callback)).await
+        }
+        _ => sandbox::send(),
+    };
+    let last = job.attempts >= job.max_attempts;
+    match result {
+        SendResult::Accepted { carrier_message_id, status, segments } => {
+            tracing::info!(message = msg.id, to = %redact(&msg.to_phone), carrier = %msg.carrier, "text sent");
+            record(state, &msg, SendOutcome::Accepted { carrier_message_id, carrier_status: status, segments }).await?;
+            store.complete_job(job.id).await?;
+            Ok(())
+        }
+        SendResult::Rejected { code, message } => {
+            tracing::warn!(message = msg.id, code = ?code, reason = %message, "carrier rejected the text");
+            record(state, &msg, SendOutcome::Rejected { code, message }).await?;
+            store.complete_job(job.id).await?;
+            Ok(())
+        }
+        SendResult::Retryable { message, retry_after } => {
+            record(state, &msg, SendOutcome::Temporary { message: message.clone(), final_attempt: last, ambiguous: false }).await?;
+            Err(JobFailure { message, retry_after })
+        }
+        SendResult::Ambiguous { message } => {
+            record(state, &msg, SendOutcome::Temporary { message: message.clone(), final_attempt: last, ambiguous: true }).await?;
+            Err(JobFailure { message, retry_after: None })
+        }
+    }
+}
+
+async fn record(state: &AppState, msg: &OutboundMessage, outcome: SendOutcome) -> Result<(), JobFailure> {
+    state.store.record_send_outcome(msg, &outcome, state.now_ms()).await?;
+    Ok(())
+}
+
+/// Looks the message up at the carrier after an attempt that may have gone through.
+async fn reconcile(state: &AppState, msg: &OutboundMessage) -> Result<Option<SendOutcome>, JobFailure> {
+    let Some(client) = state.twilio.as_ref().filter(|_| msg.carrier == "twilio") else {
+        return Ok(None);
+    };
+    let since = msg
+        .last_attempt_at_ms
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .unwrap_or_else(|| state.clock.now());
+    // Twilio filters by UTC day; a day earlier covers attempts made just before midnight.
+    let day = since
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(since)
+        .strftime("%Y-%m-%d")
+        .to_string();
+    match client.find_message(&msg.from_phone, &msg.to_phone, &msg.body, &day).await {
+        Ok(Some(found)) => {
+            tracing::info!(message = msg.id, "an earlier ambiguous send did reach the carrier");
+            Ok(Some(SendOutcome::Accepted {
+                carrier_message_id: found.sid,
+                carrier_status: found.status,
+                segments: found.segments,
+            }))
+        }
+        Ok(None) => Ok(None),
+        // Without an answer we cannot know; sending now could double the text.
+        Err(e) => Err(JobFailure { message: format!("reconcile before resend: {e}"), retry_after: None }),
+    }
+}

@@ -1,0 +1,38 @@
+use std::sync::Arc;
+
+use textback_carriers::twilio::{SignatureCheck, TwilioClient};
+use textback_core::Clock;
+use textback_store::Store;
+
+use crate::routes_cache::RoutesCache;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// Base URL the carrier calls, without a trailing slash.
+    pub public_url: String,
+    pub signature: SignatureCheck,
+    /// `None`: the sandbox carrier handles every text.
+    pub twilio: Option<TwilioClient>,
+    pub routes: RoutesCache,
+    pub workers: usize,
+}
+
+impl AppState {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().as_millisecond()
+    }
+
+    /// The carrier a new message will go through.
+    pub fn carrier_for(&self, number_carrier: &str) -> &'static str {
+        match (number_carrier, &self.twilio) {
+            ("twilio", Some(_)) => "twilio",
+            _ => "sandbox",
+        }
+    }
+
+    pub fn public(&self, path: &str) -> String {
+        format!("{}{}", self.public_url, path)
+    }
+}

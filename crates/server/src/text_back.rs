@@ -1,0 +1,73 @@
+//! Plans the text back for one missed call from the facts the store read: the texting
+//! rules and the template, both pure code from `textback-core`.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use textback_core::text_back::decide;
+use textback_core::{CallerId, MessageTemplate, Phone, RenderContext, TextBackDecision, TextBackFacts};
+use textback_store::{TextBackInput, TextBackPlan};
+
+pub fn plan(input: &TextBackInput, now: Timestamp, carrier: &str) -> TextBackPlan {
+    let caller = match &input.caller_phone {
+        Some(p) => match Phone::parse(p) {
+            Ok(phone) => CallerId::Number(phone),
+            Err(_) => CallerId::Unparseable(p.clone()),
+        },
+        None => CallerId::from_carrier(&input.caller),
+    };
+    let same = |list: &[String]| {
+        caller.phone().is_some_and(|p| {
+            list.iter()
+                .any(|n| Phone::parse(n).map(|n| &n == p).unwrap_or(false))
+        })
+    };
+    let facts = TextBackFacts {
+        caller: &caller,
+        text_back_enabled: input.account.text_back_enabled,
+        number_active: input.number.active,
+        caller_is_team_phone: same(&input.number.ring_to),
+        caller_on_do_not_text_list: same(&input.account.do_not_text),
+        contact_opted_out: input.contact_opted_out,
+        last_text_back_at: input
+            .last_text_back_at_ms
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+        cooldown: std::time::Duration::from_secs(input.account.cooldown_secs.max(0) as u64),
+        now,
+    };
+    if let TextBackDecision::Skip(reason) = decide(&facts) {
+        return TextBackPlan::Skip {
+            reason: reason.code().to_owned(),
+        };
+    }
+    let template = match MessageTemplate::parse(&input.account.text_back_template) {
+        Ok(t) => t,
+        Err(e) => {
+            return TextBackPlan::Failed {
+                reason: format!("the text back message is not valid: {e}"),
+            };
+        }
+    };
+    let tz = TimeZone::get(&input.account.time_zone).unwrap_or(TimeZone::UTC);
+    let call_time = Timestamp::from_millisecond(input.started_at_ms)
+        .map(|t| tz.to_datetime(t).strftime("%-I:%M %p").to_string())
+        .unwrap_or_default();
+    let ctx = RenderContext {
+        contact_phone: caller.phone().map(|p| p.to_string()).unwrap_or_default(),
+        contact_first_name: input.contact_first_name.clone(),
+        contact_last_name: input.contact_last_name.clone(),
+        business_name: input.account.name.clone(),
+        business_phone: input.number.e164.clone(),
+        business_booking_link: input.account.booking_link.clone(),
+        call_time,
+        user_first_name: None,
+    };
+    match template.render(&ctx) {
+        Ok(body) => TextBackPlan::Send {
+            body,
+            carrier: carrier.to_owned(),
+        },
+        Err(e) => TextBackPlan::Failed {
+            reason: format!("the text back message could not be rendered: {e}"),
+        },
+    }
+}

@@ -1,0 +1,15 @@
+//! Carrier webhooks. Every request is signature-checked over its raw body before anything
+//! is parsed or stored.
+
+mod signed_form;
+mod twilio_voice;
+
+use axum::Router;
+
+use crate::AppState;
+
+pub use signed_form::TwilioForm;
+
+pub fn routes() -> Router<AppState> {
+    twilio_voice::routes()
+}

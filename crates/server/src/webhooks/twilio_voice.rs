@@ -1,0 +1,214 @@
+//! Twilio voice webhooks: ring the team, settle the missed-call rule, take a voicemail.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use textback_carriers::twilio::twiml;
+use textback_core::call::{DialStatus, dial_outcome};
+use textback_core::phone::redact;
+use textback_core::{CallerId, Phone};
+use textback_store::{DialFacts, NewCall, NumberRoute};
+
+use super::TwilioForm;
+use crate::{AppState, WebhookError};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/twilio/voice", post(voice))
+        .route("/webhooks/twilio/voice/dial-status", post(dial_status))
+        .route("/webhooks/twilio/voice/status", post(call_status))
+        .route("/webhooks/twilio/voice/screen", post(screen))
+        .route("/webhooks/twilio/voice/screen-result", post(screen_result))
+        .route("/webhooks/twilio/voice/recording", post(recording))
+}
+
+fn twiml_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+const NOT_IN_SERVICE: &str = "Sorry, this number is not in service.";
+
+/// Finds who owns the called number. When the database fails, the last known routing is
+/// used so the call still rings the team.
+async fn route(state: &AppState, to: &str) -> Result<Option<NumberRoute>, WebhookError> {
+    let e164 = Phone::parse(to)
+        .map_err(|e| WebhookError::BadRequest(format!("To: {e}")))?
+        .to_string();
+    match state.store.route_for_number(&e164).await {
+        Ok(Some(route)) => {
+            state.routes.remember(&route);
+            Ok(Some(route))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => match state.routes.get(&e164) {
+            Some(cached) => {
+                tracing::error!(error = %e, "database unavailable; routing call from cache");
+                Ok(Some(cached))
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+fn new_call(state: &AppState, route: &NumberRoute, form: &TwilioForm) -> Result<NewCall, WebhookError> {
+    let sid = form.require("CallSid")?;
+    let caller = CallerId::from_carrier(form.get("From").unwrap_or_default());
+    Ok(NewCall {
+        account_id: route.number.account_id,
+        number_id: route.number.id,
+        carrier: "twilio".to_owned(),
+        carrier_call_id: sid.to_owned(),
+        caller: caller.raw(),
+        caller_phone: caller.phone().map(|p| p.to_string()),
+        at_ms: state.now_ms(),
+    })
+}
+
+fn unknown_number(to: &str) -> Response {
+    tracing::warn!(to = %redact(to), "call to a number no account owns");
+    twiml_response(twiml::say(NOT_IN_SERVICE))
+}
+
+/// The number's voice URL: ring the team's phones with `<Dial>`.
+async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+    let to = form.require("To")?;
+    let Some(route) = route(&state, to).await? else {
+        return Ok(unknown_number(to));
+    };
+    let call = new_call(&state, &route, &form)?;
+    if route.number.ring_to.is_empty() {
+        // Nobody to ring: this call is missed from the start.
+        settle(&state, &route, &call, None, |_| true).await?;
+        return Ok(twiml_response(twiml::voicemail(&route.account_name, &state.public("/webhooks/twilio/voice/recording"))));
+    }
+    if let Err(e) = state.store.record_incoming_call(&call).await {
+        // The phone keeps ringing; the Dial result and status callback record it later.
+        tracing::error!(error = %e, "could not record the incoming call");
+    }
+    let screen_url = route.number.call_screening.then(|| {
+        state.public(&format!(
+            "/webhooks/twilio/voice/screen?parent={}&number={}",
+            url_encode(&call.carrier_call_id),
+            url_encode(&route.number.e164)
+        ))
+    });
+    Ok(twiml_response(twiml::dial(
+        &route.number.ring_to,
+        route.number.ring_seconds,
+        &state.public("/webhooks/twilio/voice/dial-status"),
+        None,
+        screen_url.as_deref(),
+    )))
+}
+
+async fn settle(
+    state: &AppState,
+    route: &NumberRoute,
+    call: &NewCall,
+    dial_status: Option<&str>,
+    decide: impl FnOnce(bool) -> bool,
+) -> Result<bool, WebhookError> {
+    let facts = DialFacts {
+        call: call.clone(),
+        dial_status: dial_status.map(str::to_owned),
+    };
+    let (missed, newly) = state.store.record_dial_result(&facts, decide, state.now_ms()).await?;
+    if newly {
+        tracing::info!(
+            account = %route.account_slug,
+            call = %call.carrier_call_id,
+            caller = %redact(&call.caller),
+            outcome = if missed { "missed" } else { "answered" },
+            "call settled"
+        );
+    }
+    Ok(missed)
+}
+
+/// The `<Dial>` action: applies the missed-call rule. A miss is durable (call, contact and
+/// the text back job in one transaction) before the caller hears the voicemail greeting.
+async fn dial_status(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+    let to = form.require("To")?;
+    let raw_status = form.require("DialCallStatus")?;
+    let status = DialStatus::parse(raw_status).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+    let Some(route) = route(&state, to).await? else {
+        return Ok(unknown_number(to));
+    };
+    let call = new_call(&state, &route, &form)?;
+    let screening = route.number.call_screening;
+    let missed = settle(&state, &route, &call, Some(status.as_str()), |accepted| {
+        dial_outcome(status, screening, accepted).is_missed()
+    })
+    .await?;
+    if missed {
+        Ok(twiml_response(twiml::voicemail(&route.account_name, &state.public("/webhooks/twilio/voice/recording"))))
+    } else {
+        Ok(twiml_response(twiml::hangup()))
+    }
+}
+
+const FINAL_CALL_STATUSES: &[&str] = &["completed", "busy", "no-answer", "failed", "canceled"];
+
+/// The number's status callback: records how the call ended, and settles as missed a call
+/// that ended without a `<Dial>` result (the caller hung up first, or the dial never ran).
+async fn call_status(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+    let to = form.require("To")?;
+    let call_status = form.require("CallStatus")?;
+    let Some(route) = route(&state, to).await? else {
+        return Ok(unknown_number(to));
+    };
+    let call = new_call(&state, &route, &form)?;
+    let duration = form.get("CallDuration").and_then(|d| d.parse::<i64>().ok());
+    let before = state
+        .store
+        .record_call_status(&call, call_status, duration, state.now_ms())
+        .await?;
+    if before.is_none() && FINAL_CALL_STATUSES.contains(&call_status) {
+        settle(&state, &route, &call, None, |_| true).await?;
+    }
+    Ok(twiml_response(twiml::connect()))
+}
+
+/// Call screening, on the team member's leg: whisper who is calling and wait for a key.
+async fn screen(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+    let parent = form
+        .query("parent")
+        .ok_or_else(|| WebhookError::BadRequest("missing parent call id".into()))?
+        .to_owned();
+    let business = match form.query("number") {
+        Some(number) => route(&state, number).await.ok().flatten().map(|r| r.account_name),
+        None => None,
+    };
+    let action = state.public(&format!("/webhooks/twilio/voice/screen-result?parent={}", url_encode(&parent)));
+    Ok(twiml_response(twiml::screen_prompt(business.as_deref().unwrap_or("the business"), &action)))
+}
+
+/// The key the team member pressed. Only `1` takes the call; anything else hangs up this
+/// leg, and the dial goes on as unanswered.
+async fn screen_result(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+    let parent = form
+        .query("parent")
+        .ok_or_else(|| WebhookError::BadRequest("missing parent call id".into()))?;
+    if form.get("Digits") == Some("1") {
+        state.store.record_screen_accepted(parent, state.now_ms()).await?;
+        Ok(twiml_response(twiml::connect()))
+    } else {
+        Ok(twiml_response(twiml::hangup()))
+    }
+}
+
+/// The `<Record>` action: the voicemail's recording attaches to the call.
+async fn recording(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+    let sid = form.require("CallSid")?;
+    if let Some(url) = form.get("RecordingUrl").filter(|u| !u.is_empty()) {
+        let secs = form.get("RecordingDuration").and_then(|d| d.parse().ok());
+        state.store.record_voicemail(sid, url, secs, state.now_ms()).await?;
+    }
+    Ok(twiml_response(twiml::hangup()))
+}
+
+fn url_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -1,0 +1,134 @@
+//! Workers claim due jobs and run them: decide a missed call's text back, send a message.
+//! They wake at once when work is enqueued, and otherwise when the next job falls due.
+
+use std::time::Duration;
+
+use textback_store::{Job, JobKind, retry_delay};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::AppState;
+use crate::sender::send;
+use crate::text_back::plan;
+
+/// How long a claimed job is ours; a crashed worker's jobs are claimed again after it.
+const LEASE: Duration = Duration::from_secs(60);
+/// Jobs claimed at once; they run concurrently (sends wait on the carrier).
+const BATCH: i64 = 32;
+/// Longest idle sleep, so jobs enqueued by another instance are not left waiting long.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+pub struct Worker {
+    state: AppState,
+    name: String,
+}
+
+impl Worker {
+    pub fn new(state: AppState, name: &str) -> Worker {
+        Worker {
+            state,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Claims and runs one batch of due jobs; returns how many ran.
+    pub async fn step(&self) -> usize {
+        let now = self.state.now_ms();
+        let jobs = match self.state.store.claim_jobs(&self.name, now, LEASE, BATCH).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming jobs failed");
+                return 0;
+            }
+        };
+        let n = jobs.len();
+        let mut set = JoinSet::new();
+        for job in jobs {
+            let state = self.state.clone();
+            set.spawn(async move { run_job(&state, job).await });
+        }
+        while set.join_next().await.is_some() {}
+        n
+    }
+
+    /// Steps until no job is due now. For tests and `simulate-call`.
+    pub async fn drain(&self) -> usize {
+        let mut total = 0;
+        loop {
+            let n = self.step().await;
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let signal = self.state.store.work_signal();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let notified = signal.notified();
+            if self.step().await > 0 {
+                continue;
+            }
+            let wait = match self.state.store.next_job_due().await {
+                Ok(Some(due)) => {
+                    let ms = (due - self.state.now_ms()).clamp(0, IDLE_POLL.as_millis() as i64);
+                    Duration::from_millis(ms as u64)
+                }
+                _ => IDLE_POLL,
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+async fn run_job(state: &AppState, job: Job) {
+    let result = match job.kind {
+        JobKind::MissedCall => decide_text_back(state, &job).await,
+        JobKind::SendMessage => send(state, &job).await,
+    };
+    if let Err(failure) = result {
+        let delay = failure.retry_after.unwrap_or_else(|| retry_delay(job.attempts));
+        let run_at = state.now_ms() + delay.as_millis() as i64;
+        match state.store.retry_job(&job, &failure.message, run_at).await {
+            Ok(true) => tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed; will retry"),
+            Ok(false) => tracing::error!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed for the last time"),
+            Err(e) => tracing::error!(job = job.id, error = %e, "could not reschedule job; its lease will expire"),
+        }
+    }
+}
+
+/// A job that should run again later.
+pub(crate) struct JobFailure {
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<textback_store::StoreError> for JobFailure {
+    fn from(e: textback_store::StoreError) -> Self {
+        JobFailure {
+            message: e.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+async fn decide_text_back(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+    let now = state.clock.now();
+    let carrier_of = |c: &str| state.carrier_for(c);
+    let message = state
+        .store
+        .decide_text_back(job, now.as_millisecond(), |input| {
+            plan(input, now, carrier_of(&input.number.carrier))
+        })
+        .await?;
+    tracing::debug!(call = job.subject_id, message = ?message, "text back decided");
+    Ok(())
+}
