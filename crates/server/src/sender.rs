@@ -49,13 +49,13 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
     let last = job.attempts >= job.max_attempts;
     match result {
         SendResult::Accepted { carrier_message_id, status, segments } => {
-            tracing::info!(message = msg.id, to = %redact(&msg.to_phone), carrier = %msg.carrier, "text sent");
+            tracing::info!(message_id = msg.id, to = %redact(&msg.to_phone), carrier = %msg.carrier, "text sent");
             record(state, &msg, SendOutcome::Accepted { carrier_message_id, carrier_status: status, segments }).await?;
             store.complete_job(job.id).await?;
             Ok(())
         }
         SendResult::Rejected { code, message } => {
-            tracing::warn!(message = msg.id, code = ?code, reason = %message, "carrier rejected the text");
+            tracing::warn!(message_id = msg.id, code = ?code, reason = %message, "carrier rejected the text");
             record(state, &msg, SendOutcome::Rejected { code, message }).await?;
             store.complete_job(job.id).await?;
             Ok(())
@@ -93,7 +93,7 @@ async fn reconcile(state: &AppState, msg: &OutboundMessage) -> Result<Option<Sen
         .to_string();
     match client.find_message(&msg.from_phone, &msg.to_phone, &msg.body, &day).await {
         Ok(Some(found)) => {
-            tracing::info!(message = msg.id, "an earlier ambiguous send did reach the carrier");
+            tracing::info!(message_id = msg.id, "an earlier ambiguous send did reach the carrier");
             Ok(Some(SendOutcome::Accepted {
                 carrier_message_id: found.sid,
                 carrier_status: found.status,

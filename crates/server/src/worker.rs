@@ -129,6 +129,6 @@ async fn decide_text_back(state: &AppState, job: &Job) -> Result<(), JobFailure>
             plan(input, now, carrier_of(&input.number.carrier))
         })
         .await?;
-    tracing::debug!(call = job.subject_id, message = ?message, "text back decided");
+    tracing::debug!(call = job.subject_id, message_id = ?message, "text back decided");
     Ok(())
 }

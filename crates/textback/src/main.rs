@@ -1,1 +1,294 @@
-fn main() {}
+//! `textback`: the missed call text back server and its operator commands.
+
+mod apply;
+mod config;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use textback_carriers::twilio::TwilioCredentials;
+use textback_core::{Clock, SystemClock};
+use textback_server::{App, ServerConfig};
+use textback_store::Store;
+
+#[derive(Parser)]
+#[command(name = "textback", version, about = "Missed call text back: every missed call gets one warm text, once.")]
+struct Cli {
+    /// Optional TOML file with the same settings as the flags (lowest precedence).
+    #[arg(long, env = "TEXTBACK_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// sqlite:PATH (default sqlite:textback.db in the working directory) or postgres://…
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "TEXTBACK_LISTEN")]
+    listen: Option<String>,
+    /// The base URL the carrier calls; signatures are checked against it.
+    #[arg(long, env = "TEXTBACK_PUBLIC_URL")]
+    public_url: Option<String>,
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    twilio_auth_token: Option<String>,
+    /// Twilio's API base URL (tests point it at a local stand-in).
+    #[arg(long, env = "TEXTBACK_TWILIO_API_BASE")]
+    twilio_api_base: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: webhooks, health checks and the workers that send texts.
+    Serve {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Key for webhooks Twilio signs with HMAC-SHA256 (Webhook Settings shared key).
+        #[arg(long, env = "TWILIO_WEBHOOK_SHARED_KEY", hide_env_values = true)]
+        twilio_webhook_shared_key: Option<String>,
+        /// Worker loops sending texts (0: this instance only answers HTTP).
+        #[arg(long, env = "TEXTBACK_WORKERS")]
+        workers: Option<usize>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Create or update accounts and numbers from a TOML account file.
+    Apply {
+        /// The account file, like examples/quickstart.toml.
+        file: PathBuf,
+    },
+    /// Play Twilio's part of a call against a running server, signed, and show what happened.
+    SimulateCall {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The caller's number.
+        #[arg(long)]
+        from: String,
+        /// The business number that is called.
+        #[arg(long)]
+        to: String,
+        /// A team member answers (and presses 1 when call screening is on).
+        #[arg(long)]
+        answered: bool,
+        /// The DialCallStatus to report: no-answer (default), busy, failed, canceled, completed.
+        #[arg(long)]
+        dial_status: Option<String>,
+        /// Where the server listens, when it differs from TEXTBACK_LISTEN.
+        #[arg(long)]
+        server_url: Option<String>,
+    },
+    /// List recent calls with their outcome and text back.
+    Calls {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// List recent texts (sandbox texts included).
+    Messages {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] textback_store::StoreError),
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error(transparent)]
+    Simulate(#[from] simulate::SimulateError),
+    #[error(transparent)]
+    Start(#[from] textback_server::StartError),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: String, error: std::io::Error },
+    #[error("cannot read {path}: {error}")]
+    ReadFile { path: PathBuf, error: std::io::Error },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    textback_carriers::twilio::client::install_crypto_provider();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TEXTBACK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+const SANDBOX_TOKEN_KEY: &str = "sandbox_auth_token";
+
+async fn open_store(url: &str) -> Result<Store, CliError> {
+    let store = Store::connect(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn sandbox_token(store: &Store) -> Result<String, CliError> {
+    Ok(store
+        .setting_or_insert(SANDBOX_TOKEN_KEY, || format!("{:032x}", fastrand::u128(..)))
+        .await?)
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let file = config::load_file(cli.config.as_deref())?;
+    let database_url = config::database_url(cli.database_url.clone(), &file)?;
+    match cli.command {
+        Command::Serve { server, twilio_webhook_shared_key, workers } => {
+            let listen = config::listen(server.listen, &file)?;
+            let public_url = config::public_url(server.public_url, &file, listen)?;
+            let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
+            let api_base = config::twilio_api_base(server.twilio_api_base, &file)?;
+            let store = open_store(&database_url).await?;
+            let sandbox_token = sandbox_token(&store).await?;
+            let workers = workers.or(file.workers).unwrap_or(4);
+            let config = ServerConfig {
+                public_url: public_url.clone(),
+                twilio: twilio.map(|t| TwilioCredentials { account_sid: t.account_sid, auth_token: t.auth_token }),
+                twilio_api_base: api_base,
+                webhook_shared_key: twilio_webhook_shared_key.or(file.twilio_webhook_shared_key),
+                sandbox_token,
+                workers,
+                carrier_timeout: Duration::from_secs(10),
+            };
+            let carrier = if config.twilio.is_some() { "twilio" } else { "sandbox (no Twilio credentials)" };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|error| CliError::Bind { addr: listen.to_string(), error })?;
+            tracing::info!(%listen, %public_url, database = store.backend(), carrier, workers, "textback is serving");
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            App::new(store.clone(), config, clock)?.serve(listener, shutdown_signal()).await?;
+            store.close().await;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = Store::connect(&database_url).await?;
+            let n = store.migrate().await?;
+            println!("{n} migration(s) applied to the {} database", store.backend());
+            Ok(())
+        }
+        Command::Apply { file: path } => {
+            let text = std::fs::read_to_string(&path).map_err(|error| CliError::ReadFile { path: path.clone(), error })?;
+            let store = open_store(&database_url).await?;
+            for line in apply::apply(&store, &text, SystemClock.now().as_millisecond()).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::SimulateCall { server, from, to, answered, dial_status, server_url } => {
+            let listen = config::listen(server.listen, &file)?;
+            let public_url = config::public_url(server.public_url, &file, listen)?;
+            let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
+            let store = open_store(&database_url).await?;
+            let auth_token = match twilio {
+                Some(t) => t.auth_token,
+                None => sandbox_token(&store).await?,
+            };
+            let server_url = server_url.unwrap_or_else(|| format!("http://{listen}"));
+            let sim = simulate::Simulation {
+                server_url: server_url.trim_end_matches('/').to_owned(),
+                public_url,
+                auth_token,
+                from,
+                to,
+                answered,
+                dial_status,
+                wait: Duration::from_secs(10),
+            };
+            for line in simulate::run(&sim, &store).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Calls { limit } => {
+            let store = open_store(&database_url).await?;
+            for c in store.recent_calls(limit).await? {
+                println!(
+                    "{}  {}  {} -> {}  {}  text back: {}{}",
+                    format_time(c.started_at_ms),
+                    c.carrier_call_id,
+                    c.caller,
+                    c.number,
+                    c.outcome.as_deref().unwrap_or(&c.status),
+                    c.text_back_status.as_deref().unwrap_or("-"),
+                    c.text_back_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Messages { limit } => {
+            let store = open_store(&database_url).await?;
+            for m in store.recent_messages(limit).await? {
+                println!(
+                    "{}  {} -> {}  via {} [{}]  {}{}",
+                    format_time(m.created_at_ms),
+                    m.from,
+                    m.to,
+                    m.carrier,
+                    m.status,
+                    m.body,
+                    m.error_message.map(|e| format!("  ({e})")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn format_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

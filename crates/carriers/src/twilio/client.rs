@@ -64,6 +64,7 @@ pub struct FoundMessage {
 
 impl TwilioClient {
     pub fn new(base: &str, creds: TwilioCredentials, timeout: Duration) -> Result<TwilioClient, reqwest::Error> {
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -185,4 +186,10 @@ fn classify_transport_error(e: &reqwest::Error) -> SendResult {
             message: format!("no answer from Twilio: {e}"),
         }
     }
+}
+
+/// reqwest is built without a bundled TLS crypto provider (aws-lc-rs is a heavy C build);
+/// rustls' ring provider is installed once, process-wide, before the first client.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

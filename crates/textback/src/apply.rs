@@ -1,0 +1,326 @@
+//! `textback apply FILE`: create or update accounts and numbers from a TOML account file.
+//! Everything is validated before anything is written; a second run of the same file
+//! changes nothing and says so.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use textback_core::{AccountSlug, BusinessHours, HumanDuration, MessageTemplate, Phone, TimeZoneName};
+use textback_store::{AccountRecord, NumberRecord, Store, StoreError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFile {
+    #[serde(default)]
+    pub accounts: Vec<AccountSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    pub slug: String,
+    pub name: String,
+    pub time_zone: String,
+    pub booking_link: Option<String>,
+    #[serde(default)]
+    pub business_hours: BTreeMap<String, String>,
+    #[serde(default)]
+    pub do_not_text: Vec<String>,
+    pub text_back: Option<TextBackSpec>,
+    #[serde(default)]
+    pub numbers: Vec<NumberSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextBackSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub message: Option<String>,
+    pub cooldown: Option<HumanDuration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberSpec {
+    pub number: String,
+    #[serde(default = "twilio")]
+    pub carrier: String,
+    #[serde(default)]
+    pub ring: Vec<String>,
+    pub ring_time: Option<HumanDuration>,
+    #[serde(default)]
+    pub call_screening: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn twilio() -> String {
+    "twilio".to_owned()
+}
+
+/// The message new accounts get when the file gives none: names the business, owns the
+/// missed call, offers a next step, one GSM-7 segment.
+pub const DEFAULT_MESSAGE: &str = "Hi {{contact.first_name | default(\"there\")}}, this is {{business.name}}. Sorry we missed your call! How can we help? Reply here and we'll get right back to you.";
+
+const DEFAULT_COOLDOWN_SECS: i64 = 15 * 60;
+const DEFAULT_RING_SECS: u64 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the account file is not valid TOML: {0}")]
+    Toml(String),
+    #[error("{path}: {why}")]
+    Invalid { path: String, why: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(path: impl Into<String>, why: impl ToString) -> ApplyError {
+    ApplyError::Invalid {
+        path: path.into(),
+        why: why.to_string(),
+    }
+}
+
+struct Planned {
+    account: AccountRecord,
+    numbers: Vec<NumberRecord>,
+}
+
+pub fn parse(text: &str) -> Result<AccountFile, ApplyError> {
+    toml::from_str(text).map_err(|e| ApplyError::Toml(e.to_string()))
+}
+
+fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
+    let mut planned = Vec::new();
+    let mut seen_numbers: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen_slugs = std::collections::BTreeSet::new();
+    for (i, a) in file.accounts.iter().enumerate() {
+        let at = format!("accounts[{i}]");
+        let slug = AccountSlug::parse(&a.slug).map_err(|e| invalid(format!("{at}.slug"), e))?;
+        if !seen_slugs.insert(slug.to_string()) {
+            return Err(invalid(format!("{at}.slug"), format!("{slug} appears twice in the file")));
+        }
+        let at = format!("accounts[{i}] ({slug})");
+        if a.name.trim().is_empty() {
+            return Err(invalid(format!("{at}.name"), "the business name is required; it goes into every text"));
+        }
+        let tz = TimeZoneName::parse(&a.time_zone).map_err(|e| invalid(format!("{at}.time_zone"), e))?;
+        let hours = BusinessHours::from_map(&a.business_hours).map_err(|e| invalid(format!("{at}.business_hours"), e))?;
+        if let Some(link) = &a.booking_link
+            && !(link.starts_with("https://") || link.starts_with("http://"))
+        {
+            return Err(invalid(format!("{at}.booking_link"), format!("{link:?} must be a web address starting with https://")));
+        }
+        let mut do_not_text = Vec::new();
+        for (j, n) in a.do_not_text.iter().enumerate() {
+            do_not_text.push(
+                Phone::parse(n)
+                    .map_err(|e| invalid(format!("{at}.do_not_text[{j}]"), e))?
+                    .to_string(),
+            );
+        }
+        let tb = a.text_back.as_ref();
+        let message = tb.and_then(|t| t.message.clone()).unwrap_or_else(|| DEFAULT_MESSAGE.to_owned());
+        MessageTemplate::parse(&message).map_err(|e| invalid(format!("{at}.text_back.message"), e))?;
+        let cooldown = tb
+            .and_then(|t| t.cooldown)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(DEFAULT_COOLDOWN_SECS);
+        let account = AccountRecord {
+            id: 0,
+            slug: slug.to_string(),
+            name: a.name.trim().to_owned(),
+            time_zone: tz.to_string(),
+            booking_link: a.booking_link.clone(),
+            business_hours: hours.to_map(),
+            text_back_enabled: tb.is_some_and(|t| t.enabled),
+            text_back_template: message,
+            cooldown_secs: cooldown,
+            do_not_text,
+        };
+        let mut numbers = Vec::new();
+        for (j, n) in a.numbers.iter().enumerate() {
+            let np = format!("{at}.numbers[{j}]");
+            let e164 = Phone::parse(&n.number).map_err(|e| invalid(format!("{np}.number"), e))?.to_string();
+            if let Some(other) = seen_numbers.insert(e164.clone(), slug.to_string()) {
+                return Err(invalid(format!("{np}.number"), format!("{e164} is listed twice (also under {other})")));
+            }
+            if !matches!(n.carrier.as_str(), "twilio" | "sandbox") {
+                return Err(invalid(format!("{np}.carrier"), format!("{:?} is not a carrier Textback supports: use \"twilio\" or \"sandbox\"", n.carrier)));
+            }
+            let mut ring_to = Vec::new();
+            for (k, r) in n.ring.iter().enumerate() {
+                let p = Phone::parse(r).map_err(|e| invalid(format!("{np}.ring[{k}]"), e))?.to_string();
+                if p == e164 {
+                    return Err(invalid(format!("{np}.ring[{k}]"), "a number cannot ring itself"));
+                }
+                ring_to.push(p);
+            }
+            let ring = n.ring_time.map(|d| d.as_secs()).unwrap_or(DEFAULT_RING_SECS);
+            if !(5..=600).contains(&ring) {
+                return Err(invalid(format!("{np}.ring_time"), "ring time must be between 5s and 600s (10m)"));
+            }
+            numbers.push(NumberRecord {
+                id: 0,
+                account_id: 0,
+                e164,
+                carrier: n.carrier.clone(),
+                ring_to,
+                ring_seconds: ring as i64,
+                call_screening: n.call_screening,
+                active: n.active,
+            });
+        }
+        planned.push(Planned { account, numbers });
+    }
+    Ok(planned)
+}
+
+fn account_changes(old: &AccountRecord, new: &AccountRecord) -> Vec<&'static str> {
+    let mut c = Vec::new();
+    if old.name != new.name { c.push("name"); }
+    if old.time_zone != new.time_zone { c.push("time_zone"); }
+    if old.booking_link != new.booking_link { c.push("booking_link"); }
+    if old.business_hours != new.business_hours { c.push("business_hours"); }
+    if old.do_not_text != new.do_not_text { c.push("do_not_text"); }
+    if old.text_back_enabled != new.text_back_enabled { c.push("text_back.enabled"); }
+    if old.text_back_template != new.text_back_template { c.push("text_back.message"); }
+    if old.cooldown_secs != new.cooldown_secs { c.push("text_back.cooldown"); }
+    c
+}
+
+fn number_changes(old: &NumberRecord, new: &NumberRecord) -> Vec<&'static str> {
+    let mut c = Vec::new();
+    if old.account_id != new.account_id { c.push("account"); }
+    if old.carrier != new.carrier { c.push("carrier"); }
+    if old.ring_to != new.ring_to { c.push("ring"); }
+    if old.ring_seconds != new.ring_seconds { c.push("ring_time"); }
+    if old.call_screening != new.call_screening { c.push("call_screening"); }
+    if old.active != new.active { c.push("active"); }
+    c
+}
+
+/// Validates the whole file, then writes it. Returns one line per account and number.
+pub async fn apply(store: &Store, text: &str, now_ms: i64) -> Result<Vec<String>, ApplyError> {
+    let file = parse(text)?;
+    let planned = validate(&file)?;
+    let mut report = Vec::new();
+    for p in planned {
+        let existing = store.account_by_slug(&p.account.slug).await?;
+        let account_id = match &existing {
+            None => {
+                let id = store.save_account(&p.account, now_ms).await?;
+                report.push(format!("account {}: created", p.account.slug));
+                id
+            }
+            Some(old) => {
+                let changes = account_changes(old, &p.account);
+                if changes.is_empty() {
+                    report.push(format!("account {}: unchanged", p.account.slug));
+                    old.id
+                } else {
+                    store.save_account(&p.account, now_ms).await?;
+                    report.push(format!("account {}: updated {}", p.account.slug, changes.join(", ")));
+                    old.id
+                }
+            }
+        };
+        for mut n in p.numbers {
+            n.account_id = account_id;
+            match store.number_by_e164(&n.e164).await? {
+                None => {
+                    store.save_number(&n, now_ms).await?;
+                    report.push(format!("number {} ({}): created", n.e164, p.account.slug));
+                }
+                Some(old) => {
+                    let changes = number_changes(&old, &n);
+                    if changes.is_empty() {
+                        report.push(format!("number {} ({}): unchanged", n.e164, p.account.slug));
+                    } else {
+                        store.save_number(&n, now_ms).await?;
+                        report.push(format!("number {} ({}): updated {}", n.e164, p.account.slug, changes.join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QUICKSTART: &str = include_str!("../../../examples/quickstart.toml");
+
+    async fn store() -> (Store, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let store = Store::connect(&format!("sqlite:{}", dir.path().join("t.db").display())).await.unwrap();
+        store.migrate().await.unwrap();
+        (store, dir)
+    }
+
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                let p = std::env::temp_dir().join(format!("textback-apply-{:016x}", fastrand::u64(..)));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn quickstart_applies_then_is_unchanged() {
+        let (store, _dir) = store().await;
+        let first = apply(&store, QUICKSTART, 1).await.unwrap();
+        assert_eq!(first, vec!["account acme-plumbing: created", "number +15125550100 (acme-plumbing): created"]);
+        let again = apply(&store, QUICKSTART, 2).await.unwrap();
+        assert_eq!(again, vec!["account acme-plumbing: unchanged", "number +15125550100 (acme-plumbing): unchanged"]);
+        let route = store.route_for_number("+15125550100").await.unwrap().unwrap();
+        assert_eq!(route.account_name, "Acme Plumbing");
+        assert_eq!(route.number.ring_to, vec!["+15125550199"]);
+        assert_eq!(route.number.ring_seconds, 20);
+        let changed = QUICKSTART.replace("ring_time = \"20s\"", "ring_time = \"25s\"");
+        assert_ne!(changed, QUICKSTART, "the quickstart sets ring_time");
+        let third = apply(&store, &changed, 3).await.unwrap();
+        assert_eq!(third[1], "number +15125550100 (acme-plumbing): updated ring_time");
+    }
+
+    #[tokio::test]
+    async fn bad_input_names_the_place_and_changes_nothing() {
+        let (store, _dir) = store().await;
+        let broken = QUICKSTART.replace("Sorry we missed", "{{contact.first_name}}, sorry we missed");
+        let err = apply(&store, &broken, 1).await.unwrap_err().to_string();
+        assert!(err.contains("text_back.message") && err.contains("contact.first_name"), "{err}");
+        assert!(store.accounts().await.unwrap().is_empty());
+
+        let bad_phone = QUICKSTART.replace("+15125550199", "+1-512-CALL-NOW");
+        let err = apply(&store, &bad_phone, 1).await.unwrap_err().to_string();
+        assert!(err.contains("numbers[0].ring[0]"), "{err}");
+
+        let bad_tz = QUICKSTART.replace("America/Chicago", "Mars/Olympus");
+        let err = apply(&store, &bad_tz, 1).await.unwrap_err().to_string();
+        assert!(err.contains("time_zone"), "{err}");
+
+        let typo = QUICKSTART.replace("ring_time", "ring_tme");
+        let err = apply(&store, &typo, 1).await.unwrap_err().to_string();
+        assert!(err.contains("ring_tme"), "{err}");
+        assert!(store.accounts().await.unwrap().is_empty());
+    }
+}
