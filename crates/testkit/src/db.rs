@@ -1,0 +1,72 @@
+//! A fresh database per test: a SQLite file in a temporary directory, or a uniquely named
+//! PostgreSQL database on the server named by `TEXTBACK_TEST_POSTGRES_URL`.
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+
+pub const POSTGRES_ENV: &str = "TEXTBACK_TEST_POSTGRES_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestDb {
+    pub url: String,
+    dir: Option<PathBuf>,
+    pg_admin: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// `None` when the backend is PostgreSQL and no test server is configured: the caller
+    /// skips (CI always sets `TEXTBACK_TEST_POSTGRES_URL`).
+    pub async fn create(backend: Backend) -> Option<TestDb> {
+        let unique = format!("{:016x}", fastrand::u64(..));
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("textback-test-{unique}"));
+                std::fs::create_dir_all(&dir).expect("create temp dir");
+                Some(TestDb {
+                    url: format!("sqlite:{}", dir.join("textback.db").display()),
+                    dir: Some(dir),
+                    pg_admin: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())?;
+                let name = format!("textback_test_{unique}");
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but unreachable: {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Some(TestDb {
+                    url: format!("{base}/{name}"),
+                    dir: None,
+                    pg_admin: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    /// Removes the database. Leftovers of a panicked test are removed by `.ci/run`.
+    pub async fn drop_db(self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((admin, name)) = &self.pg_admin
+            && let Ok(mut conn) = sqlx::PgConnection::connect(admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+}

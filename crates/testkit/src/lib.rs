@@ -1,0 +1,12 @@
+//! Test and benchmark support. `FakeTwilio` is a local HTTP server that speaks Twilio's
+//! Messages API wire contract (Basic auth, form fields, the 201 resource, the error body,
+//! 429 with Retry-After, the message list); `TestDb` gives each test its own SQLite file or
+//! PostgreSQL database; `TestApp` runs the real server on port 0.
+
+pub mod db;
+pub mod fake_twilio;
+pub mod test_app;
+
+pub use db::{Backend, TestDb};
+pub use fake_twilio::{Fault, FakeTwilio, SentMessage};
+pub use test_app::{TestApp, TestAppOptions};
