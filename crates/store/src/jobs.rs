@@ -85,6 +85,25 @@ macro_rules! enqueue {
 pub(crate) use enqueue;
 
 impl Store {
+    /// Enqueues a job on its own (work not caused by another write); returns false when a
+    /// job with the same unique key is already queued.
+    pub async fn enqueue_job(
+        &self,
+        kind: JobKind,
+        subject_id: i64,
+        unique_key: Option<&str>,
+        run_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let added = in_write_tx!(self, tx => {
+            enqueue!(tx, kind, subject_id, unique_key.map(str::to_owned), run_at_ms, now_ms)
+        });
+        if added {
+            self.wake_workers();
+        }
+        Ok(added)
+    }
+
     /// Claims up to `limit` due jobs for `lease`. PostgreSQL skips rows another instance
     /// holds; SQLite serialises writers, so the IMMEDIATE transaction is enough.
     pub async fn claim_jobs(

@@ -1,0 +1,203 @@
+//! The store's own contract, run against SQLite and PostgreSQL alike: migrations, the job
+//! queue (leases, retries, dead jobs, unique keys, concurrent claims) and the
+//! one-settlement-per-call rule.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use textback_store::{DialFacts, JobKind, NewCall, Store};
+use textback_testkit::{Backend, TestDb};
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+                super::$name(open(&db.url).await).await;
+                db.drop_db().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = TestDb::create(Backend::Postgres).await else {
+                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                let store = open(&db.url).await;
+                super::$name(store.clone()).await;
+                store.close().await;
+                db.drop_db().await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    migrations_run_once,
+    due_jobs_are_claimed_once_per_lease,
+    expired_lease_is_claimed_again,
+    failed_job_retries_later_then_dies,
+    unique_key_keeps_one_queued_job,
+    concurrent_claims_never_share_a_job,
+    a_call_is_settled_once,
+    settings_keep_the_first_value,
+);
+
+async fn open(url: &str) -> Store {
+    let store = Store::connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+async fn migrations_run_once(store: Store) {
+    assert_eq!(store.migrate().await.unwrap(), 0, "already applied");
+    store.ping().await.unwrap();
+}
+
+async fn due_jobs_are_claimed_once_per_lease(store: Store) {
+    store.enqueue_job(JobKind::SendMessage, 1, None, 1_000, 0).await.unwrap();
+    store.enqueue_job(JobKind::SendMessage, 2, None, 5_000, 0).await.unwrap();
+    let jobs = store.claim_jobs("a", 1_000, LEASE, 10).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.subject_id).collect::<Vec<_>>(), vec![1], "only due jobs");
+    assert_eq!(jobs[0].attempts, 1);
+    assert!(store.claim_jobs("b", 2_000, LEASE, 10).await.unwrap().is_empty(), "leased");
+    store.complete_job(jobs[0].id).await.unwrap();
+    let later = store.claim_jobs("b", 5_000, LEASE, 10).await.unwrap();
+    assert_eq!(later.iter().map(|j| j.subject_id).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(store.next_job_due().await.unwrap(), Some(5_000 + LEASE.as_millis() as i64));
+}
+
+async fn expired_lease_is_claimed_again(store: Store) {
+    store.enqueue_job(JobKind::MissedCall, 7, None, 0, 0).await.unwrap();
+    let first = store.claim_jobs("crashed", 0, LEASE, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // The worker died without completing: after the lease the job comes back.
+    assert!(store.claim_jobs("b", 59_999, LEASE, 10).await.unwrap().is_empty());
+    let again = store.claim_jobs("b", 60_000, LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
+}
+
+async fn failed_job_retries_later_then_dies(store: Store) {
+    store.enqueue_job(JobKind::SendMessage, 3, None, 0, 0).await.unwrap();
+    let max = JobKind::SendMessage.max_attempts();
+    let mut now = 0;
+    for attempt in 1..=max {
+        let jobs = store.claim_jobs("w", now, LEASE, 10).await.unwrap();
+        assert_eq!(jobs.len(), 1, "attempt {attempt}");
+        assert_eq!(jobs[0].attempts, attempt);
+        let again = store.retry_job(&jobs[0], "carrier down", now + 1_000).await.unwrap();
+        assert_eq!(again, attempt < max);
+        assert!(store.claim_jobs("w", now + 999, LEASE, 10).await.unwrap().is_empty(), "not before run_at");
+        now += 1_000;
+    }
+    assert!(store.claim_jobs("w", now + 1_000_000, LEASE, 10).await.unwrap().is_empty());
+    assert_eq!(store.job_counts().await.unwrap(), (0, 1), "parked as dead, not lost");
+}
+
+async fn unique_key_keeps_one_queued_job(store: Store) {
+    assert!(store.enqueue_job(JobKind::SendMessage, 9, Some("send_message:9"), 0, 0).await.unwrap());
+    assert!(!store.enqueue_job(JobKind::SendMessage, 9, Some("send_message:9"), 0, 0).await.unwrap());
+    assert_eq!(store.job_counts().await.unwrap(), (1, 0));
+}
+
+async fn concurrent_claims_never_share_a_job(store: Store) {
+    for i in 0..200 {
+        store.enqueue_job(JobKind::SendMessage, i, None, 0, 0).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store.claim_jobs(&format!("w{w}"), 0, LEASE, 7).await.unwrap();
+                if jobs.is_empty() {
+                    return mine;
+                }
+                mine.extend(jobs.into_iter().map(|j| j.subject_id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 200, "every job claimed exactly once");
+    assert_eq!(unique.len(), 200);
+}
+
+async fn a_call_is_settled_once(store: Store) {
+    let account = textback_store::AccountRecord {
+        id: 0,
+        slug: "a".into(),
+        name: "A".into(),
+        time_zone: "UTC".into(),
+        booking_link: None,
+        business_hours: Default::default(),
+        text_back_enabled: true,
+        text_back_template: "{{business.name}} here".into(),
+        cooldown_secs: 0,
+        do_not_text: vec![],
+    };
+    let account_id = store.save_account(&account, 0).await.unwrap();
+    let number_id = store
+        .save_number(
+            &textback_store::NumberRecord {
+                id: 0,
+                account_id,
+                e164: "+15125550100".into(),
+                carrier: "twilio".into(),
+                ring_to: vec![],
+                ring_seconds: 20,
+                call_screening: false,
+                active: true,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let facts = DialFacts {
+        call: NewCall {
+            account_id,
+            number_id,
+            carrier: "twilio".into(),
+            carrier_call_id: "CA1".into(),
+            caller: "+15125550123".into(),
+            caller_phone: Some("+15125550123".into()),
+            at_ms: 0,
+        },
+        dial_status: Some("no-answer".into()),
+    };
+    // Many concurrent deliveries of the same webhook: one settles, one job.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let facts = facts.clone();
+        tasks.push(tokio::spawn(async move { store.record_dial_result(&facts, |_| true, 1).await.unwrap() }));
+    }
+    let mut newly = 0;
+    for t in tasks {
+        let (missed, fresh) = t.await.unwrap();
+        assert!(missed);
+        newly += usize::from(fresh);
+    }
+    assert_eq!(newly, 1);
+    assert_eq!(store.job_counts().await.unwrap(), (1, 0));
+    // A later "answered" report cannot flip a settled miss.
+    let (missed, fresh) = store.record_dial_result(&facts, |_| false, 2).await.unwrap();
+    assert_eq!((missed, fresh), (true, false));
+}
+
+async fn settings_keep_the_first_value(store: Store) {
+    let a = store.setting_or_insert("k", || "first".into()).await.unwrap();
+    let b = store.setting_or_insert("k", || "second".into()).await.unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("first", "first"));
+    assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("first"));
+}
