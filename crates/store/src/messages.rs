@@ -202,6 +202,39 @@ impl Store {
         Ok(())
     }
 
+    /// Applies a carrier delivery report. Reports can arrive out of order: a final state
+    /// (delivered, undelivered, failed) is never replaced by an earlier one.
+    pub async fn record_delivery_status(
+        &self,
+        carrier_message_id: &str,
+        carrier_status: &str,
+        error_code: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let status = match carrier_status {
+            "delivered" | "read" => Some("delivered"),
+            "undelivered" => Some("undelivered"),
+            "failed" => Some("failed"),
+            _ => None,
+        };
+        let n = in_write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE messages SET carrier_status = $2, status = COALESCE($3, status), \
+                 error_code = COALESCE($4, error_code), updated_at = $5 \
+                 WHERE carrier_message_id = $1 AND (status NOT IN ('delivered', 'undelivered', 'failed') OR $3 IS NOT NULL)",
+            )
+            .bind(carrier_message_id)
+            .bind(carrier_status)
+            .bind(status)
+            .bind(error_code)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
     pub async fn recent_messages(&self, limit: i64) -> Result<Vec<MessageView>> {
         let sql = format!("{MESSAGE_VIEW} ORDER BY m.created_at DESC, m.id DESC LIMIT $1");
         on_pool!(self, pool => {

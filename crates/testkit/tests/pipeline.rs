@@ -55,6 +55,7 @@ on_both_stores!(
     broken_template_never_sends_an_empty_greeting,
     caller_hanging_up_before_the_dial_is_missed,
     voicemail_recording_attaches_to_the_call,
+    delivery_reports_update_the_message,
 );
 
 const CALLER: &str = "+15125550123";
@@ -434,5 +435,30 @@ async fn voicemail_recording_attaches_to_the_call(url: &str) {
     let c = call(&app, &sid).await;
     assert_eq!(c.outcome.as_deref(), Some("voicemail"));
     assert_eq!(fake.sent().len(), 1, "the text back does not wait for the voicemail");
+    finish(app, fake).await;
+}
+
+async fn delivery_reports_update_the_message(url: &str) {
+    let (app, fake) = with_fake(url, TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let sid = fake.sent()[0].sid.clone();
+    let report = |status: &'static str| {
+        let sid = sid.clone();
+        let app = &app;
+        async move {
+            app.post_signed(
+                "/webhooks/twilio/sms/status",
+                &[("MessageSid", &sid), ("MessageStatus", status), ("AccountSid", ACCOUNT_SID), ("To", CALLER), ("From", BUSINESS_NUMBER)],
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(report("delivered").await, 204);
+    // A late "sent" report does not undo the delivery.
+    assert_eq!(report("sent").await, 204);
+    let m = &app.store.recent_messages(1).await.unwrap()[0];
+    assert_eq!((m.status.as_str(), m.carrier_status.as_deref()), ("delivered", Some("delivered")));
     finish(app, fake).await;
 }

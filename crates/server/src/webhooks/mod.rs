@@ -2,6 +2,7 @@
 //! is parsed or stored.
 
 mod signed_form;
+mod twilio_sms;
 mod twilio_voice;
 
 use axum::Router;
@@ -11,5 +12,5 @@ use crate::AppState;
 pub use signed_form::TwilioForm;
 
 pub fn routes() -> Router<AppState> {
-    twilio_voice::routes()
+    twilio_voice::routes().merge(twilio_sms::routes())
 }
