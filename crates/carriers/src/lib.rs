@@ -16,10 +16,7 @@ pub enum SendResult {
         segments: Option<i64>,
     },
     /// Refused for good (invalid number, opted out, not a mobile…): never retried.
-    Rejected {
-        code: Option<i64>,
-        message: String,
-    },
+    Rejected { code: Option<i64>, message: String },
     /// Worth another try: 5xx, 429, connection failures. `retry_after` honours the carrier.
     Retryable {
         message: String,

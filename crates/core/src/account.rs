@@ -6,7 +6,9 @@ use std::fmt;
 pub struct AccountSlug(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a valid account slug: use 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit")]
+#[error(
+    "{0:?} is not a valid account slug: use 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit"
+)]
 pub struct SlugError(pub String);
 
 impl AccountSlug {

@@ -7,7 +7,9 @@ use std::time::Duration;
 pub struct HumanDuration(Duration);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a duration: write a whole number followed by s, m, h or d, like 45s, 30m, 2h or 1d")]
+#[error(
+    "{input:?} is not a duration: write a whole number followed by s, m, h or d, like 45s, 30m, 2h or 1d"
+)]
 pub struct DurationError {
     pub input: String,
 }
@@ -52,11 +54,11 @@ impl fmt::Display for HumanDuration {
     /// The largest unit that writes the duration exactly, so `parse(display(d)) == d`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0.as_secs();
-        if s != 0 && s % 86_400 == 0 {
+        if s != 0 && s.is_multiple_of(86_400) {
             write!(f, "{}d", s / 86_400)
-        } else if s != 0 && s % 3600 == 0 {
+        } else if s != 0 && s.is_multiple_of(3600) {
             write!(f, "{}h", s / 3600)
-        } else if s != 0 && s % 60 == 0 {
+        } else if s != 0 && s.is_multiple_of(60) {
             write!(f, "{}m", s / 60)
         } else {
             write!(f, "{s}s")
@@ -91,7 +93,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "m", "30", "3.5h", "-1m", "30 minutes", "1w", "99999999999999999999d", "5é"] {
+        for bad in [
+            "",
+            "m",
+            "30",
+            "3.5h",
+            "-1m",
+            "30 minutes",
+            "1w",
+            "99999999999999999999d",
+            "5é",
+        ] {
             assert!(HumanDuration::parse(bad).is_err(), "{bad}");
         }
     }

@@ -32,10 +32,16 @@ pub struct BusinessHours {
 pub enum HoursError {
     #[error("{0:?} is not a weekday: use mon, tue, wed, thu, fri, sat or sun")]
     UnknownDay(String),
-    #[error("business hours for {day} are {value:?}: write them as HH:MM-HH:MM (like 08:00-17:00) or \"closed\"")]
+    #[error(
+        "business hours for {day} are {value:?}: write them as HH:MM-HH:MM (like 08:00-17:00) or \"closed\""
+    )]
     BadWindow { day: String, value: String },
     #[error("business hours for {day} close ({close}) before they open ({open})")]
-    ClosesBeforeOpening { day: String, open: String, close: String },
+    ClosesBeforeOpening {
+        day: String,
+        open: String,
+        close: String,
+    },
 }
 
 impl BusinessHours {
@@ -168,8 +174,14 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_day() {
-        assert!(matches!(hours(&[("funday", "08:00-17:00")]), Err(HoursError::UnknownDay(_))));
-        assert!(matches!(hours(&[("mon", "8am-5pm")]), Err(HoursError::BadWindow { .. })));
+        assert!(matches!(
+            hours(&[("funday", "08:00-17:00")]),
+            Err(HoursError::UnknownDay(_))
+        ));
+        assert!(matches!(
+            hours(&[("mon", "8am-5pm")]),
+            Err(HoursError::BadWindow { .. })
+        ));
         assert!(matches!(
             hours(&[("mon", "17:00-08:00")]),
             Err(HoursError::ClosesBeforeOpening { .. })
@@ -178,7 +190,12 @@ mod tests {
 
     #[test]
     fn map_round_trip() {
-        let h = hours(&[("mon", "08:00-17:00"), ("sat", "closed"), ("fri", "09:30-24:00")]).unwrap();
+        let h = hours(&[
+            ("mon", "08:00-17:00"),
+            ("sat", "closed"),
+            ("fri", "09:30-24:00"),
+        ])
+        .unwrap();
         let again = BusinessHours::from_map(&h.to_map()).unwrap();
         assert_eq!(h.to_map().len(), 2);
         assert_eq!(again.to_map()["mon"], "08:00-17:00");

@@ -150,7 +150,10 @@ mod tests {
     fn accepts_international_numbers_in_any_punctuation() {
         let p = Phone::parse("+1 (512) 555-0100").unwrap();
         assert_eq!(p.as_str(), "+15125550100");
-        assert_eq!(Phone::parse("+44 20 7946 0958").unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            Phone::parse("+44 20 7946 0958").unwrap().as_str(),
+            "+442079460958"
+        );
     }
 
     #[test]
@@ -171,18 +174,30 @@ mod tests {
             Phone::parse("5125550100"),
             Err(PhoneError::NotInternational(_))
         ));
-        assert!(matches!(Phone::parse("+1 123"), Err(PhoneError::Invalid(_))));
+        assert!(matches!(
+            Phone::parse("+1 123"),
+            Err(PhoneError::Invalid(_))
+        ));
         assert!(matches!(Phone::parse("  "), Err(PhoneError::Empty)));
     }
 
     #[test]
     fn caller_ids_classify() {
-        assert!(matches!(CallerId::from_carrier("+15125550123"), CallerId::Number(_)));
+        assert!(matches!(
+            CallerId::from_carrier("+15125550123"),
+            CallerId::Number(_)
+        ));
         assert_eq!(CallerId::from_carrier("anonymous"), CallerId::Anonymous);
         assert_eq!(CallerId::from_carrier("+266696687"), CallerId::Anonymous);
         assert_eq!(CallerId::from_carrier(""), CallerId::Anonymous);
-        assert!(matches!(CallerId::from_carrier("+1 22"), CallerId::Unparseable(_)));
-        assert!(matches!(CallerId::from_carrier("12345"), CallerId::ShortCode(_)));
+        assert!(matches!(
+            CallerId::from_carrier("+1 22"),
+            CallerId::Unparseable(_)
+        ));
+        assert!(matches!(
+            CallerId::from_carrier("12345"),
+            CallerId::ShortCode(_)
+        ));
         assert!(matches!(
             CallerId::from_carrier("sip:someone@example.com"),
             CallerId::Unparseable(_)

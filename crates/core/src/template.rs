@@ -11,7 +11,12 @@ use std::fmt;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
 /// Merge fields that always have a value.
-const ALWAYS_SET: &[&str] = &["contact.phone", "business.name", "business.phone", "call.time"];
+const ALWAYS_SET: &[&str] = &[
+    "contact.phone",
+    "business.name",
+    "business.phone",
+    "call.time",
+];
 /// Merge fields that can be missing for a given contact, account or user.
 const MAY_BE_EMPTY: &[&str] = &[
     "contact.first_name",
@@ -103,7 +108,10 @@ impl RenderContext {
             present(&self.business_booking_link).map(str::to_owned),
         );
         fields.insert("call.time", Some(self.call_time.clone()));
-        fields.insert("user.first_name", present(&self.user_first_name).map(str::to_owned));
+        fields.insert(
+            "user.first_name",
+            present(&self.user_first_name).map(str::to_owned),
+        );
 
         let mut roots: BTreeMap<&str, Vec<(&str, String)>> = BTreeMap::new();
         for (path, value) in fields {
@@ -165,7 +173,8 @@ impl MessageTemplate {
         let mut used: Vec<String> = used.into_iter().collect();
         used.sort();
         for field in &used {
-            let known = ALWAYS_SET.contains(&field.as_str()) || MAY_BE_EMPTY.contains(&field.as_str());
+            let known =
+                ALWAYS_SET.contains(&field.as_str()) || MAY_BE_EMPTY.contains(&field.as_str());
             if !known {
                 let mut all: Vec<&str> = ALWAYS_SET.iter().chain(MAY_BE_EMPTY).copied().collect();
                 all.sort();
@@ -188,17 +197,22 @@ impl MessageTemplate {
                     });
                 }
                 Err(e) => return Err(TemplateError::Render(describe(&e))),
-                Ok(out) => check_output(&out).map_err(|o| TemplateError::EmptyGap(field.clone(), o))?,
+                Ok(out) => {
+                    check_output(&out).map_err(|o| TemplateError::EmptyGap(field.clone(), o))?
+                }
             }
         }
         // ...and so must all of them missing at once.
         let out = template
             .render(&RenderContext::sparse())
             .map_err(|e| match e {
-                TemplateError::Render(o) => TemplateError::EmptyGap("every optional field".into(), o),
+                TemplateError::Render(o) => {
+                    TemplateError::EmptyGap("every optional field".into(), o)
+                }
                 other => other,
             })?;
-        check_output(&out).map_err(|o| TemplateError::EmptyGap("every optional field".into(), o))?;
+        check_output(&out)
+            .map_err(|o| TemplateError::EmptyGap("every optional field".into(), o))?;
         Ok(template)
     }
 
@@ -288,7 +302,10 @@ mod tests {
 
     #[test]
     fn always_set_fields_need_no_fallback() {
-        assert!(MessageTemplate::parse("{{business.name}} here, we missed you at {{call.time}}.").is_ok());
+        assert!(
+            MessageTemplate::parse("{{business.name}} here, we missed you at {{call.time}}.")
+                .is_ok()
+        );
     }
 
     #[test]
@@ -301,26 +318,37 @@ mod tests {
             MessageTemplate::parse("Hi {{contact.first_name"),
             Err(TemplateError::Syntax(_))
         ));
-        assert!(matches!(MessageTemplate::parse("  "), Err(TemplateError::Empty)));
+        assert!(matches!(
+            MessageTemplate::parse("  "),
+            Err(TemplateError::Empty)
+        ));
     }
 
     #[test]
     fn an_empty_fallback_is_still_a_gap() {
         assert!(matches!(
-            MessageTemplate::parse("Hey {{contact.first_name | default(\"\")}}, it's {{business.name}}."),
+            MessageTemplate::parse(
+                "Hey {{contact.first_name | default(\"\")}}, it's {{business.name}}."
+            ),
             Err(TemplateError::EmptyGap(..))
         ));
     }
 
     #[test]
     fn no_html_escaping() {
-        let t = MessageTemplate::parse("Hi {{contact.name | default(\"there\")}}, {{business.name}} here.").unwrap();
+        let t = MessageTemplate::parse(
+            "Hi {{contact.name | default(\"there\")}}, {{business.name}} here.",
+        )
+        .unwrap();
         let ctx = RenderContext {
             contact_first_name: Some("Pat".into()),
             contact_last_name: Some("O'Brien".into()),
             business_name: "A&B Plumbing".into(),
             ..RenderContext::sparse()
         };
-        assert_eq!(t.render(&ctx).unwrap(), "Hi Pat O'Brien, A&B Plumbing here.");
+        assert_eq!(
+            t.render(&ctx).unwrap(),
+            "Hi Pat O'Brien, A&B Plumbing here."
+        );
     }
 }

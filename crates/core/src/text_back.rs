@@ -61,7 +61,9 @@ impl SkipReason {
             SkipReason::TeamPhone => "the call came from one of the team's own phones",
             SkipReason::DoNotText => "the caller is on the account's do-not-text list",
             SkipReason::OptedOut => "the contact has opted out of texts",
-            SkipReason::Cooldown => "this caller was already texted back within the cooldown window",
+            SkipReason::Cooldown => {
+                "this caller was already texted back within the cooldown window"
+            }
         }
     }
 }
@@ -142,19 +144,55 @@ mod tests {
     fn each_rule_skips_with_its_reason() {
         let c = CallerId::Number(Phone::parse("+15125550123").unwrap());
         let cases: Vec<(TextBackFacts<'_>, SkipReason)> = vec![
-            (TextBackFacts { text_back_enabled: false, ..base(&c) }, SkipReason::Disabled),
-            (TextBackFacts { number_active: false, ..base(&c) }, SkipReason::NumberInactive),
-            (TextBackFacts { caller_is_team_phone: true, ..base(&c) }, SkipReason::TeamPhone),
-            (TextBackFacts { caller_on_do_not_text_list: true, ..base(&c) }, SkipReason::DoNotText),
-            (TextBackFacts { contact_opted_out: true, ..base(&c) }, SkipReason::OptedOut),
+            (
+                TextBackFacts {
+                    text_back_enabled: false,
+                    ..base(&c)
+                },
+                SkipReason::Disabled,
+            ),
+            (
+                TextBackFacts {
+                    number_active: false,
+                    ..base(&c)
+                },
+                SkipReason::NumberInactive,
+            ),
+            (
+                TextBackFacts {
+                    caller_is_team_phone: true,
+                    ..base(&c)
+                },
+                SkipReason::TeamPhone,
+            ),
+            (
+                TextBackFacts {
+                    caller_on_do_not_text_list: true,
+                    ..base(&c)
+                },
+                SkipReason::DoNotText,
+            ),
+            (
+                TextBackFacts {
+                    contact_opted_out: true,
+                    ..base(&c)
+                },
+                SkipReason::OptedOut,
+            ),
         ];
         for (facts, reason) in cases {
             assert_eq!(decide(&facts), TextBackDecision::Skip(reason));
         }
         let anon = CallerId::Anonymous;
-        assert_eq!(decide(&base(&anon)), TextBackDecision::Skip(SkipReason::AnonymousCaller));
+        assert_eq!(
+            decide(&base(&anon)),
+            TextBackDecision::Skip(SkipReason::AnonymousCaller)
+        );
         let short = CallerId::ShortCode("12345".into());
-        assert_eq!(decide(&base(&short)), TextBackDecision::Skip(SkipReason::ShortCode));
+        assert_eq!(
+            decide(&base(&short)),
+            TextBackDecision::Skip(SkipReason::ShortCode)
+        );
     }
 
     #[test]
@@ -166,7 +204,10 @@ mod tests {
             now,
             ..base(&c)
         };
-        assert_eq!(decide(&recent), TextBackDecision::Skip(SkipReason::Cooldown));
+        assert_eq!(
+            decide(&recent),
+            TextBackDecision::Skip(SkipReason::Cooldown)
+        );
         let old = TextBackFacts {
             last_text_back_at: Some("2026-11-27T11:45:00Z".parse().unwrap()),
             now,

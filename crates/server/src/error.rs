@@ -26,6 +26,11 @@ impl IntoResponse for WebhookError {
             WebhookError::Store(e) => tracing::error!(error = %e, "webhook failed on storage"),
             other => tracing::warn!(reason = %other, "webhook refused"),
         }
-        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.to_string()).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.to_string(),
+        )
+            .into_response()
     }
 }

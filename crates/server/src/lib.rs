@@ -71,11 +71,19 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+    pub fn new(
+        store: Store,
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, StartError> {
         let twilio = match &config.twilio {
             Some(creds) => Some(
-                TwilioClient::new(&config.twilio_api_base, creds.clone(), config.carrier_timeout)
-                    .map_err(|e| StartError::HttpClient(e.to_string()))?,
+                TwilioClient::new(
+                    &config.twilio_api_base,
+                    creds.clone(),
+                    config.carrier_timeout,
+                )
+                .map_err(|e| StartError::HttpClient(e.to_string()))?,
             ),
             None => None,
         };
@@ -118,7 +126,11 @@ impl App {
 
     /// Serves HTTP on `listener` and runs the configured workers until `shutdown`
     /// resolves; then stops taking requests, finishes those in flight and stops workers.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut worker_tasks = Vec::new();
         for i in 0..self.state.workers {

@@ -27,7 +27,14 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
     }
     // The final opt-out check, just before the text leaves.
     if msg.contact_opted_out {
-        record(state, &msg, SendOutcome::Canceled { reason: "opted_out".into() }).await?;
+        record(
+            state,
+            &msg,
+            SendOutcome::Canceled {
+                reason: "opted_out".into(),
+            },
+        )
+        .await?;
         store.complete_job(job.id).await?;
         return Ok(());
     }
@@ -42,15 +49,30 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
     let result = match (msg.carrier.as_str(), &state.twilio) {
         ("twilio", Some(client)) => {
             let callback = state.public("/webhooks/twilio/sms/status");
-            client.send_message(&msg.from_phone, &msg.to_phone, &msg.body, Some(&callback)).await
+            client
+                .send_message(&msg.from_phone, &msg.to_phone, &msg.body, Some(&callback))
+                .await
         }
         _ => sandbox::send(),
     };
     let last = job.attempts >= job.max_attempts;
     match result {
-        SendResult::Accepted { carrier_message_id, status, segments } => {
+        SendResult::Accepted {
+            carrier_message_id,
+            status,
+            segments,
+        } => {
             tracing::info!(message_id = msg.id, to = %redact(&msg.to_phone), carrier = %msg.carrier, "text sent");
-            record(state, &msg, SendOutcome::Accepted { carrier_message_id, carrier_status: status, segments }).await?;
+            record(
+                state,
+                &msg,
+                SendOutcome::Accepted {
+                    carrier_message_id,
+                    carrier_status: status,
+                    segments,
+                },
+            )
+            .await?;
             store.complete_job(job.id).await?;
             Ok(())
         }
@@ -60,24 +82,61 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
             store.complete_job(job.id).await?;
             Ok(())
         }
-        SendResult::Retryable { message, retry_after } => {
-            record(state, &msg, SendOutcome::Temporary { message: message.clone(), final_attempt: last, ambiguous: false }).await?;
-            Err(JobFailure { message, retry_after })
+        SendResult::Retryable {
+            message,
+            retry_after,
+        } => {
+            record(
+                state,
+                &msg,
+                SendOutcome::Temporary {
+                    message: message.clone(),
+                    final_attempt: last,
+                    ambiguous: false,
+                },
+            )
+            .await?;
+            Err(JobFailure {
+                message,
+                retry_after,
+            })
         }
         SendResult::Ambiguous { message } => {
-            record(state, &msg, SendOutcome::Temporary { message: message.clone(), final_attempt: last, ambiguous: true }).await?;
-            Err(JobFailure { message, retry_after: None })
+            record(
+                state,
+                &msg,
+                SendOutcome::Temporary {
+                    message: message.clone(),
+                    final_attempt: last,
+                    ambiguous: true,
+                },
+            )
+            .await?;
+            Err(JobFailure {
+                message,
+                retry_after: None,
+            })
         }
     }
 }
 
-async fn record(state: &AppState, msg: &OutboundMessage, outcome: SendOutcome) -> Result<(), JobFailure> {
-    state.store.record_send_outcome(msg, &outcome, state.now_ms()).await?;
+async fn record(
+    state: &AppState,
+    msg: &OutboundMessage,
+    outcome: SendOutcome,
+) -> Result<(), JobFailure> {
+    state
+        .store
+        .record_send_outcome(msg, &outcome, state.now_ms())
+        .await?;
     Ok(())
 }
 
 /// Looks the message up at the carrier after an attempt that may have gone through.
-async fn reconcile(state: &AppState, msg: &OutboundMessage) -> Result<Option<SendOutcome>, JobFailure> {
+async fn reconcile(
+    state: &AppState,
+    msg: &OutboundMessage,
+) -> Result<Option<SendOutcome>, JobFailure> {
     let Some(client) = state.twilio.as_ref().filter(|_| msg.carrier == "twilio") else {
         return Ok(None);
     };
@@ -91,9 +150,15 @@ async fn reconcile(state: &AppState, msg: &OutboundMessage) -> Result<Option<Sen
         .unwrap_or(since)
         .strftime("%Y-%m-%d")
         .to_string();
-    match client.find_message(&msg.from_phone, &msg.to_phone, &msg.body, &day).await {
+    match client
+        .find_message(&msg.from_phone, &msg.to_phone, &msg.body, &day)
+        .await
+    {
         Ok(Some(found)) => {
-            tracing::info!(message_id = msg.id, "an earlier ambiguous send did reach the carrier");
+            tracing::info!(
+                message_id = msg.id,
+                "an earlier ambiguous send did reach the carrier"
+            );
             Ok(Some(SendOutcome::Accepted {
                 carrier_message_id: found.sid,
                 carrier_status: found.status,
@@ -102,6 +167,9 @@ async fn reconcile(state: &AppState, msg: &OutboundMessage) -> Result<Option<Sen
         }
         Ok(None) => Ok(None),
         // Without an answer we cannot know; sending now could double the text.
-        Err(e) => Err(JobFailure { message: format!("reconcile before resend: {e}"), retry_after: None }),
+        Err(e) => Err(JobFailure {
+            message: format!("reconcile before resend: {e}"),
+            retry_after: None,
+        }),
     }
 }

@@ -4,7 +4,9 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use textback_core::text_back::decide;
-use textback_core::{CallerId, MessageTemplate, Phone, RenderContext, TextBackDecision, TextBackFacts};
+use textback_core::{
+    CallerId, MessageTemplate, Phone, RenderContext, TextBackDecision, TextBackFacts,
+};
 use textback_store::{TextBackInput, TextBackPlan};
 
 pub fn plan(input: &TextBackInput, now: Timestamp, carrier: &str) -> TextBackPlan {

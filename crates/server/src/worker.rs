@@ -34,7 +34,12 @@ impl Worker {
     /// Claims and runs one batch of due jobs; returns how many ran.
     pub async fn step(&self) -> usize {
         let now = self.state.now_ms();
-        let jobs = match self.state.store.claim_jobs(&self.name, now, LEASE, BATCH).await {
+        let jobs = match self
+            .state
+            .store
+            .claim_jobs(&self.name, now, LEASE, BATCH)
+            .await
+        {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::error!(error = %e, "claiming jobs failed");
@@ -95,12 +100,20 @@ async fn run_job(state: &AppState, job: Job) {
         JobKind::SendMessage => send(state, &job).await,
     };
     if let Err(failure) = result {
-        let delay = failure.retry_after.unwrap_or_else(|| retry_delay(job.attempts));
+        let delay = failure
+            .retry_after
+            .unwrap_or_else(|| retry_delay(job.attempts));
         let run_at = state.now_ms() + delay.as_millis() as i64;
         match state.store.retry_job(&job, &failure.message, run_at).await {
-            Ok(true) => tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed; will retry"),
-            Ok(false) => tracing::error!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed for the last time"),
-            Err(e) => tracing::error!(job = job.id, error = %e, "could not reschedule job; its lease will expire"),
+            Ok(true) => {
+                tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed; will retry")
+            }
+            Ok(false) => {
+                tracing::error!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed for the last time")
+            }
+            Err(e) => {
+                tracing::error!(job = job.id, error = %e, "could not reschedule job; its lease will expire")
+            }
         }
     }
 }

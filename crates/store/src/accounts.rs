@@ -55,7 +55,10 @@ macro_rules! account_from_row {
             name: row.try_get("name")?,
             time_zone: row.try_get("time_zone")?,
             booking_link: row.try_get("booking_link")?,
-            business_hours: from_json("business_hours", &row.try_get::<String, _>("business_hours")?)?,
+            business_hours: from_json(
+                "business_hours",
+                &row.try_get::<String, _>("business_hours")?,
+            )?,
             text_back_enabled: row.try_get("text_back_enabled")?,
             text_back_template: row.try_get("text_back_template")?,
             cooldown_secs: row.try_get("cooldown_secs")?,
@@ -136,7 +139,9 @@ impl Store {
     }
 
     pub async fn numbers_of_account(&self, account_id: i64) -> Result<Vec<NumberRecord>> {
-        let sql = format!("SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.account_id = $1 ORDER BY n.e164");
+        let sql = format!(
+            "SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.account_id = $1 ORDER BY n.e164"
+        );
         on_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());

@@ -380,7 +380,13 @@ impl Store {
     }
 
     /// Attaches a voicemail recording to its call.
-    pub async fn record_voicemail(&self, carrier_call_id: &str, url: &str, secs: Option<i64>, now_ms: i64) -> Result<bool> {
+    pub async fn record_voicemail(
+        &self,
+        carrier_call_id: &str,
+        url: &str,
+        secs: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool> {
         let n = in_write_tx!(self, tx => {
             sqlx::query(
                 "UPDATE calls SET recording_url = $2, recording_secs = $3, \

@@ -209,7 +209,9 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         for attempt in 1..30 {
             let d = retry_delay(attempt).as_millis() as u64;
-            let base = 1000u64.saturating_mul(1 << (attempt.clamp(1, 20) - 1).min(16)).min(300_000);
+            let base = 1000u64
+                .saturating_mul(1 << (attempt.clamp(1, 20) - 1).min(16))
+                .min(300_000);
             assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d}");
         }
         assert!(retry_delay(40) <= Duration::from_secs(300));

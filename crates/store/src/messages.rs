@@ -146,9 +146,18 @@ impl Store {
         outcome: &SendOutcome,
         now_ms: i64,
     ) -> Result<()> {
-        let (status, carrier_id, carrier_status, segments, code, error, call_status) = match outcome {
-            SendOutcome::Accepted { carrier_message_id, carrier_status, segments } => (
-                if msg.carrier == "sandbox" { "sandbox" } else { "sent" },
+        let (status, carrier_id, carrier_status, segments, code, error, call_status) = match outcome
+        {
+            SendOutcome::Accepted {
+                carrier_message_id,
+                carrier_status,
+                segments,
+            } => (
+                if msg.carrier == "sandbox" {
+                    "sandbox"
+                } else {
+                    "sent"
+                },
                 Some(carrier_message_id.clone()),
                 Some(carrier_status.clone()),
                 *segments,
@@ -157,17 +166,55 @@ impl Store {
                 Some(("sent", None)),
             ),
             SendOutcome::Rejected { code, message } => (
-                "failed", None, None, None, *code, Some(message.clone()),
-                Some(("failed", Some(match code { Some(c) => format!("carrier error {c}: {message}"), None => message.clone() }))),
+                "failed",
+                None,
+                None,
+                None,
+                *code,
+                Some(message.clone()),
+                Some((
+                    "failed",
+                    Some(match code {
+                        Some(c) => format!("carrier error {c}: {message}"),
+                        None => message.clone(),
+                    }),
+                )),
             ),
             SendOutcome::Canceled { reason } => (
-                "canceled", None, None, None, None, Some(reason.clone()),
+                "canceled",
+                None,
+                None,
+                None,
+                None,
+                Some(reason.clone()),
                 Some(("canceled", Some(reason.clone()))),
             ),
-            SendOutcome::Temporary { message, final_attempt, ambiguous } => (
-                if *final_attempt { "failed" } else if *ambiguous { "sending" } else { "pending" },
-                None, None, None, None, Some(message.clone()),
-                final_attempt.then(|| ("failed", Some(format!("gave up after {} attempts: {message}", msg.attempts)))),
+            SendOutcome::Temporary {
+                message,
+                final_attempt,
+                ambiguous,
+            } => (
+                if *final_attempt {
+                    "failed"
+                } else if *ambiguous {
+                    "sending"
+                } else {
+                    "pending"
+                },
+                None,
+                None,
+                None,
+                None,
+                Some(message.clone()),
+                final_attempt.then(|| {
+                    (
+                        "failed",
+                        Some(format!(
+                            "gave up after {} attempts: {message}",
+                            msg.attempts
+                        )),
+                    )
+                }),
             ),
         };
         in_write_tx!(self, tx => {

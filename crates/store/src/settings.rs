@@ -15,7 +15,11 @@ impl Store {
 
     /// Returns the stored value, storing `make()` first when there is none. Concurrent
     /// callers all get the one value that won.
-    pub async fn setting_or_insert(&self, key: &str, make: impl FnOnce() -> String) -> Result<String> {
+    pub async fn setting_or_insert(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String> {
         let value = make();
         in_write_tx!(self, tx => {
             sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")

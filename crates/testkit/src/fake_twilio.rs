@@ -57,7 +57,9 @@ pub struct FakeTwilio {
 
 impl FakeTwilio {
     pub async fn start() -> FakeTwilio {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake twilio");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake twilio");
         let addr = listener.local_addr().expect("local addr");
         let fake = FakeTwilio {
             base_url: format!("http://{addr}"),
@@ -128,7 +130,8 @@ fn error(status: StatusCode, code: i64, message: &str) -> Response {
 }
 
 fn authorized(headers: &HeaderMap, account: &str) -> bool {
-    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"));
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"));
     account == ACCOUNT_SID
         && headers
             .get(header::AUTHORIZATION)
@@ -137,7 +140,9 @@ fn authorized(headers: &HeaderMap, account: &str) -> bool {
 }
 
 fn resource(m: &SentMessage) -> Value {
-    let now = jiff::Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S +0000").to_string();
+    let now = jiff::Timestamp::now()
+        .strftime("%a, %d %b %Y %H:%M:%S +0000")
+        .to_string();
     json!({
         "account_sid": ACCOUNT_SID,
         "api_version": "2010-04-01",
@@ -177,10 +182,18 @@ async fn create_message(
         let mut inner = fake.inner.lock().expect("lock");
         inner.create_requests += 1;
         let Some(to) = field("To") else {
-            return error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
+            return error(
+                StatusCode::BAD_REQUEST,
+                21604,
+                "A 'To' phone number is required.",
+            );
         };
         let Some(from) = field("From") else {
-            return error(StatusCode::BAD_REQUEST, 21603, "A 'From' phone number is required.");
+            return error(
+                StatusCode::BAD_REQUEST,
+                21603,
+                "A 'From' phone number is required.",
+            );
         };
         let Some(text) = field("Body").filter(|b| !b.is_empty()) else {
             return error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
@@ -202,13 +215,21 @@ async fn create_message(
     fake.changed.notify_waiters();
     match fault {
         None => (StatusCode::CREATED, axum::Json(resource(&message))).into_response(),
-        Some(Fault::ServerError) => error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "Internal Server Error"),
+        Some(Fault::ServerError) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal Server Error",
+        ),
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
-            r.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
             r
         }
-        Some(Fault::Reject { code, message: text }) => error(StatusCode::BAD_REQUEST, code, &text),
+        Some(Fault::Reject {
+            code,
+            message: text,
+        }) => error(StatusCode::BAD_REQUEST, code, &text),
         Some(Fault::AcceptSlowly { delay }) => {
             tokio::time::sleep(delay).await;
             (StatusCode::CREATED, axum::Json(resource(&message))).into_response()
@@ -225,13 +246,20 @@ async fn list_messages(
     if !authorized(&headers, &account) {
         return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let (to, from) = (param("To"), param("From"));
     let messages: Vec<Value> = fake
         .sent()
         .iter()
         .rev()
-        .filter(|m| to.as_ref().is_none_or(|t| &m.to == t) && from.as_ref().is_none_or(|f| &m.from == f))
+        .filter(|m| {
+            to.as_ref().is_none_or(|t| &m.to == t) && from.as_ref().is_none_or(|f| &m.from == f)
+        })
         .map(resource)
         .collect();
     let uri = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json?PageSize=50&Page=0");

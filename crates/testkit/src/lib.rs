@@ -8,5 +8,5 @@ pub mod fake_twilio;
 pub mod test_app;
 
 pub use db::{Backend, TestDb};
-pub use fake_twilio::{Fault, FakeTwilio, SentMessage};
+pub use fake_twilio::{FakeTwilio, Fault, SentMessage};
 pub use test_app::{TestApp, TestAppOptions};

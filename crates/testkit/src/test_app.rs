@@ -67,13 +67,19 @@ impl TestApp {
         Self::start_with_clock(db_url, options, None).await
     }
 
-    async fn start_with_clock(db_url: &str, options: TestAppOptions, clock: Option<ManualClock>) -> TestApp {
+    async fn start_with_clock(
+        db_url: &str,
+        options: TestAppOptions,
+        clock: Option<ManualClock>,
+    ) -> TestApp {
         textback_carriers::twilio::client::install_crypto_provider();
         let store = Store::connect(db_url).await.expect("connect test database");
         store.migrate().await.expect("migrate");
         let manual = match (clock, options.manual_clock) {
             (Some(c), _) => Some(c),
-            (None, true) => Some(ManualClock::new("2026-11-30T15:00:00Z".parse().expect("time"))),
+            (None, true) => Some(ManualClock::new(
+                "2026-11-30T15:00:00Z".parse().expect("time"),
+            )),
             (None, false) => None,
         };
         let clock_arc: Arc<dyn Clock> = match &manual {
@@ -98,7 +104,9 @@ impl TestApp {
         };
         let app = App::new(store.clone(), config, clock_arc).expect("build app");
         let state = app.state().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = Arc::new(Notify::new());
         let stop = shutdown.clone();
@@ -144,11 +152,18 @@ impl TestApp {
     }
 
     pub fn advance(&self, by: Duration) {
-        self.clock.as_ref().expect("this test app has a manual clock").advance(by);
+        self.clock
+            .as_ref()
+            .expect("this test app has a manual clock")
+            .advance(by);
     }
 
     pub fn token(&self) -> &'static str {
-        if self.options.twilio.is_some() { AUTH_TOKEN } else { SANDBOX_TOKEN }
+        if self.options.twilio.is_some() {
+            AUTH_TOKEN
+        } else {
+            SANDBOX_TOKEN
+        }
     }
 
     /// Creates Acme Plumbing with the business number ringing the team phone.
@@ -167,7 +182,11 @@ impl TestApp {
             cooldown_secs: 900,
             do_not_text: vec!["+15125550177".into()],
         };
-        account.id = self.store.save_account(&account, 0).await.expect("save account");
+        account.id = self
+            .store
+            .save_account(&account, 0)
+            .await
+            .expect("save account");
         let mut number = NumberRecord {
             id: 0,
             account_id: account.id,
@@ -178,19 +197,43 @@ impl TestApp {
             call_screening: self.options.call_screening,
             active: true,
         };
-        number.id = self.store.save_number(&number, 0).await.expect("save number");
+        number.id = self
+            .store
+            .save_number(&number, 0)
+            .await
+            .expect("save number");
         (account, number)
     }
 
     /// POSTs form `params` to `path_and_query`, signed for the public URL.
-    pub async fn post_signed(&self, path_and_query: &str, params: &[(&str, &str)]) -> (u16, String) {
-        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let signature = sign(self.token(), &format!("{PUBLIC_URL}{path_and_query}"), &owned);
-        self.post_raw(path_and_query, params, Some(&signature)).await
+    pub async fn post_signed(
+        &self,
+        path_and_query: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, String) {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let signature = sign(
+            self.token(),
+            &format!("{PUBLIC_URL}{path_and_query}"),
+            &owned,
+        );
+        self.post_raw(path_and_query, params, Some(&signature))
+            .await
     }
 
-    pub async fn post_raw(&self, path_and_query: &str, params: &[(&str, &str)], signature: Option<&str>) -> (u16, String) {
-        let mut req = self.http.post(format!("{}{path_and_query}", self.base_url)).form(params);
+    pub async fn post_raw(
+        &self,
+        path_and_query: &str,
+        params: &[(&str, &str)],
+        signature: Option<&str>,
+    ) -> (u16, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path_and_query}", self.base_url))
+            .form(params);
         if let Some(sig) = signature {
             req = req.header("X-Twilio-Signature", sig);
         }
@@ -200,7 +243,12 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let resp = self.http.get(format!("{}{path}", self.base_url)).send().await.expect("request");
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("request");
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap_or_default())
     }
@@ -209,16 +257,36 @@ impl TestApp {
     pub async fn ring(&self, sid: &str, from: &str, to: &str) -> (u16, String) {
         self.post_signed(
             "/webhooks/twilio/voice",
-            &[("CallSid", sid), ("AccountSid", ACCOUNT_SID), ("From", from), ("To", to), ("CallStatus", "ringing"), ("Direction", "inbound")],
+            &[
+                ("CallSid", sid),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", from),
+                ("To", to),
+                ("CallStatus", "ringing"),
+                ("Direction", "inbound"),
+            ],
         )
         .await
     }
 
     /// The `<Dial>` action with `dial_status`.
-    pub async fn dial_result(&self, sid: &str, from: &str, to: &str, dial_status: &str) -> (u16, String) {
+    pub async fn dial_result(
+        &self,
+        sid: &str,
+        from: &str,
+        to: &str,
+        dial_status: &str,
+    ) -> (u16, String) {
         self.post_signed(
             "/webhooks/twilio/voice/dial-status",
-            &[("CallSid", sid), ("AccountSid", ACCOUNT_SID), ("From", from), ("To", to), ("CallStatus", "in-progress"), ("DialCallStatus", dial_status)],
+            &[
+                ("CallSid", sid),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", from),
+                ("To", to),
+                ("CallStatus", "in-progress"),
+                ("DialCallStatus", dial_status),
+            ],
         )
         .await
     }
@@ -226,19 +294,37 @@ impl TestApp {
     pub async fn call_completed(&self, sid: &str, from: &str, to: &str) -> (u16, String) {
         self.post_signed(
             "/webhooks/twilio/voice/status",
-            &[("CallSid", sid), ("AccountSid", ACCOUNT_SID), ("From", from), ("To", to), ("CallStatus", "completed"), ("CallDuration", "31")],
+            &[
+                ("CallSid", sid),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", from),
+                ("To", to),
+                ("CallStatus", "completed"),
+                ("CallDuration", "31"),
+            ],
         )
         .await
     }
 
     /// Waits until the call's text back reaches a final state (background workers), or
     /// `timeout` passes; returns the call as it then is.
-    pub async fn wait_for_text_back(&self, sid: &str, timeout: Duration) -> Option<textback_store::CallView> {
+    pub async fn wait_for_text_back(
+        &self,
+        sid: &str,
+        timeout: Duration,
+    ) -> Option<textback_store::CallView> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let call = self.store.call_by_carrier_id(sid).await.expect("query call");
+            let call = self
+                .store
+                .call_by_carrier_id(sid)
+                .await
+                .expect("query call");
             let settled = call.as_ref().is_some_and(|c| {
-                matches!(c.text_back_status.as_deref(), Some("sent" | "skipped" | "failed" | "canceled"))
+                matches!(
+                    c.text_back_status.as_deref(),
+                    Some("sent" | "skipped" | "failed" | "canceled")
+                )
             });
             if settled || tokio::time::Instant::now() >= deadline {
                 return call;
@@ -251,10 +337,18 @@ impl TestApp {
     pub async fn missed_call(&self, from: &str, dial_status: &str) -> String {
         let sid = new_call_sid();
         assert_eq!(self.ring(&sid, from, BUSINESS_NUMBER).await.0, 200);
-        let (status, body) = self.dial_result(&sid, from, BUSINESS_NUMBER, dial_status).await;
+        let (status, body) = self
+            .dial_result(&sid, from, BUSINESS_NUMBER, dial_status)
+            .await;
         assert_eq!(status, 200, "{body}");
-        assert!(body.contains("<Record"), "a missed call hears the voicemail greeting: {body}");
-        assert_eq!(self.call_completed(&sid, from, BUSINESS_NUMBER).await.0, 200);
+        assert!(
+            body.contains("<Record"),
+            "a missed call hears the voicemail greeting: {body}"
+        );
+        assert_eq!(
+            self.call_completed(&sid, from, BUSINESS_NUMBER).await.0,
+            200
+        );
         sid
     }
 }

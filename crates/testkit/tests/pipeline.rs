@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use textback_carriers::twilio::signature::{Algorithm, sign_with};
 use textback_carriers::twilio::sign;
+use textback_carriers::twilio::signature::{Algorithm, sign_with};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, PUBLIC_URL, TEAM_PHONE, new_call_sid};
-use textback_testkit::{Backend, Fault, FakeTwilio, TestApp, TestAppOptions, TestDb};
+use textback_testkit::{Backend, FakeTwilio, Fault, TestApp, TestAppOptions, TestDb};
 
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
@@ -59,11 +59,19 @@ on_both_stores!(
 );
 
 const CALLER: &str = "+15125550123";
-const EXPECTED_TEXT: &str = "Hi there, it's Acme Plumbing. Sorry we missed your call! How can we help?";
+const EXPECTED_TEXT: &str =
+    "Hi there, it's Acme Plumbing. Sorry we missed your call! How can we help?";
 
 async fn with_fake(url: &str, options: TestAppOptions) -> (TestApp, FakeTwilio) {
     let fake = FakeTwilio::start().await;
-    let app = TestApp::start(url, TestAppOptions { twilio: Some(fake.clone()), ..options }).await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            twilio: Some(fake.clone()),
+            ..options
+        },
+    )
+    .await;
     app.seed_account(MESSAGE).await;
     (app, fake)
 }
@@ -74,7 +82,11 @@ async fn finish(app: TestApp, fake: FakeTwilio) {
 }
 
 async fn call(app: &TestApp, sid: &str) -> textback_store::CallView {
-    app.store.call_by_carrier_id(sid).await.expect("query").expect("call recorded")
+    app.store
+        .call_by_carrier_id(sid)
+        .await
+        .expect("query")
+        .expect("call recorded")
 }
 
 async fn each_missed_dial_status_texts_once(url: &str) {
@@ -87,7 +99,12 @@ async fn each_missed_dial_status_texts_once(url: &str) {
         let c = call(&app, &sid).await;
         assert_eq!(c.outcome.as_deref(), Some("missed"), "{status}");
         assert_eq!(c.dial_status.as_deref(), Some(*status));
-        assert_eq!(c.text_back_status.as_deref(), Some("sent"), "{status}: {:?}", c.text_back_reason);
+        assert_eq!(
+            c.text_back_status.as_deref(),
+            Some("sent"),
+            "{status}: {:?}",
+            c.text_back_reason
+        );
     }
     let sent = fake.sent();
     assert_eq!(sent.len(), statuses.len());
@@ -95,12 +112,21 @@ async fn each_missed_dial_status_texts_once(url: &str) {
         assert_eq!(m.to, format!("+151255501{}", 20 + i));
         assert_eq!(m.from, BUSINESS_NUMBER);
         assert_eq!(m.body, EXPECTED_TEXT);
-        assert_eq!(m.status_callback.as_deref(), Some(format!("{PUBLIC_URL}/webhooks/twilio/sms/status").as_str()));
+        assert_eq!(
+            m.status_callback.as_deref(),
+            Some(format!("{PUBLIC_URL}/webhooks/twilio/sms/status").as_str())
+        );
     }
     // The carrier's message id is kept on our message.
     let msgs = app.store.recent_messages(10).await.unwrap();
-    assert!(msgs.iter().all(|m| m.status == "sent" && m.carrier == "twilio"));
-    assert!(sent.iter().all(|s| msgs.iter().any(|m| m.carrier_message_id.as_deref() == Some(&s.sid))));
+    assert!(
+        msgs.iter()
+            .all(|m| m.status == "sent" && m.carrier == "twilio")
+    );
+    assert!(sent.iter().all(|s| {
+        msgs.iter()
+            .any(|m| m.carrier_message_id.as_deref() == Some(&s.sid))
+    }));
     finish(app, fake).await;
 }
 
@@ -109,9 +135,19 @@ async fn answered_call_sends_nothing(url: &str) {
     let sid = new_call_sid();
     let (status, twiml) = app.ring(&sid, CALLER, BUSINESS_NUMBER).await;
     assert_eq!(status, 200);
-    assert!(twiml.contains(&format!("<Dial timeout=\"20\" action=\"{PUBLIC_URL}/webhooks/twilio/voice/dial-status\"")), "{twiml}");
-    assert!(twiml.contains(&format!("<Number>{TEAM_PHONE}</Number>")), "{twiml}");
-    let (_, reply) = app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "completed").await;
+    assert!(
+        twiml.contains(&format!(
+            "<Dial timeout=\"20\" action=\"{PUBLIC_URL}/webhooks/twilio/voice/dial-status\""
+        )),
+        "{twiml}"
+    );
+    assert!(
+        twiml.contains(&format!("<Number>{TEAM_PHONE}</Number>")),
+        "{twiml}"
+    );
+    let (_, reply) = app
+        .dial_result(&sid, CALLER, BUSINESS_NUMBER, "completed")
+        .await;
     assert!(!reply.contains("<Record"), "{reply}");
     app.call_completed(&sid, CALLER, BUSINESS_NUMBER).await;
     app.drain().await;
@@ -125,14 +161,32 @@ async fn answered_call_sends_nothing(url: &str) {
 }
 
 async fn screened_voicemail_pickup_is_missed_and_key_press_is_answered(url: &str) {
-    let (app, fake) = with_fake(url, TestAppOptions { call_screening: true, ..Default::default() }).await;
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            call_screening: true,
+            ..Default::default()
+        },
+    )
+    .await;
     // The team member's cell voicemail picks up: Twilio says "completed", nobody pressed 1.
     let sid = new_call_sid();
     let (_, twiml) = app.ring(&sid, CALLER, BUSINESS_NUMBER).await;
     let screen = format!("/webhooks/twilio/voice/screen?parent={sid}&number=%2B15125550100");
-    assert!(twiml.contains(&format!("<Number url=\"{PUBLIC_URL}{}\"", screen.replace('&', "&amp;"))), "{twiml}");
-    let (_, reply) = app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "completed").await;
-    assert!(reply.contains("<Record"), "voicemail pickup is a missed call: {reply}");
+    assert!(
+        twiml.contains(&format!(
+            "<Number url=\"{PUBLIC_URL}{}\"",
+            screen.replace('&', "&amp;")
+        )),
+        "{twiml}"
+    );
+    let (_, reply) = app
+        .dial_result(&sid, CALLER, BUSINESS_NUMBER, "completed")
+        .await;
+    assert!(
+        reply.contains("<Record"),
+        "voicemail pickup is a missed call: {reply}"
+    );
     app.drain().await;
     assert_eq!(call(&app, &sid).await.outcome.as_deref(), Some("missed"));
     assert_eq!(fake.sent().len(), 1);
@@ -141,20 +195,32 @@ async fn screened_voicemail_pickup_is_missed_and_key_press_is_answered(url: &str
     let sid2 = new_call_sid();
     let caller2 = "+15125550124";
     app.ring(&sid2, caller2, BUSINESS_NUMBER).await;
-    let leg = [("CallSid", "CAchildleg"), ("From", caller2), ("To", TEAM_PHONE)];
+    let leg = [
+        ("CallSid", "CAchildleg"),
+        ("From", caller2),
+        ("To", TEAM_PHONE),
+    ];
     let screen2 = format!("/webhooks/twilio/voice/screen?parent={sid2}&number=%2B15125550100");
     let (status, prompt) = app.post_signed(&screen2, &leg).await;
     assert_eq!(status, 200);
-    assert!(prompt.contains("<Gather numDigits=\"1\"") && prompt.contains("Acme Plumbing"), "{prompt}");
+    assert!(
+        prompt.contains("<Gather numDigits=\"1\"") && prompt.contains("Acme Plumbing"),
+        "{prompt}"
+    );
     let result = format!("/webhooks/twilio/voice/screen-result?parent={sid2}");
     let mut pressed = leg.to_vec();
     pressed.push(("Digits", "1"));
     let (status, _) = app.post_signed(&result, &pressed).await;
     assert_eq!(status, 200);
-    app.dial_result(&sid2, caller2, BUSINESS_NUMBER, "completed").await;
+    app.dial_result(&sid2, caller2, BUSINESS_NUMBER, "completed")
+        .await;
     app.drain().await;
     assert_eq!(call(&app, &sid2).await.outcome.as_deref(), Some("answered"));
-    assert_eq!(fake.sent().len(), 1, "an answered screened call is not texted");
+    assert_eq!(
+        fake.sent().len(),
+        1,
+        "an answered screened call is not texted"
+    );
     finish(app, fake).await;
 }
 
@@ -162,9 +228,11 @@ async fn retried_webhooks_text_once(url: &str) {
     let (app, fake) = with_fake(url, TestAppOptions::default()).await;
     let sid = app.missed_call(CALLER, "no-answer").await;
     // Twilio retries the dial action and the status callback, before and after the send.
-    app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer").await;
+    app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer")
+        .await;
     app.drain().await;
-    app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer").await;
+    app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer")
+        .await;
     app.call_completed(&sid, CALLER, BUSINESS_NUMBER).await;
     app.ring(&sid, CALLER, BUSINESS_NUMBER).await;
     app.drain().await;
@@ -178,8 +246,16 @@ async fn retried_webhooks_text_once(url: &str) {
 async fn forged_missing_and_stale_signatures_are_refused(url: &str) {
     let (app, fake) = with_fake(url, TestAppOptions::default()).await;
     let sid = new_call_sid();
-    let params = [("CallSid", sid.as_str()), ("From", CALLER), ("To", BUSINESS_NUMBER), ("DialCallStatus", "no-answer")];
-    let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    let params = [
+        ("CallSid", sid.as_str()),
+        ("From", CALLER),
+        ("To", BUSINESS_NUMBER),
+        ("DialCallStatus", "no-answer"),
+    ];
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
     let path = "/webhooks/twilio/voice/dial-status";
     // Missing.
     assert_eq!(app.post_raw(path, &params, None).await.0, 403);
@@ -187,14 +263,26 @@ async fn forged_missing_and_stale_signatures_are_refused(url: &str) {
     let forged = sign("not-the-token", &format!("{PUBLIC_URL}{path}"), &owned);
     assert_eq!(app.post_raw(path, &params, Some(&forged)).await.0, 403);
     // Signed for an old public URL (a stale webhook configuration, or a proxy's host).
-    let stale = sign(app.token(), &format!("http://internal-host:8080{path}"), &owned);
+    let stale = sign(
+        app.token(),
+        &format!("http://internal-host:8080{path}"),
+        &owned,
+    );
     assert_eq!(app.post_raw(path, &params, Some(&stale)).await.0, 403);
     // Valid signature, but a parameter changed on the way.
     let good = sign(app.token(), &format!("{PUBLIC_URL}{path}"), &owned);
-    let tampered = [("CallSid", sid.as_str()), ("From", "+15125550999"), ("To", BUSINESS_NUMBER), ("DialCallStatus", "no-answer")];
+    let tampered = [
+        ("CallSid", sid.as_str()),
+        ("From", "+15125550999"),
+        ("To", BUSINESS_NUMBER),
+        ("DialCallStatus", "no-answer"),
+    ];
     assert_eq!(app.post_raw(path, &tampered, Some(&good)).await.0, 403);
     app.drain().await;
-    assert!(app.store.recent_calls(10).await.unwrap().is_empty(), "nothing stored");
+    assert!(
+        app.store.recent_calls(10).await.unwrap().is_empty(),
+        "nothing stored"
+    );
     assert_eq!(fake.create_requests(), 0);
     // The genuine request still works.
     assert_eq!(app.post_raw(path, &params, Some(&good)).await.0, 200);
@@ -205,13 +293,28 @@ async fn shared_key_sha256_signature_is_accepted(url: &str) {
     let (app, fake) = with_fake(url, TestAppOptions::default()).await;
     let sid = new_call_sid();
     let path = "/webhooks/twilio/voice";
-    let params = [("CallSid", sid.as_str()), ("From", CALLER), ("To", BUSINESS_NUMBER)];
-    let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-    let sig = sign_with(Algorithm::HmacSha256, "shared-key-for-tests", &format!("{PUBLIC_URL}{path}"), &owned);
+    let params = [
+        ("CallSid", sid.as_str()),
+        ("From", CALLER),
+        ("To", BUSINESS_NUMBER),
+    ];
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    let sig = sign_with(
+        Algorithm::HmacSha256,
+        "shared-key-for-tests",
+        &format!("{PUBLIC_URL}{path}"),
+        &owned,
+    );
     let resp = reqwest::Client::new()
         .post(format!("{}{path}", app.base_url))
         .header("X-Twilio-Signature", &sig)
-        .header("X-Twilio-Webhooks-Signature-Settings", "key=KS0001,algorithm=HMAC_SHA256")
+        .header(
+            "X-Twilio-Webhooks-Signature-Settings",
+            "key=KS0001,algorithm=HMAC_SHA256",
+        )
         .form(&params)
         .send()
         .await
@@ -223,18 +326,31 @@ async fn shared_key_sha256_signature_is_accepted(url: &str) {
 }
 
 async fn carrier_500_then_201_sends_one_text(url: &str) {
-    let (app, fake) = with_fake(url, TestAppOptions { manual_clock: true, ..Default::default() }).await;
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
     fake.push_fault(Fault::ServerError);
     let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
     assert_eq!(fake.create_requests(), 1);
     assert!(fake.sent().is_empty());
-    assert_eq!(call(&app, &sid).await.text_back_status.as_deref(), Some("queued"));
+    assert_eq!(
+        call(&app, &sid).await.text_back_status.as_deref(),
+        Some("queued")
+    );
     app.advance(Duration::from_secs(600));
     app.drain().await;
     assert_eq!(fake.create_requests(), 2);
     assert_eq!(fake.sent().len(), 1);
-    assert_eq!(call(&app, &sid).await.text_back_status.as_deref(), Some("sent"));
+    assert_eq!(
+        call(&app, &sid).await.text_back_status.as_deref(),
+        Some("sent")
+    );
     app.advance(Duration::from_secs(3600));
     app.drain().await;
     assert_eq!(fake.create_requests(), 2, "nothing more after success");
@@ -242,16 +358,37 @@ async fn carrier_500_then_201_sends_one_text(url: &str) {
 }
 
 async fn carrier_21211_is_not_retried_and_reason_is_kept(url: &str) {
-    let (app, fake) = with_fake(url, TestAppOptions { manual_clock: true, ..Default::default() }).await;
-    fake.push_fault(Fault::Reject { code: 21211, message: "The 'To' number +15125550123 is not a valid phone number.".into() });
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    fake.push_fault(Fault::Reject {
+        code: 21211,
+        message: "The 'To' number +15125550123 is not a valid phone number.".into(),
+    });
     let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
     app.advance(Duration::from_secs(3600));
     app.drain().await;
-    assert_eq!(fake.create_requests(), 1, "a 4xx rejection is never retried");
+    assert_eq!(
+        fake.create_requests(),
+        1,
+        "a 4xx rejection is never retried"
+    );
     let c = call(&app, &sid).await;
     assert_eq!(c.text_back_status.as_deref(), Some("failed"));
-    assert!(c.text_back_reason.as_deref().unwrap_or_default().contains("21211"), "{:?}", c.text_back_reason);
+    assert!(
+        c.text_back_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("21211"),
+        "{:?}",
+        c.text_back_reason
+    );
     let m = &app.store.recent_messages(1).await.unwrap()[0];
     assert_eq!((m.status.as_str(), m.error_code), ("failed", Some(21211)));
     assert_eq!(app.store.job_counts().await.unwrap(), (0, 0));
@@ -259,8 +396,17 @@ async fn carrier_21211_is_not_retried_and_reason_is_kept(url: &str) {
 }
 
 async fn carrier_429_waits_for_retry_after(url: &str) {
-    let (app, fake) = with_fake(url, TestAppOptions { manual_clock: true, ..Default::default() }).await;
-    fake.push_fault(Fault::RateLimited { retry_after_secs: 120 });
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    fake.push_fault(Fault::RateLimited {
+        retry_after_secs: 120,
+    });
     app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
     app.advance(Duration::from_secs(60));
@@ -274,20 +420,40 @@ async fn carrier_429_waits_for_retry_after(url: &str) {
 }
 
 async fn ambiguous_timeout_is_reconciled_not_resent(url: &str) {
-    let options = TestAppOptions { manual_clock: true, carrier_timeout: Duration::from_millis(300), ..Default::default() };
+    let options = TestAppOptions {
+        manual_clock: true,
+        carrier_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
     let (app, fake) = with_fake(url, options).await;
-    fake.push_fault(Fault::AcceptSlowly { delay: Duration::from_secs(2) });
+    fake.push_fault(Fault::AcceptSlowly {
+        delay: Duration::from_secs(2),
+    });
     let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
-    assert_eq!(fake.sent().len(), 1, "the slow request did create the message");
-    assert_eq!(call(&app, &sid).await.text_back_status.as_deref(), Some("queued"));
+    assert_eq!(
+        fake.sent().len(),
+        1,
+        "the slow request did create the message"
+    );
+    assert_eq!(
+        call(&app, &sid).await.text_back_status.as_deref(),
+        Some("queued")
+    );
     app.advance(Duration::from_secs(600));
     app.drain().await;
-    assert_eq!(fake.create_requests(), 1, "reconciled against the message list, not resent");
+    assert_eq!(
+        fake.create_requests(),
+        1,
+        "reconciled against the message list, not resent"
+    );
     let c = call(&app, &sid).await;
     assert_eq!(c.text_back_status.as_deref(), Some("sent"));
     let m = &app.store.recent_messages(1).await.unwrap()[0];
-    assert_eq!(m.carrier_message_id.as_deref(), Some(fake.sent()[0].sid.as_str()));
+    assert_eq!(
+        m.carrier_message_id.as_deref(),
+        Some(fake.sent()[0].sid.as_str())
+    );
     finish(app, fake).await;
 }
 
@@ -295,8 +461,17 @@ async fn restart_between_webhook_and_send_sends_once(url: &str) {
     let (app, fake) = with_fake(url, TestAppOptions::default()).await;
     let sid = app.missed_call(CALLER, "no-answer").await;
     // Stopped before any worker ran: the call and its job are durable.
-    let app = app.restart(TestAppOptions { workers: 2, twilio: Some(fake.clone()), ..Default::default() }).await;
-    let c = app.wait_for_text_back(&sid, Duration::from_secs(10)).await.expect("call");
+    let app = app
+        .restart(TestAppOptions {
+            workers: 2,
+            twilio: Some(fake.clone()),
+            ..Default::default()
+        })
+        .await;
+    let c = app
+        .wait_for_text_back(&sid, Duration::from_secs(10))
+        .await
+        .expect("call");
     assert_eq!(c.text_back_status.as_deref(), Some("sent"));
     app.drain().await;
     assert_eq!(fake.sent().len(), 1);
@@ -305,21 +480,40 @@ async fn restart_between_webhook_and_send_sends_once(url: &str) {
 }
 
 async fn background_workers_text_within_two_seconds(url: &str) {
-    let (app, fake) = with_fake(url, TestAppOptions { workers: 2, ..Default::default() }).await;
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            workers: 2,
+            ..Default::default()
+        },
+    )
+    .await;
     let started = Instant::now();
     let sid = new_call_sid();
     app.ring(&sid, CALLER, BUSINESS_NUMBER).await;
     let dialed = Instant::now();
-    app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer").await;
+    app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer")
+        .await;
     let sent = fake.wait_for_sent(1, Duration::from_secs(5)).await;
     assert_eq!(sent.len(), 1);
-    assert!(dialed.elapsed() < Duration::from_secs(2), "texted {:?} after the missed call", dialed.elapsed());
+    assert!(
+        dialed.elapsed() < Duration::from_secs(2),
+        "texted {:?} after the missed call",
+        dialed.elapsed()
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     finish(app, fake).await;
 }
 
 async fn texting_rules_skip_with_reasons(url: &str) {
-    let (app, fake) = with_fake(url, TestAppOptions { manual_clock: true, ..Default::default() }).await;
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let cases = [
         ("anonymous", "anonymous_caller"),
         ("+266696687", "anonymous_caller"),
@@ -342,11 +536,17 @@ async fn texting_rules_skip_with_reasons(url: &str) {
     app.advance(Duration::from_secs(5 * 60));
     let again = app.missed_call(CALLER, "busy").await;
     app.drain().await;
-    assert_eq!(call(&app, &again).await.text_back_reason.as_deref(), Some("cooldown"));
+    assert_eq!(
+        call(&app, &again).await.text_back_reason.as_deref(),
+        Some("cooldown")
+    );
     app.advance(Duration::from_secs(11 * 60));
     let later = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
-    assert_eq!(call(&app, &later).await.text_back_status.as_deref(), Some("sent"));
+    assert_eq!(
+        call(&app, &later).await.text_back_status.as_deref(),
+        Some("sent")
+    );
     assert_eq!(fake.sent().len(), 2);
     finish(app, fake).await;
 }
@@ -356,8 +556,13 @@ async fn unknown_number_is_told_and_nothing_is_stored(url: &str) {
     let sid = new_call_sid();
     let (status, twiml) = app.ring(&sid, CALLER, "+15125550111").await;
     assert_eq!(status, 200);
-    assert!(twiml.contains("<Say>") && twiml.contains("not in service"), "{twiml}");
-    let (status, _) = app.dial_result(&sid, CALLER, "+15125550111", "no-answer").await;
+    assert!(
+        twiml.contains("<Say>") && twiml.contains("not in service"),
+        "{twiml}"
+    );
+    let (status, _) = app
+        .dial_result(&sid, CALLER, "+15125550111", "no-answer")
+        .await;
     assert_eq!(status, 200);
     app.drain().await;
     assert!(app.store.recent_calls(10).await.unwrap().is_empty());
@@ -368,15 +573,32 @@ async fn unknown_number_is_told_and_nothing_is_stored(url: &str) {
 async fn bad_input_is_refused_and_changes_nothing(url: &str) {
     let (app, fake) = with_fake(url, TestAppOptions::default()).await;
     let sid = new_call_sid();
-    let (status, body) = app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "exploded").await;
+    let (status, body) = app
+        .dial_result(&sid, CALLER, BUSINESS_NUMBER, "exploded")
+        .await;
     assert_eq!(status, 400);
     assert!(body.contains("exploded"), "{body}");
-    let (status, body) = app.post_signed("/webhooks/twilio/voice", &[("CallSid", &sid), ("From", CALLER)]).await;
+    let (status, body) = app
+        .post_signed(
+            "/webhooks/twilio/voice",
+            &[("CallSid", &sid), ("From", CALLER)],
+        )
+        .await;
     assert_eq!((status, body.contains("To")), (400, true), "{body}");
     let (status, _) = app.ring(&sid, CALLER, "+1-512-CALL-NOW").await;
     assert_eq!(status, 400);
     let huge = "x".repeat(200 * 1024);
-    let (status, _) = app.post_signed("/webhooks/twilio/voice", &[("CallSid", &sid), ("From", CALLER), ("To", BUSINESS_NUMBER), ("Pad", &huge)]).await;
+    let (status, _) = app
+        .post_signed(
+            "/webhooks/twilio/voice",
+            &[
+                ("CallSid", &sid),
+                ("From", CALLER),
+                ("To", BUSINESS_NUMBER),
+                ("Pad", &huge),
+            ],
+        )
+        .await;
     assert_eq!(status, 413);
     app.drain().await;
     assert!(app.store.recent_calls(10).await.unwrap().is_empty());
@@ -393,14 +615,29 @@ async fn health_endpoints(url: &str) {
 
 async fn broken_template_never_sends_an_empty_greeting(url: &str) {
     let fake = FakeTwilio::start().await;
-    let app = TestApp::start(url, TestAppOptions { twilio: Some(fake.clone()), ..Default::default() }).await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            twilio: Some(fake.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
     // Saved behind the validation's back (an older version, a manual edit): still refused.
-    app.seed_account("Hey {{contact.first_name}}, call us back!").await;
+    app.seed_account("Hey {{contact.first_name}}, call us back!")
+        .await;
     let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
     let c = call(&app, &sid).await;
     assert_eq!(c.text_back_status.as_deref(), Some("failed"));
-    assert!(c.text_back_reason.as_deref().unwrap_or_default().contains("contact.first_name"), "{:?}", c.text_back_reason);
+    assert!(
+        c.text_back_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("contact.first_name"),
+        "{:?}",
+        c.text_back_reason
+    );
     assert_eq!(fake.create_requests(), 0);
     finish(app, fake).await;
 }
@@ -410,14 +647,25 @@ async fn caller_hanging_up_before_the_dial_is_missed(url: &str) {
     let sid = new_call_sid();
     app.ring(&sid, CALLER, BUSINESS_NUMBER).await;
     // No <Dial> result ever arrives; only the status callback.
-    let (status, _) = app.post_signed(
-        "/webhooks/twilio/voice/status",
-        &[("CallSid", &sid), ("AccountSid", ACCOUNT_SID), ("From", CALLER), ("To", BUSINESS_NUMBER), ("CallStatus", "canceled")],
-    ).await;
+    let (status, _) = app
+        .post_signed(
+            "/webhooks/twilio/voice/status",
+            &[
+                ("CallSid", &sid),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", CALLER),
+                ("To", BUSINESS_NUMBER),
+                ("CallStatus", "canceled"),
+            ],
+        )
+        .await;
     assert_eq!(status, 200);
     app.drain().await;
     let c = call(&app, &sid).await;
-    assert_eq!((c.outcome.as_deref(), c.status.as_str()), (Some("missed"), "canceled"));
+    assert_eq!(
+        (c.outcome.as_deref(), c.status.as_str()),
+        (Some("missed"), "canceled")
+    );
     assert_eq!(fake.sent().len(), 1);
     finish(app, fake).await;
 }
@@ -426,15 +674,27 @@ async fn voicemail_recording_attaches_to_the_call(url: &str) {
     let (app, fake) = with_fake(url, TestAppOptions::default()).await;
     let sid = app.missed_call(CALLER, "no-answer").await;
     let recording = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1";
-    let (status, _) = app.post_signed(
-        "/webhooks/twilio/voice/recording",
-        &[("CallSid", &sid), ("From", CALLER), ("To", BUSINESS_NUMBER), ("RecordingUrl", recording), ("RecordingDuration", "12")],
-    ).await;
+    let (status, _) = app
+        .post_signed(
+            "/webhooks/twilio/voice/recording",
+            &[
+                ("CallSid", &sid),
+                ("From", CALLER),
+                ("To", BUSINESS_NUMBER),
+                ("RecordingUrl", recording),
+                ("RecordingDuration", "12"),
+            ],
+        )
+        .await;
     assert_eq!(status, 200);
     app.drain().await;
     let c = call(&app, &sid).await;
     assert_eq!(c.outcome.as_deref(), Some("voicemail"));
-    assert_eq!(fake.sent().len(), 1, "the text back does not wait for the voicemail");
+    assert_eq!(
+        fake.sent().len(),
+        1,
+        "the text back does not wait for the voicemail"
+    );
     finish(app, fake).await;
 }
 
@@ -449,7 +709,13 @@ async fn delivery_reports_update_the_message(url: &str) {
         async move {
             app.post_signed(
                 "/webhooks/twilio/sms/status",
-                &[("MessageSid", &sid), ("MessageStatus", status), ("AccountSid", ACCOUNT_SID), ("To", CALLER), ("From", BUSINESS_NUMBER)],
+                &[
+                    ("MessageSid", &sid),
+                    ("MessageStatus", status),
+                    ("AccountSid", ACCOUNT_SID),
+                    ("To", CALLER),
+                    ("From", BUSINESS_NUMBER),
+                ],
             )
             .await
             .0
@@ -459,6 +725,9 @@ async fn delivery_reports_update_the_message(url: &str) {
     // A late "sent" report does not undo the delivery.
     assert_eq!(report("sent").await, 204);
     let m = &app.store.recent_messages(1).await.unwrap()[0];
-    assert_eq!((m.status.as_str(), m.carrier_status.as_deref()), ("delivered", Some("delivered")));
+    assert_eq!(
+        (m.status.as_str(), m.carrier_status.as_deref()),
+        ("delivered", Some("delivered"))
+    );
     finish(app, fake).await;
 }

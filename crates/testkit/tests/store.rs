@@ -60,55 +60,123 @@ async fn migrations_run_once(store: Store) {
 }
 
 async fn due_jobs_are_claimed_once_per_lease(store: Store) {
-    store.enqueue_job(JobKind::SendMessage, 1, None, 1_000, 0).await.unwrap();
-    store.enqueue_job(JobKind::SendMessage, 2, None, 5_000, 0).await.unwrap();
+    store
+        .enqueue_job(JobKind::SendMessage, 1, None, 1_000, 0)
+        .await
+        .unwrap();
+    store
+        .enqueue_job(JobKind::SendMessage, 2, None, 5_000, 0)
+        .await
+        .unwrap();
     let jobs = store.claim_jobs("a", 1_000, LEASE, 10).await.unwrap();
-    assert_eq!(jobs.iter().map(|j| j.subject_id).collect::<Vec<_>>(), vec![1], "only due jobs");
+    assert_eq!(
+        jobs.iter().map(|j| j.subject_id).collect::<Vec<_>>(),
+        vec![1],
+        "only due jobs"
+    );
     assert_eq!(jobs[0].attempts, 1);
-    assert!(store.claim_jobs("b", 2_000, LEASE, 10).await.unwrap().is_empty(), "leased");
+    assert!(
+        store
+            .claim_jobs("b", 2_000, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
     store.complete_job(jobs[0].id).await.unwrap();
     let later = store.claim_jobs("b", 5_000, LEASE, 10).await.unwrap();
-    assert_eq!(later.iter().map(|j| j.subject_id).collect::<Vec<_>>(), vec![2]);
-    assert_eq!(store.next_job_due().await.unwrap(), Some(5_000 + LEASE.as_millis() as i64));
+    assert_eq!(
+        later.iter().map(|j| j.subject_id).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert_eq!(
+        store.next_job_due().await.unwrap(),
+        Some(5_000 + LEASE.as_millis() as i64)
+    );
 }
 
 async fn expired_lease_is_claimed_again(store: Store) {
-    store.enqueue_job(JobKind::MissedCall, 7, None, 0, 0).await.unwrap();
+    store
+        .enqueue_job(JobKind::MissedCall, 7, None, 0, 0)
+        .await
+        .unwrap();
     let first = store.claim_jobs("crashed", 0, LEASE, 10).await.unwrap();
     assert_eq!(first.len(), 1);
     // The worker died without completing: after the lease the job comes back.
-    assert!(store.claim_jobs("b", 59_999, LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_jobs("b", 59_999, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let again = store.claim_jobs("b", 60_000, LEASE, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
 }
 
 async fn failed_job_retries_later_then_dies(store: Store) {
-    store.enqueue_job(JobKind::SendMessage, 3, None, 0, 0).await.unwrap();
+    store
+        .enqueue_job(JobKind::SendMessage, 3, None, 0, 0)
+        .await
+        .unwrap();
     let max = JobKind::SendMessage.max_attempts();
     let mut now = 0;
     for attempt in 1..=max {
         let jobs = store.claim_jobs("w", now, LEASE, 10).await.unwrap();
         assert_eq!(jobs.len(), 1, "attempt {attempt}");
         assert_eq!(jobs[0].attempts, attempt);
-        let again = store.retry_job(&jobs[0], "carrier down", now + 1_000).await.unwrap();
+        let again = store
+            .retry_job(&jobs[0], "carrier down", now + 1_000)
+            .await
+            .unwrap();
         assert_eq!(again, attempt < max);
-        assert!(store.claim_jobs("w", now + 999, LEASE, 10).await.unwrap().is_empty(), "not before run_at");
+        assert!(
+            store
+                .claim_jobs("w", now + 999, LEASE, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not before run_at"
+        );
         now += 1_000;
     }
-    assert!(store.claim_jobs("w", now + 1_000_000, LEASE, 10).await.unwrap().is_empty());
-    assert_eq!(store.job_counts().await.unwrap(), (0, 1), "parked as dead, not lost");
+    assert!(
+        store
+            .claim_jobs("w", now + 1_000_000, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        (0, 1),
+        "parked as dead, not lost"
+    );
 }
 
 async fn unique_key_keeps_one_queued_job(store: Store) {
-    assert!(store.enqueue_job(JobKind::SendMessage, 9, Some("send_message:9"), 0, 0).await.unwrap());
-    assert!(!store.enqueue_job(JobKind::SendMessage, 9, Some("send_message:9"), 0, 0).await.unwrap());
+    assert!(
+        store
+            .enqueue_job(JobKind::SendMessage, 9, Some("send_message:9"), 0, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .enqueue_job(JobKind::SendMessage, 9, Some("send_message:9"), 0, 0)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.job_counts().await.unwrap(), (1, 0));
 }
 
 async fn concurrent_claims_never_share_a_job(store: Store) {
     for i in 0..200 {
-        store.enqueue_job(JobKind::SendMessage, i, None, 0, 0).await.unwrap();
+        store
+            .enqueue_job(JobKind::SendMessage, i, None, 0, 0)
+            .await
+            .unwrap();
     }
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -116,7 +184,10 @@ async fn concurrent_claims_never_share_a_job(store: Store) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let jobs = store.claim_jobs(&format!("w{w}"), 0, LEASE, 7).await.unwrap();
+                let jobs = store
+                    .claim_jobs(&format!("w{w}"), 0, LEASE, 7)
+                    .await
+                    .unwrap();
                 if jobs.is_empty() {
                     return mine;
                 }
@@ -180,7 +251,9 @@ async fn a_call_is_settled_once(store: Store) {
     for _ in 0..8 {
         let store = store.clone();
         let facts = facts.clone();
-        tasks.push(tokio::spawn(async move { store.record_dial_result(&facts, |_| true, 1).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            store.record_dial_result(&facts, |_| true, 1).await.unwrap()
+        }));
     }
     let mut newly = 0;
     for t in tasks {
@@ -191,13 +264,22 @@ async fn a_call_is_settled_once(store: Store) {
     assert_eq!(newly, 1);
     assert_eq!(store.job_counts().await.unwrap(), (1, 0));
     // A later "answered" report cannot flip a settled miss.
-    let (missed, fresh) = store.record_dial_result(&facts, |_| false, 2).await.unwrap();
+    let (missed, fresh) = store
+        .record_dial_result(&facts, |_| false, 2)
+        .await
+        .unwrap();
     assert_eq!((missed, fresh), (true, false));
 }
 
 async fn settings_keep_the_first_value(store: Store) {
-    let a = store.setting_or_insert("k", || "first".into()).await.unwrap();
-    let b = store.setting_or_insert("k", || "second".into()).await.unwrap();
+    let a = store
+        .setting_or_insert("k", || "first".into())
+        .await
+        .unwrap();
+    let b = store
+        .setting_or_insert("k", || "second".into())
+        .await
+        .unwrap();
     assert_eq!((a.as_str(), b.as_str()), ("first", "first"));
     assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("first"));
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use textback_core::{AccountSlug, BusinessHours, HumanDuration, MessageTemplate, Phone, TimeZoneName};
+use textback_core::{
+    AccountSlug, BusinessHours, HumanDuration, MessageTemplate, Phone, TimeZoneName,
+};
 use textback_store::{AccountRecord, NumberRecord, Store, StoreError};
 
 #[derive(Debug, Deserialize)]
@@ -104,18 +106,29 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
         let at = format!("accounts[{i}]");
         let slug = AccountSlug::parse(&a.slug).map_err(|e| invalid(format!("{at}.slug"), e))?;
         if !seen_slugs.insert(slug.to_string()) {
-            return Err(invalid(format!("{at}.slug"), format!("{slug} appears twice in the file")));
+            return Err(invalid(
+                format!("{at}.slug"),
+                format!("{slug} appears twice in the file"),
+            ));
         }
         let at = format!("accounts[{i}] ({slug})");
         if a.name.trim().is_empty() {
-            return Err(invalid(format!("{at}.name"), "the business name is required; it goes into every text"));
+            return Err(invalid(
+                format!("{at}.name"),
+                "the business name is required; it goes into every text",
+            ));
         }
-        let tz = TimeZoneName::parse(&a.time_zone).map_err(|e| invalid(format!("{at}.time_zone"), e))?;
-        let hours = BusinessHours::from_map(&a.business_hours).map_err(|e| invalid(format!("{at}.business_hours"), e))?;
+        let tz =
+            TimeZoneName::parse(&a.time_zone).map_err(|e| invalid(format!("{at}.time_zone"), e))?;
+        let hours = BusinessHours::from_map(&a.business_hours)
+            .map_err(|e| invalid(format!("{at}.business_hours"), e))?;
         if let Some(link) = &a.booking_link
             && !(link.starts_with("https://") || link.starts_with("http://"))
         {
-            return Err(invalid(format!("{at}.booking_link"), format!("{link:?} must be a web address starting with https://")));
+            return Err(invalid(
+                format!("{at}.booking_link"),
+                format!("{link:?} must be a web address starting with https://"),
+            ));
         }
         let mut do_not_text = Vec::new();
         for (j, n) in a.do_not_text.iter().enumerate() {
@@ -126,8 +139,11 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             );
         }
         let tb = a.text_back.as_ref();
-        let message = tb.and_then(|t| t.message.clone()).unwrap_or_else(|| DEFAULT_MESSAGE.to_owned());
-        MessageTemplate::parse(&message).map_err(|e| invalid(format!("{at}.text_back.message"), e))?;
+        let message = tb
+            .and_then(|t| t.message.clone())
+            .unwrap_or_else(|| DEFAULT_MESSAGE.to_owned());
+        MessageTemplate::parse(&message)
+            .map_err(|e| invalid(format!("{at}.text_back.message"), e))?;
         let cooldown = tb
             .and_then(|t| t.cooldown)
             .map(|d| d.as_secs() as i64)
@@ -147,24 +163,46 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
         let mut numbers = Vec::new();
         for (j, n) in a.numbers.iter().enumerate() {
             let np = format!("{at}.numbers[{j}]");
-            let e164 = Phone::parse(&n.number).map_err(|e| invalid(format!("{np}.number"), e))?.to_string();
+            let e164 = Phone::parse(&n.number)
+                .map_err(|e| invalid(format!("{np}.number"), e))?
+                .to_string();
             if let Some(other) = seen_numbers.insert(e164.clone(), slug.to_string()) {
-                return Err(invalid(format!("{np}.number"), format!("{e164} is listed twice (also under {other})")));
+                return Err(invalid(
+                    format!("{np}.number"),
+                    format!("{e164} is listed twice (also under {other})"),
+                ));
             }
             if !matches!(n.carrier.as_str(), "twilio" | "sandbox") {
-                return Err(invalid(format!("{np}.carrier"), format!("{:?} is not a carrier Textback supports: use \"twilio\" or \"sandbox\"", n.carrier)));
+                return Err(invalid(
+                    format!("{np}.carrier"),
+                    format!(
+                        "{:?} is not a carrier Textback supports: use \"twilio\" or \"sandbox\"",
+                        n.carrier
+                    ),
+                ));
             }
             let mut ring_to = Vec::new();
             for (k, r) in n.ring.iter().enumerate() {
-                let p = Phone::parse(r).map_err(|e| invalid(format!("{np}.ring[{k}]"), e))?.to_string();
+                let p = Phone::parse(r)
+                    .map_err(|e| invalid(format!("{np}.ring[{k}]"), e))?
+                    .to_string();
                 if p == e164 {
-                    return Err(invalid(format!("{np}.ring[{k}]"), "a number cannot ring itself"));
+                    return Err(invalid(
+                        format!("{np}.ring[{k}]"),
+                        "a number cannot ring itself",
+                    ));
                 }
                 ring_to.push(p);
             }
-            let ring = n.ring_time.map(|d| d.as_secs()).unwrap_or(DEFAULT_RING_SECS);
+            let ring = n
+                .ring_time
+                .map(|d| d.as_secs())
+                .unwrap_or(DEFAULT_RING_SECS);
             if !(5..=600).contains(&ring) {
-                return Err(invalid(format!("{np}.ring_time"), "ring time must be between 5s and 600s (10m)"));
+                return Err(invalid(
+                    format!("{np}.ring_time"),
+                    "ring time must be between 5s and 600s (10m)",
+                ));
             }
             numbers.push(NumberRecord {
                 id: 0,
@@ -184,25 +222,53 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
 
 fn account_changes(old: &AccountRecord, new: &AccountRecord) -> Vec<&'static str> {
     let mut c = Vec::new();
-    if old.name != new.name { c.push("name"); }
-    if old.time_zone != new.time_zone { c.push("time_zone"); }
-    if old.booking_link != new.booking_link { c.push("booking_link"); }
-    if old.business_hours != new.business_hours { c.push("business_hours"); }
-    if old.do_not_text != new.do_not_text { c.push("do_not_text"); }
-    if old.text_back_enabled != new.text_back_enabled { c.push("text_back.enabled"); }
-    if old.text_back_template != new.text_back_template { c.push("text_back.message"); }
-    if old.cooldown_secs != new.cooldown_secs { c.push("text_back.cooldown"); }
+    if old.name != new.name {
+        c.push("name");
+    }
+    if old.time_zone != new.time_zone {
+        c.push("time_zone");
+    }
+    if old.booking_link != new.booking_link {
+        c.push("booking_link");
+    }
+    if old.business_hours != new.business_hours {
+        c.push("business_hours");
+    }
+    if old.do_not_text != new.do_not_text {
+        c.push("do_not_text");
+    }
+    if old.text_back_enabled != new.text_back_enabled {
+        c.push("text_back.enabled");
+    }
+    if old.text_back_template != new.text_back_template {
+        c.push("text_back.message");
+    }
+    if old.cooldown_secs != new.cooldown_secs {
+        c.push("text_back.cooldown");
+    }
     c
 }
 
 fn number_changes(old: &NumberRecord, new: &NumberRecord) -> Vec<&'static str> {
     let mut c = Vec::new();
-    if old.account_id != new.account_id { c.push("account"); }
-    if old.carrier != new.carrier { c.push("carrier"); }
-    if old.ring_to != new.ring_to { c.push("ring"); }
-    if old.ring_seconds != new.ring_seconds { c.push("ring_time"); }
-    if old.call_screening != new.call_screening { c.push("call_screening"); }
-    if old.active != new.active { c.push("active"); }
+    if old.account_id != new.account_id {
+        c.push("account");
+    }
+    if old.carrier != new.carrier {
+        c.push("carrier");
+    }
+    if old.ring_to != new.ring_to {
+        c.push("ring");
+    }
+    if old.ring_seconds != new.ring_seconds {
+        c.push("ring_time");
+    }
+    if old.call_screening != new.call_screening {
+        c.push("call_screening");
+    }
+    if old.active != new.active {
+        c.push("active");
+    }
     c
 }
 
@@ -226,7 +292,11 @@ pub async fn apply(store: &Store, text: &str, now_ms: i64) -> Result<Vec<String>
                     old.id
                 } else {
                     store.save_account(&p.account, now_ms).await?;
-                    report.push(format!("account {}: updated {}", p.account.slug, changes.join(", ")));
+                    report.push(format!(
+                        "account {}: updated {}",
+                        p.account.slug,
+                        changes.join(", ")
+                    ));
                     old.id
                 }
             }
@@ -244,7 +314,12 @@ pub async fn apply(store: &Store, text: &str, now_ms: i64) -> Result<Vec<String>
                         report.push(format!("number {} ({}): unchanged", n.e164, p.account.slug));
                     } else {
                         store.save_number(&n, now_ms).await?;
-                        report.push(format!("number {} ({}): updated {}", n.e164, p.account.slug, changes.join(", ")));
+                        report.push(format!(
+                            "number {} ({}): updated {}",
+                            n.e164,
+                            p.account.slug,
+                            changes.join(", ")
+                        ));
                     }
                 }
             }
@@ -261,7 +336,9 @@ mod tests {
 
     async fn store() -> (Store, tempdir::Dir) {
         let dir = tempdir::Dir::new();
-        let store = Store::connect(&format!("sqlite:{}", dir.path().join("t.db").display())).await.unwrap();
+        let store = Store::connect(&format!("sqlite:{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         (store, dir)
     }
@@ -270,7 +347,8 @@ mod tests {
         pub struct Dir(std::path::PathBuf);
         impl Dir {
             pub fn new() -> Dir {
-                let p = std::env::temp_dir().join(format!("textback-apply-{:016x}", fastrand::u64(..)));
+                let p =
+                    std::env::temp_dir().join(format!("textback-apply-{:016x}", fastrand::u64(..)));
                 std::fs::create_dir_all(&p).unwrap();
                 Dir(p)
             }
@@ -289,25 +367,48 @@ mod tests {
     async fn quickstart_applies_then_is_unchanged() {
         let (store, _dir) = store().await;
         let first = apply(&store, QUICKSTART, 1).await.unwrap();
-        assert_eq!(first, vec!["account acme-plumbing: created", "number +15125550100 (acme-plumbing): created"]);
+        assert_eq!(
+            first,
+            vec![
+                "account acme-plumbing: created",
+                "number +15125550100 (acme-plumbing): created"
+            ]
+        );
         let again = apply(&store, QUICKSTART, 2).await.unwrap();
-        assert_eq!(again, vec!["account acme-plumbing: unchanged", "number +15125550100 (acme-plumbing): unchanged"]);
-        let route = store.route_for_number("+15125550100").await.unwrap().unwrap();
+        assert_eq!(
+            again,
+            vec![
+                "account acme-plumbing: unchanged",
+                "number +15125550100 (acme-plumbing): unchanged"
+            ]
+        );
+        let route = store
+            .route_for_number("+15125550100")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(route.account_name, "Acme Plumbing");
         assert_eq!(route.number.ring_to, vec!["+15125550199"]);
         assert_eq!(route.number.ring_seconds, 20);
         let changed = QUICKSTART.replace("ring_time = \"20s\"", "ring_time = \"25s\"");
         assert_ne!(changed, QUICKSTART, "the quickstart sets ring_time");
         let third = apply(&store, &changed, 3).await.unwrap();
-        assert_eq!(third[1], "number +15125550100 (acme-plumbing): updated ring_time");
+        assert_eq!(
+            third[1],
+            "number +15125550100 (acme-plumbing): updated ring_time"
+        );
     }
 
     #[tokio::test]
     async fn bad_input_names_the_place_and_changes_nothing() {
         let (store, _dir) = store().await;
-        let broken = QUICKSTART.replace("Sorry we missed", "{{contact.first_name}}, sorry we missed");
+        let broken =
+            QUICKSTART.replace("Sorry we missed", "{{contact.first_name}}, sorry we missed");
         let err = apply(&store, &broken, 1).await.unwrap_err().to_string();
-        assert!(err.contains("text_back.message") && err.contains("contact.first_name"), "{err}");
+        assert!(
+            err.contains("text_back.message") && err.contains("contact.first_name"),
+            "{err}"
+        );
         assert!(store.accounts().await.unwrap().is_empty());
 
         let bad_phone = QUICKSTART.replace("+15125550199", "+1-512-CALL-NOW");

@@ -26,7 +26,10 @@ pub struct FileConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("the config file {path} is not valid: {error}")]
     Parse { path: PathBuf, error: String },
     #[error("{setting} = {value:?} is not valid: {why}")]
@@ -35,7 +38,9 @@ pub enum ConfigError {
         value: String,
         why: String,
     },
-    #[error("{present} is set but {missing} is not: set both to use Twilio, or neither to use the sandbox")]
+    #[error(
+        "{present} is set but {missing} is not: set both to use Twilio, or neither to use the sandbox"
+    )]
     Incomplete {
         present: &'static str,
         missing: &'static str,
@@ -60,13 +65,17 @@ pub fn database_url(flag: Option<String>, file: &FileConfig) -> Result<String, C
     let url = flag
         .or_else(|| file.database_url.clone())
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-    if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
         Ok(url)
     } else {
         Err(ConfigError::Invalid {
             setting: "DATABASE_URL",
             value: url,
-            why: "use sqlite:PATH (for example sqlite:textback.db) or postgres://USER@HOST/DB".into(),
+            why: "use sqlite:PATH (for example sqlite:textback.db) or postgres://USER@HOST/DB"
+                .into(),
         })
     }
 }
@@ -83,7 +92,11 @@ pub fn listen(flag: Option<String>, file: &FileConfig) -> Result<SocketAddr, Con
 }
 
 /// The public base URL; defaults to the listen address, which suits local testing only.
-pub fn public_url(flag: Option<String>, file: &FileConfig, listen: SocketAddr) -> Result<String, ConfigError> {
+pub fn public_url(
+    flag: Option<String>,
+    file: &FileConfig,
+    listen: SocketAddr,
+) -> Result<String, ConfigError> {
     let raw = flag
         .or_else(|| file.public_url.clone())
         .unwrap_or_else(|| format!("http://{listen}"));
@@ -121,8 +134,12 @@ pub fn twilio(
     token: Option<String>,
     file: &FileConfig,
 ) -> Result<Option<TwilioSettings>, ConfigError> {
-    let sid = sid.or_else(|| file.twilio_account_sid.clone()).filter(|s| !s.is_empty());
-    let token = token.or_else(|| file.twilio_auth_token.clone()).filter(|s| !s.is_empty());
+    let sid = sid
+        .or_else(|| file.twilio_account_sid.clone())
+        .filter(|s| !s.is_empty());
+    let token = token
+        .or_else(|| file.twilio_auth_token.clone())
+        .filter(|s| !s.is_empty());
     match (sid, token) {
         (None, None) => Ok(None),
         (Some(_), None) => Err(ConfigError::Incomplete {
@@ -134,7 +151,10 @@ pub fn twilio(
             missing: "TWILIO_ACCOUNT_SID",
         }),
         (Some(sid), Some(token)) => {
-            if !(sid.starts_with("AC") && sid.len() == 34 && sid[2..].chars().all(|c| c.is_ascii_hexdigit())) {
+            if !(sid.starts_with("AC")
+                && sid.len() == 34
+                && sid[2..].chars().all(|c| c.is_ascii_hexdigit()))
+            {
                 return Err(ConfigError::Invalid {
                     setting: "TWILIO_ACCOUNT_SID",
                     value: sid,
@@ -186,32 +206,57 @@ mod tests {
             ..FileConfig::default()
         };
         assert_eq!(listen(None, &f).unwrap().port(), 9000);
-        assert_eq!(listen(Some("127.0.0.1:9100".into()), &f).unwrap().port(), 9100);
+        assert_eq!(
+            listen(Some("127.0.0.1:9100".into()), &f).unwrap().port(),
+            9100
+        );
     }
 
     #[test]
     fn errors_name_the_setting() {
         let f = FileConfig::default();
-        let e = listen(Some("localhost".into()), &f).unwrap_err().to_string();
-        assert!(e.contains("TEXTBACK_LISTEN"), "{e}");
-        let e = public_url(Some("tb.example.com".into()), &f, "127.0.0.1:1".parse().unwrap())
+        let e = listen(Some("localhost".into()), &f)
             .unwrap_err()
             .to_string();
+        assert!(e.contains("TEXTBACK_LISTEN"), "{e}");
+        let e = public_url(
+            Some("tb.example.com".into()),
+            &f,
+            "127.0.0.1:1".parse().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("TEXTBACK_PUBLIC_URL"), "{e}");
-        let e = database_url(Some("mysql://x".into()), &f).unwrap_err().to_string();
+        let e = database_url(Some("mysql://x".into()), &f)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("DATABASE_URL"), "{e}");
-        let e = twilio(Some("AC123".into()), None, &f).err().unwrap().to_string();
-        assert!(e.contains("TWILIO_AUTH_TOKEN"), "{e}");
-        let e = twilio(Some("nope".into()), Some("0123456789abcdef0123456789abcdef".into()), &f)
+        let e = twilio(Some("AC123".into()), None, &f)
             .err()
             .unwrap()
             .to_string();
+        assert!(e.contains("TWILIO_AUTH_TOKEN"), "{e}");
+        let e = twilio(
+            Some("nope".into()),
+            Some("0123456789abcdef0123456789abcdef".into()),
+            &f,
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("TWILIO_ACCOUNT_SID"), "{e}");
         let secret = "sec ret token that is long";
-        let e = twilio(Some(format!("AC{}", "a".repeat(32))), Some(secret.into()), &f)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("TWILIO_AUTH_TOKEN") && !e.contains(secret), "{e}");
+        let e = twilio(
+            Some(format!("AC{}", "a".repeat(32))),
+            Some(secret.into()),
+            &f,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("TWILIO_AUTH_TOKEN") && !e.contains(secret),
+            "{e}"
+        );
     }
 }

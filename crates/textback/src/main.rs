@@ -16,7 +16,11 @@ use textback_server::{App, ServerConfig};
 use textback_store::Store;
 
 #[derive(Parser)]
-#[command(name = "textback", version, about = "Missed call text back: every missed call gets one warm text, once.")]
+#[command(
+    name = "textback",
+    version,
+    about = "Missed call text back: every missed call gets one warm text, once."
+)]
 struct Cli {
     /// Optional TOML file with the same settings as the flags (lowest precedence).
     #[arg(long, env = "TEXTBACK_CONFIG", global = true)]
@@ -112,14 +116,20 @@ enum CliError {
     #[error("cannot listen on {addr}: {error}")]
     Bind { addr: String, error: std::io::Error },
     #[error("cannot read {path}: {error}")]
-    ReadFile { path: PathBuf, error: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     textback_carriers::twilio::client::install_crypto_provider();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -163,30 +173,47 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let file = config::load_file(cli.config.as_deref())?;
     let database_url = config::database_url(cli.database_url.clone(), &file)?;
     match cli.command {
-        Command::Serve { server, twilio_webhook_shared_key, workers } => {
+        Command::Serve {
+            server,
+            twilio_webhook_shared_key,
+            workers,
+        } => {
             let listen = config::listen(server.listen, &file)?;
             let public_url = config::public_url(server.public_url, &file, listen)?;
-            let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
+            let twilio =
+                config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
             let api_base = config::twilio_api_base(server.twilio_api_base, &file)?;
             let store = open_store(&database_url).await?;
             let sandbox_token = sandbox_token(&store).await?;
             let workers = workers.or(file.workers).unwrap_or(4);
             let config = ServerConfig {
                 public_url: public_url.clone(),
-                twilio: twilio.map(|t| TwilioCredentials { account_sid: t.account_sid, auth_token: t.auth_token }),
+                twilio: twilio.map(|t| TwilioCredentials {
+                    account_sid: t.account_sid,
+                    auth_token: t.auth_token,
+                }),
                 twilio_api_base: api_base,
                 webhook_shared_key: twilio_webhook_shared_key.or(file.twilio_webhook_shared_key),
                 sandbox_token,
                 workers,
                 carrier_timeout: Duration::from_secs(10),
             };
-            let carrier = if config.twilio.is_some() { "twilio" } else { "sandbox (no Twilio credentials)" };
+            let carrier = if config.twilio.is_some() {
+                "twilio"
+            } else {
+                "sandbox (no Twilio credentials)"
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
-                .map_err(|error| CliError::Bind { addr: listen.to_string(), error })?;
+                .map_err(|error| CliError::Bind {
+                    addr: listen.to_string(),
+                    error,
+                })?;
             tracing::info!(%listen, %public_url, database = store.backend(), carrier, workers, "textback is serving");
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            App::new(store.clone(), config, clock)?.serve(listener, shutdown_signal()).await?;
+            App::new(store.clone(), config, clock)?
+                .serve(listener, shutdown_signal())
+                .await?;
             store.close().await;
             tracing::info!("stopped");
             Ok(())
@@ -194,21 +221,35 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate => {
             let store = Store::connect(&database_url).await?;
             let n = store.migrate().await?;
-            println!("{n} migration(s) applied to the {} database", store.backend());
+            println!(
+                "{n} migration(s) applied to the {} database",
+                store.backend()
+            );
             Ok(())
         }
         Command::Apply { file: path } => {
-            let text = std::fs::read_to_string(&path).map_err(|error| CliError::ReadFile { path: path.clone(), error })?;
+            let text = std::fs::read_to_string(&path).map_err(|error| CliError::ReadFile {
+                path: path.clone(),
+                error,
+            })?;
             let store = open_store(&database_url).await?;
             for line in apply::apply(&store, &text, SystemClock.now().as_millisecond()).await? {
                 println!("{line}");
             }
             Ok(())
         }
-        Command::SimulateCall { server, from, to, answered, dial_status, server_url } => {
+        Command::SimulateCall {
+            server,
+            from,
+            to,
+            answered,
+            dial_status,
+            server_url,
+        } => {
             let listen = config::listen(server.listen, &file)?;
             let public_url = config::public_url(server.public_url, &file, listen)?;
-            let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
+            let twilio =
+                config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
             let store = open_store(&database_url).await?;
             let auth_token = match twilio {
                 Some(t) => t.auth_token,
@@ -241,7 +282,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     c.number,
                     c.outcome.as_deref().unwrap_or(&c.status),
                     c.text_back_status.as_deref().unwrap_or("-"),
-                    c.text_back_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    c.text_back_reason
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
                 );
             }
             Ok(())
@@ -257,7 +300,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     m.carrier,
                     m.status,
                     m.body,
-                    m.error_message.map(|e| format!("  ({e})")).unwrap_or_default()
+                    m.error_message
+                        .map(|e| format!("  ({e})"))
+                        .unwrap_or_default()
                 );
             }
             Ok(())

@@ -17,7 +17,11 @@ pub enum SimulateError {
     #[error("could not reach the server at {url}: {error}")]
     Unreachable { url: String, error: String },
     #[error("the server answered {status} to {path}: {body}")]
-    Refused { status: u16, path: String, body: String },
+    Refused {
+        status: u16,
+        path: String,
+        body: String,
+    },
     #[error("reading the database failed: {0}")]
     Store(#[from] textback_store::StoreError),
 }
@@ -44,7 +48,11 @@ struct Twilio<'a> {
 }
 
 impl Twilio<'_> {
-    async fn post(&self, path_and_query: &str, extra: &[(&str, &str)]) -> Result<String, SimulateError> {
+    async fn post(
+        &self,
+        path_and_query: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<String, SimulateError> {
         let mut params: Vec<(String, String)> = vec![
             ("AccountSid".into(), self.account_sid.clone()),
             ("ApiVersion".into(), "2010-04-01".into()),
@@ -58,7 +66,11 @@ impl Twilio<'_> {
         for (k, v) in extra {
             params.push(((*k).to_owned(), (*v).to_owned()));
         }
-        let signature = sign(&self.sim.auth_token, &format!("{}{path_and_query}", self.sim.public_url), &params);
+        let signature = sign(
+            &self.sim.auth_token,
+            &format!("{}{path_and_query}", self.sim.public_url),
+            &params,
+        );
         let url = format!("{}{path_and_query}", self.sim.server_url);
         let response = self
             .http
@@ -67,11 +79,18 @@ impl Twilio<'_> {
             .form(&params)
             .send()
             .await
-            .map_err(|e| SimulateError::Unreachable { url: self.sim.server_url.clone(), error: e.to_string() })?;
+            .map_err(|e| SimulateError::Unreachable {
+                url: self.sim.server_url.clone(),
+                error: e.to_string(),
+            })?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         if status != 200 {
-            return Err(SimulateError::Refused { status, path: path_and_query.to_owned(), body });
+            return Err(SimulateError::Refused {
+                status,
+                path: path_and_query.to_owned(),
+                body,
+            });
         }
         Ok(body)
     }
@@ -86,8 +105,12 @@ fn attribute(xml: &str, attr: &str) -> Option<String> {
 }
 
 pub async fn run(sim: &Simulation, store: &Store) -> Result<Vec<String>, SimulateError> {
-    let from = Phone::parse(&sim.from).map(|p| p.to_string()).unwrap_or_else(|_| sim.from.clone());
-    let to = Phone::parse(&sim.to).map_err(|e| SimulateError::Phone("to", e))?.to_string();
+    let from = Phone::parse(&sim.from)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| sim.from.clone());
+    let to = Phone::parse(&sim.to)
+        .map_err(|e| SimulateError::Phone("to", e))?
+        .to_string();
     let dial_status = match (&sim.dial_status, sim.answered) {
         (Some(s), _) => s.clone(),
         (None, true) => "completed".into(),
@@ -96,32 +119,50 @@ pub async fn run(sim: &Simulation, store: &Store) -> Result<Vec<String>, Simulat
     if !["no-answer", "busy", "failed", "canceled", "completed"].contains(&dial_status.as_str()) {
         return Err(SimulateError::DialStatus(dial_status));
     }
-    let sim = Simulation { from, to, ..sim.clone() };
+    let sim = Simulation {
+        from,
+        to,
+        ..sim.clone()
+    };
     let twilio = Twilio {
         sim: &sim,
         http: reqwest::Client::new(),
         call_sid: format!("CA{:032x}", fastrand::u128(..)),
         account_sid: format!("AC{:032x}", 0u128),
     };
-    let mut out = vec![format!("Calling {} from {} (call {})", sim.to, sim.from, twilio.call_sid)];
+    let mut out = vec![format!(
+        "Calling {} from {} (call {})",
+        sim.to, sim.from, twilio.call_sid
+    )];
     let started = Instant::now();
-    let twiml = twilio.post("/webhooks/twilio/voice", &[("CallStatus", "ringing")]).await?;
+    let twiml = twilio
+        .post("/webhooks/twilio/voice", &[("CallStatus", "ringing")])
+        .await?;
     if !twiml.contains("<Dial") {
         out.push(format!("  the server did not ring anyone: {twiml}"));
     } else {
         let numbers: Vec<&str> = twiml
             .split("<Number")
             .skip(1)
-            .filter_map(|s| s.split_once('>').and_then(|(_, rest)| rest.split_once("</Number>")).map(|(n, _)| n))
+            .filter_map(|s| {
+                s.split_once('>')
+                    .and_then(|(_, rest)| rest.split_once("</Number>"))
+                    .map(|(n, _)| n)
+            })
             .collect();
         out.push(format!("  ringing the team: {}", numbers.join(", ")));
         let screening = attribute(&twiml, "url");
         if sim.answered {
             if let Some(screen_url) = &screening {
-                let path = screen_url.strip_prefix(&sim.public_url).unwrap_or(screen_url);
+                let path = screen_url
+                    .strip_prefix(&sim.public_url)
+                    .unwrap_or(screen_url);
                 let prompt = twilio.post(path, &[("CallStatus", "in-progress")]).await?;
                 if let Some(action) = attribute(&prompt, "action") {
-                    let path = action.strip_prefix(&sim.public_url).unwrap_or(&action).to_owned();
+                    let path = action
+                        .strip_prefix(&sim.public_url)
+                        .unwrap_or(&action)
+                        .to_owned();
                     twilio.post(&path, &[("Digits", "1")]).await?;
                     out.push("  a team member answers and presses 1".into());
                 }
@@ -132,14 +173,23 @@ pub async fn run(sim: &Simulation, store: &Store) -> Result<Vec<String>, Simulat
             out.push(format!("  nobody answers (DialCallStatus={dial_status})"));
         }
         let reply = twilio
-            .post("/webhooks/twilio/voice/dial-status", &[("DialCallStatus", &dial_status), ("CallStatus", "in-progress")])
+            .post(
+                "/webhooks/twilio/voice/dial-status",
+                &[
+                    ("DialCallStatus", &dial_status),
+                    ("CallStatus", "in-progress"),
+                ],
+            )
             .await?;
         if reply.contains("<Record") {
             out.push("  the caller hears the voicemail greeting".into());
         }
     }
     twilio
-        .post("/webhooks/twilio/voice/status", &[("CallStatus", "completed"), ("CallDuration", "30")])
+        .post(
+            "/webhooks/twilio/voice/status",
+            &[("CallStatus", "completed"), ("CallDuration", "30")],
+        )
         .await?;
 
     // Wait for the server's workers to decide and send.
@@ -148,19 +198,34 @@ pub async fn run(sim: &Simulation, store: &Store) -> Result<Vec<String>, Simulat
         let call = store.call_by_carrier_id(&twilio.call_sid).await?;
         let settled = call.as_ref().is_some_and(|c| {
             c.outcome.as_deref() == Some("answered")
-                || matches!(c.text_back_status.as_deref(), Some("sent" | "skipped" | "failed" | "canceled"))
+                || matches!(
+                    c.text_back_status.as_deref(),
+                    Some("sent" | "skipped" | "failed" | "canceled")
+                )
         });
         if settled || Instant::now() >= deadline {
             match call {
                 None => out.push("  the server has no record of the call".into()),
                 Some(c) => {
-                    out.push(format!("  outcome: {}", c.outcome.as_deref().unwrap_or("not settled")));
+                    out.push(format!(
+                        "  outcome: {}",
+                        c.outcome.as_deref().unwrap_or("not settled")
+                    ));
                     if c.outcome.as_deref() != Some("answered") {
                         let status = c.text_back_status.as_deref().unwrap_or("pending");
-                        let reason = c.text_back_reason.map(|r| format!(" ({r})")).unwrap_or_default();
-                        out.push(format!("  text back: {status}{reason} after {} ms", started.elapsed().as_millis()));
+                        let reason = c
+                            .text_back_reason
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default();
+                        out.push(format!(
+                            "  text back: {status}{reason} after {} ms",
+                            started.elapsed().as_millis()
+                        ));
                         for m in store.messages_for_call(c.id).await? {
-                            out.push(format!("  text to {} from {} via {} [{}]: {}", m.to, m.from, m.carrier, m.status, m.body));
+                            out.push(format!(
+                                "  text to {} from {} via {} [{}]: {}",
+                                m.to, m.from, m.carrier, m.status, m.body
+                            ));
                         }
                     }
                 }

@@ -23,7 +23,11 @@ pub struct TwilioCredentials {
 
 impl std::fmt::Debug for TwilioCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TwilioCredentials({}, auth token hidden)", self.account_sid)
+        write!(
+            f,
+            "TwilioCredentials({}, auth token hidden)",
+            self.account_sid
+        )
     }
 }
 
@@ -63,7 +67,11 @@ pub struct FoundMessage {
 }
 
 impl TwilioClient {
-    pub fn new(base: &str, creds: TwilioCredentials, timeout: Duration) -> Result<TwilioClient, reqwest::Error> {
+    pub fn new(
+        base: &str,
+        creds: TwilioCredentials,
+        timeout: Duration,
+    ) -> Result<TwilioClient, reqwest::Error> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -78,11 +86,20 @@ impl TwilioClient {
     }
 
     fn messages_url(&self) -> String {
-        format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base, self.creds.account_sid)
+        format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.base, self.creds.account_sid
+        )
     }
 
     /// Sends one text. Does not retry: the job queue owns retries, so they survive restarts.
-    pub async fn send_message(&self, from: &str, to: &str, body: &str, status_callback: Option<&str>) -> SendResult {
+    pub async fn send_message(
+        &self,
+        from: &str,
+        to: &str,
+        body: &str,
+        status_callback: Option<&str>,
+    ) -> SendResult {
         let mut form: Vec<(&str, &str)> = vec![("To", to), ("From", from), ("Body", body)];
         if let Some(cb) = status_callback {
             form.push(("StatusCallback", cb));
@@ -109,9 +126,14 @@ impl TwilioClient {
             Ok(b) => b,
             Err(e) => {
                 return if status.is_success() {
-                    SendResult::Ambiguous { message: format!("reading Twilio's answer failed: {e}") }
+                    SendResult::Ambiguous {
+                        message: format!("reading Twilio's answer failed: {e}"),
+                    }
                 } else {
-                    SendResult::Retryable { message: format!("reading Twilio's answer failed: {e}"), retry_after }
+                    SendResult::Retryable {
+                        message: format!("reading Twilio's answer failed: {e}"),
+                        retry_after,
+                    }
                 };
             }
         };
@@ -123,7 +145,9 @@ impl TwilioClient {
                     segments: m.num_segments.and_then(|s| s.parse().ok()),
                 },
                 // Twilio said yes but we cannot read the sid: the message exists.
-                Err(e) => SendResult::Ambiguous { message: format!("Twilio answered {status} with an unreadable body: {e}") },
+                Err(e) => SendResult::Ambiguous {
+                    message: format!("Twilio answered {status} with an unreadable body: {e}"),
+                },
             };
         }
         let err: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
@@ -132,26 +156,43 @@ impl TwilioClient {
             .as_ref()
             .and_then(|e| e.message.clone())
             .unwrap_or_else(|| format!("HTTP {status}"));
-        let more = err.and_then(|e| e.more_info).map(|m| format!(" ({m})")).unwrap_or_default();
+        let more = err
+            .and_then(|e| e.more_info)
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
         if status.as_u16() == 429 || status.is_server_error() {
             SendResult::Retryable {
                 message: format!("Twilio answered {}: {message}{more}", status.as_u16()),
                 retry_after,
             }
         } else {
-            SendResult::Rejected { code, message: format!("{message}{more}") }
+            SendResult::Rejected {
+                code,
+                message: format!("{message}{more}"),
+            }
         }
     }
 
     /// Looks for a message from `from` to `to` with exactly `body`, created on or after the
     /// UTC day of `since_date` (`YYYY-MM-DD`): the reconcile step before resending after
     /// an ambiguous attempt.
-    pub async fn find_message(&self, from: &str, to: &str, body: &str, since_date: &str) -> Result<Option<FoundMessage>, String> {
+    pub async fn find_message(
+        &self,
+        from: &str,
+        to: &str,
+        body: &str,
+        since_date: &str,
+    ) -> Result<Option<FoundMessage>, String> {
         let response = self
             .http
             .get(self.messages_url())
             .basic_auth(&self.creds.account_sid, Some(&self.creds.auth_token))
-            .query(&[("To", to), ("From", from), ("DateSent>", since_date), ("PageSize", "50")])
+            .query(&[
+                ("To", to),
+                ("From", from),
+                ("DateSent>", since_date),
+                ("PageSize", "50"),
+            ])
             .send()
             .await
             .map_err(|e| format!("listing messages failed: {e}"))?;

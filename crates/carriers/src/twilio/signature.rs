@@ -27,7 +27,9 @@ pub enum SignatureError {
     Mismatch,
     #[error("X-Twilio-Webhooks-Signature-Settings names an unsupported algorithm {0:?}")]
     UnsupportedAlgorithm(String),
-    #[error("the request is signed with a shared key, but no TWILIO_WEBHOOK_SHARED_KEY is configured")]
+    #[error(
+        "the request is signed with a shared key, but no TWILIO_WEBHOOK_SHARED_KEY is configured"
+    )]
     NoSharedKey,
     #[error("bodySHA256 does not match the JSON body")]
     BodyHashMismatch,
@@ -90,10 +92,17 @@ impl SignatureCheck {
     ) -> Result<(), SignatureError> {
         let signature = signature.ok_or(SignatureError::Missing)?;
         let (alg, key) = self.algorithm_and_key(settings_header)?;
-        let ok = url_variants(url)
-            .iter()
-            .any(|u| constant_time_eq(sign_with(alg, key, u, params).as_bytes(), signature.as_bytes()));
-        if ok { Ok(()) } else { Err(SignatureError::Mismatch) }
+        let ok = url_variants(url).iter().any(|u| {
+            constant_time_eq(
+                sign_with(alg, key, u, params).as_bytes(),
+                signature.as_bytes(),
+            )
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
     }
 
     /// Verifies a JSON webhook: the URL (with `bodySHA256`) is signed, and the body must
@@ -122,7 +131,10 @@ impl SignatureCheck {
         }
     }
 
-    fn algorithm_and_key(&self, settings_header: Option<&str>) -> Result<(Algorithm, &str), SignatureError> {
+    fn algorithm_and_key(
+        &self,
+        settings_header: Option<&str>,
+    ) -> Result<(Algorithm, &str), SignatureError> {
         let Some(header) = settings_header else {
             return Ok((Algorithm::HmacSha1, &self.auth_token));
         };
@@ -137,7 +149,10 @@ impl SignatureCheck {
             "HMAC_SHA1" | "HMAC-SHA1" => Algorithm::HmacSha1,
             _ => return Err(SignatureError::UnsupportedAlgorithm(algorithm)),
         };
-        let key = self.shared_key.as_deref().ok_or(SignatureError::NoSharedKey)?;
+        let key = self
+            .shared_key
+            .as_deref()
+            .ok_or(SignatureError::NoSharedKey)?;
         Ok((alg, key))
     }
 }
@@ -180,7 +195,10 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
     }
 
     /// The worked example from Twilio's security documentation.
@@ -193,7 +211,11 @@ mod tests {
             ("From", "+12349013030"),
             ("To", "+18005551212"),
         ]);
-        let sig = sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params);
+        let sig = sign(
+            "12345",
+            "https://mycompany.com/myapp.php?foo=1&bar=2",
+            &params,
+        );
         assert_eq!(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
     }
 
@@ -207,14 +229,36 @@ mod tests {
     #[test]
     fn verifies_with_or_without_default_port() {
         let params = p(&[("From", "+15125550123")]);
-        let sig = sign("token", "https://tb.example.com:443/webhooks/twilio/voice", &params);
-        assert!(check()
-            .verify_form("https://tb.example.com/webhooks/twilio/voice", &params, Some(&sig), None)
-            .is_ok());
-        let sig2 = sign("token", "https://tb.example.com/webhooks/twilio/voice", &params);
-        assert!(check()
-            .verify_form("https://tb.example.com:443/webhooks/twilio/voice", &params, Some(&sig2), None)
-            .is_ok());
+        let sig = sign(
+            "token",
+            "https://tb.example.com:443/webhooks/twilio/voice",
+            &params,
+        );
+        assert!(
+            check()
+                .verify_form(
+                    "https://tb.example.com/webhooks/twilio/voice",
+                    &params,
+                    Some(&sig),
+                    None
+                )
+                .is_ok()
+        );
+        let sig2 = sign(
+            "token",
+            "https://tb.example.com/webhooks/twilio/voice",
+            &params,
+        );
+        assert!(
+            check()
+                .verify_form(
+                    "https://tb.example.com:443/webhooks/twilio/voice",
+                    &params,
+                    Some(&sig2),
+                    None
+                )
+                .is_ok()
+        );
     }
 
     #[test]
@@ -222,16 +266,27 @@ mod tests {
         let params = p(&[("From", "+15125550123"), ("To", "+15125550100")]);
         let url = "https://tb.example.com/webhooks/twilio/voice";
         let sig = sign("token", url, &params);
-        assert_eq!(check().verify_form(url, &params, None, None), Err(SignatureError::Missing));
+        assert_eq!(
+            check().verify_form(url, &params, None, None),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(
             check().verify_form(url, &params, Some("bm9wZQ=="), None),
             Err(SignatureError::Mismatch)
         );
         let mut extra = params.clone();
         extra.push(("Injected".into(), "1".into()));
-        assert_eq!(check().verify_form(url, &extra, Some(&sig), None), Err(SignatureError::Mismatch));
         assert_eq!(
-            check().verify_form("https://other.example.com/webhooks/twilio/voice", &params, Some(&sig), None),
+            check().verify_form(url, &extra, Some(&sig), None),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check().verify_form(
+                "https://other.example.com/webhooks/twilio/voice",
+                &params,
+                Some(&sig),
+                None
+            ),
             Err(SignatureError::Mismatch)
         );
     }
@@ -242,12 +297,26 @@ mod tests {
         let url = "https://tb.example.com/webhooks/twilio/voice";
         let header = "key=KS123,algorithm=HMAC_SHA256";
         let sig = sign_with(Algorithm::HmacSha256, "shared", url, &params);
-        assert!(check().verify_form(url, &params, Some(&sig), Some(header)).is_ok());
+        assert!(
+            check()
+                .verify_form(url, &params, Some(&sig), Some(header))
+                .is_ok()
+        );
         // The auth token does not validate a request that announces a shared key.
         let sig1 = sign("token", url, &params);
-        assert!(check().verify_form(url, &params, Some(&sig1), Some(header)).is_err());
-        let no_key = SignatureCheck { auth_token: "token".into(), shared_key: None };
-        assert_eq!(no_key.verify_form(url, &params, Some(&sig), Some(header)), Err(SignatureError::NoSharedKey));
+        assert!(
+            check()
+                .verify_form(url, &params, Some(&sig1), Some(header))
+                .is_err()
+        );
+        let no_key = SignatureCheck {
+            auth_token: "token".into(),
+            shared_key: None,
+        };
+        assert_eq!(
+            no_key.verify_form(url, &params, Some(&sig), Some(header)),
+            Err(SignatureError::NoSharedKey)
+        );
         assert!(matches!(
             check().verify_form(url, &params, Some(&sig), Some("key=K,algorithm=MD5")),
             Err(SignatureError::UnsupportedAlgorithm(_))

@@ -24,7 +24,13 @@ fn wrap(inner: &str) -> String {
 
 /// Rings the team's phones at once; Twilio requests `action` with `DialCallStatus` when the
 /// dial ends. With `screen_url`, each answered leg first hears a whisper asking for a key.
-pub fn dial(numbers: &[String], timeout_secs: i64, action: &str, caller_id: Option<&str>, screen_url: Option<&str>) -> String {
+pub fn dial(
+    numbers: &[String],
+    timeout_secs: i64,
+    action: &str,
+    caller_id: Option<&str>,
+    screen_url: Option<&str>,
+) -> String {
     let mut inner = format!(
         "<Dial timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\"",
         escape(action)
@@ -36,7 +42,12 @@ pub fn dial(numbers: &[String], timeout_secs: i64, action: &str, caller_id: Opti
     for n in numbers {
         match screen_url {
             Some(url) => {
-                let _ = write!(inner, "<Number url=\"{}\" method=\"POST\">{}</Number>", escape(url), escape(n));
+                let _ = write!(
+                    inner,
+                    "<Number url=\"{}\" method=\"POST\">{}</Number>",
+                    escape(url),
+                    escape(n)
+                );
             }
             None => {
                 let _ = write!(inner, "<Number>{}</Number>", escape(n));
@@ -98,8 +109,16 @@ mod tests {
 
     #[test]
     fn screening_uses_number_url() {
-        let x = dial(&["+15125550199".into()], 20, "/a", None, Some("https://x/screen?parent=CA1"));
-        assert!(x.contains("<Number url=\"https://x/screen?parent=CA1\" method=\"POST\">+15125550199</Number>"));
+        let x = dial(
+            &["+15125550199".into()],
+            20,
+            "/a",
+            None,
+            Some("https://x/screen?parent=CA1"),
+        );
+        assert!(x.contains(
+            "<Number url=\"https://x/screen?parent=CA1\" method=\"POST\">+15125550199</Number>"
+        ));
         let w = screen_prompt("A&B", "https://x/screen-result?parent=CA1");
         assert!(w.contains("<Gather numDigits=\"1\""));
         assert!(w.contains("A&amp;B"));

@@ -73,10 +73,18 @@ impl FromRequest<AppState> for TwilioForm {
                 .signature
                 .verify_json(&url, &bytes, signature.as_deref(), settings.as_deref())
                 .map_err(|e| WebhookError::from(e).into_response())?;
-            return Err(WebhookError::BadRequest("JSON webhooks are not used by these endpoints".into()).into_response());
+            return Err(WebhookError::BadRequest(
+                "JSON webhooks are not used by these endpoints".into(),
+            )
+            .into_response());
         }
-        if !content_type.is_empty() && !content_type.starts_with("application/x-www-form-urlencoded") {
-            return Err(WebhookError::BadRequest(format!("unsupported content type {content_type:?}")).into_response());
+        if !content_type.is_empty()
+            && !content_type.starts_with("application/x-www-form-urlencoded")
+        {
+            return Err(WebhookError::BadRequest(format!(
+                "unsupported content type {content_type:?}"
+            ))
+            .into_response());
         }
         let params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
         state

@@ -52,7 +52,11 @@ async fn route(state: &AppState, to: &str) -> Result<Option<NumberRoute>, Webhoo
     }
 }
 
-fn new_call(state: &AppState, route: &NumberRoute, form: &TwilioForm) -> Result<NewCall, WebhookError> {
+fn new_call(
+    state: &AppState,
+    route: &NumberRoute,
+    form: &TwilioForm,
+) -> Result<NewCall, WebhookError> {
     let sid = form.require("CallSid")?;
     let caller = CallerId::from_carrier(form.get("From").unwrap_or_default());
     Ok(NewCall {
@@ -81,7 +85,10 @@ async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Respon
     if route.number.ring_to.is_empty() {
         // Nobody to ring: this call is missed from the start.
         settle(&state, &route, &call, None, |_| true).await?;
-        return Ok(twiml_response(twiml::voicemail(&route.account_name, &state.public("/webhooks/twilio/voice/recording"))));
+        return Ok(twiml_response(twiml::voicemail(
+            &route.account_name,
+            &state.public("/webhooks/twilio/voice/recording"),
+        )));
     }
     if let Err(e) = state.store.record_incoming_call(&call).await {
         // The phone keeps ringing; the Dial result and status callback record it later.
@@ -114,7 +121,10 @@ async fn settle(
         call: call.clone(),
         dial_status: dial_status.map(str::to_owned),
     };
-    let (missed, newly) = state.store.record_dial_result(&facts, decide, state.now_ms()).await?;
+    let (missed, newly) = state
+        .store
+        .record_dial_result(&facts, decide, state.now_ms())
+        .await?;
     if newly {
         tracing::info!(
             account = %route.account_slug,
@@ -129,10 +139,14 @@ async fn settle(
 
 /// The `<Dial>` action: applies the missed-call rule. A miss is durable (call, contact and
 /// the text back job in one transaction) before the caller hears the voicemail greeting.
-async fn dial_status(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+async fn dial_status(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
     let to = form.require("To")?;
     let raw_status = form.require("DialCallStatus")?;
-    let status = DialStatus::parse(raw_status).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+    let status =
+        DialStatus::parse(raw_status).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
     let Some(route) = route(&state, to).await? else {
         return Ok(unknown_number(to));
     };
@@ -143,7 +157,10 @@ async fn dial_status(State(state): State<AppState>, form: TwilioForm) -> Result<
     })
     .await?;
     if missed {
-        Ok(twiml_response(twiml::voicemail(&route.account_name, &state.public("/webhooks/twilio/voice/recording"))))
+        Ok(twiml_response(twiml::voicemail(
+            &route.account_name,
+            &state.public("/webhooks/twilio/voice/recording"),
+        )))
     } else {
         Ok(twiml_response(twiml::hangup()))
     }
@@ -153,7 +170,10 @@ const FINAL_CALL_STATUSES: &[&str] = &["completed", "busy", "no-answer", "failed
 
 /// The number's status callback: records how the call ended, and settles as missed a call
 /// that ended without a `<Dial>` result (the caller hung up first, or the dial never ran).
-async fn call_status(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+async fn call_status(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
     let to = form.require("To")?;
     let call_status = form.require("CallStatus")?;
     let Some(route) = route(&state, to).await? else {
@@ -178,21 +198,37 @@ async fn screen(State(state): State<AppState>, form: TwilioForm) -> Result<Respo
         .ok_or_else(|| WebhookError::BadRequest("missing parent call id".into()))?
         .to_owned();
     let business = match form.query("number") {
-        Some(number) => route(&state, number).await.ok().flatten().map(|r| r.account_name),
+        Some(number) => route(&state, number)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.account_name),
         None => None,
     };
-    let action = state.public(&format!("/webhooks/twilio/voice/screen-result?parent={}", url_encode(&parent)));
-    Ok(twiml_response(twiml::screen_prompt(business.as_deref().unwrap_or("the business"), &action)))
+    let action = state.public(&format!(
+        "/webhooks/twilio/voice/screen-result?parent={}",
+        url_encode(&parent)
+    ));
+    Ok(twiml_response(twiml::screen_prompt(
+        business.as_deref().unwrap_or("the business"),
+        &action,
+    )))
 }
 
 /// The key the team member pressed. Only `1` takes the call; anything else hangs up this
 /// leg, and the dial goes on as unanswered.
-async fn screen_result(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+async fn screen_result(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
     let parent = form
         .query("parent")
         .ok_or_else(|| WebhookError::BadRequest("missing parent call id".into()))?;
     if form.get("Digits") == Some("1") {
-        state.store.record_screen_accepted(parent, state.now_ms()).await?;
+        state
+            .store
+            .record_screen_accepted(parent, state.now_ms())
+            .await?;
         Ok(twiml_response(twiml::connect()))
     } else {
         Ok(twiml_response(twiml::hangup()))
@@ -200,11 +236,17 @@ async fn screen_result(State(state): State<AppState>, form: TwilioForm) -> Resul
 }
 
 /// The `<Record>` action: the voicemail's recording attaches to the call.
-async fn recording(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+async fn recording(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
     let sid = form.require("CallSid")?;
     if let Some(url) = form.get("RecordingUrl").filter(|u| !u.is_empty()) {
         let secs = form.get("RecordingDuration").and_then(|d| d.parse().ok());
-        state.store.record_voicemail(sid, url, secs, state.now_ms()).await?;
+        state
+            .store
+            .record_voicemail(sid, url, secs, state.now_ms())
+            .await?;
     }
     Ok(twiml_response(twiml::hangup()))
 }
