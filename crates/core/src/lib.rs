@@ -7,6 +7,7 @@ pub mod call;
 pub mod clock;
 pub mod duration;
 pub mod hours;
+pub mod keywords;
 pub mod phone;
 pub mod template;
 pub mod text_back;

@@ -26,7 +26,7 @@ mod settings;
 pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
 pub use calls::{CallView, DialFacts, NewCall, TextBackInput, TextBackPlan};
 pub use jobs::{Job, JobKind, retry_delay};
-pub use messages::{MessageView, OutboundMessage, SendOutcome};
+pub use messages::{InboundMessage, MessageView, OutboundMessage, SendOutcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

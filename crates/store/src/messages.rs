@@ -21,6 +21,20 @@ pub struct OutboundMessage {
     pub last_attempt_at_ms: Option<i64>,
 }
 
+/// A text a contact sent to one of our numbers.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub account_id: i64,
+    pub number_id: i64,
+    pub from_phone: String,
+    pub to_phone: String,
+    pub body: String,
+    pub carrier: String,
+    pub carrier_message_id: String,
+    /// `Some(true)` for an opt-out keyword, `Some(false)` for an opt-in one.
+    pub opt_out: Option<bool>,
+}
+
 /// How one send attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -247,6 +261,52 @@ impl Store {
             }
         });
         Ok(())
+    }
+
+    /// Records an inbound text: the contact (created if new), the message (a retried
+    /// webhook with the same carrier id is stored once) and, for a keyword, the contact's
+    /// opt-out state. Returns false for a duplicate.
+    pub async fn record_inbound_message(&self, msg: &InboundMessage, now_ms: i64) -> Result<bool> {
+        let stored = in_write_tx!(self, tx => {
+            let contact_id: i64 = sqlx::query_scalar(
+                "INSERT INTO contacts (account_id, phone, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (account_id, phone) DO UPDATE SET updated_at = contacts.updated_at RETURNING id",
+            )
+            .bind(msg.account_id)
+            .bind(&msg.from_phone)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO messages (account_id, number_id, contact_id, kind, direction, from_phone, to_phone, \
+                 body, status, carrier, carrier_message_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'inbound', 'inbound', $4, $5, $6, 'received', $7, $8, $9, $9) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(msg.account_id)
+            .bind(msg.number_id)
+            .bind(contact_id)
+            .bind(&msg.from_phone)
+            .bind(&msg.to_phone)
+            .bind(&msg.body)
+            .bind(&msg.carrier)
+            .bind(&msg.carrier_message_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if inserted && let Some(opted_out) = msg.opt_out {
+                sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
+                    .bind(contact_id)
+                    .bind(opted_out)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            inserted
+        });
+        Ok(stored)
     }
 
     /// Applies a carrier delivery report. Reports can arrive out of order: a final state

@@ -33,6 +33,8 @@ pub enum Fault {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMessage {
+    /// When the create request arrived (for latency measurements).
+    pub received_at: std::time::Instant,
     pub sid: String,
     pub to: String,
     pub from: String,
@@ -200,6 +202,7 @@ async fn create_message(
         };
         let fault = inner.faults.pop_front();
         let message = SentMessage {
+            received_at: std::time::Instant::now(),
             sid: format!("SM{:032x}", fastrand::u128(..)),
             to,
             from,

@@ -56,6 +56,7 @@ on_both_stores!(
     caller_hanging_up_before_the_dial_is_missed,
     voicemail_recording_attaches_to_the_call,
     delivery_reports_update_the_message,
+    stop_opts_out_and_no_text_follows,
 );
 
 const CALLER: &str = "+15125550123";
@@ -729,5 +730,66 @@ async fn delivery_reports_update_the_message(url: &str) {
         (m.status.as_str(), m.carrier_status.as_deref()),
         ("delivered", Some("delivered"))
     );
+    finish(app, fake).await;
+}
+
+async fn stop_opts_out_and_no_text_follows(url: &str) {
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let text = |body: &'static str| {
+        let app = &app;
+        async move {
+            let sid = format!("SM{:032x}", fastrand::u128(..));
+            app.post_signed(
+                "/webhooks/twilio/sms",
+                &[
+                    ("MessageSid", &sid),
+                    ("AccountSid", ACCOUNT_SID),
+                    ("From", CALLER),
+                    ("To", BUSINESS_NUMBER),
+                    ("Body", body),
+                ],
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(text("Stop").await, 200);
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let c = call(&app, &sid).await;
+    assert_eq!(
+        (c.text_back_status.as_deref(), c.text_back_reason.as_deref()),
+        (Some("skipped"), Some("opted_out"))
+    );
+    assert_eq!(
+        fake.create_requests(),
+        0,
+        "never a text to someone who said STOP"
+    );
+
+    // Opted out after the text was queued but before it left: the sender's final check.
+    assert_eq!(text("start").await, 200);
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    // One step decides (and queues the send); then the contact opts out; then the sender runs.
+    app.worker().step().await;
+    assert_eq!(
+        call(&app, &sid).await.text_back_status.as_deref(),
+        Some("queued")
+    );
+    assert_eq!(text("STOP").await, 200);
+    app.drain().await;
+    let c = call(&app, &sid).await;
+    assert_eq!(
+        (c.text_back_status.as_deref(), c.text_back_reason.as_deref()),
+        (Some("canceled"), Some("opted_out"))
+    );
+    assert_eq!(fake.create_requests(), 0);
     finish(app, fake).await;
 }

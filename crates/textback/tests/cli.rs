@@ -32,12 +32,20 @@ impl Drop for Workdir {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn textback(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).args(args).env_remove("DATABASE_URL").env_remove("TWILIO_ACCOUNT_SID").env_remove("TWILIO_AUTH_TOKEN");
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("TWILIO_AUTH_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -66,7 +74,10 @@ impl Server {
         textback_carriers::twilio::client::install_crypto_provider();
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await
+            if let Ok(r) = client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return server;
@@ -79,11 +90,17 @@ impl Server {
     /// SIGTERM, then the exit status and what it logged.
     fn terminate(mut self) -> (bool, String) {
         let pid = self.0.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         let out = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap())
             .wait_with_output()
             .expect("wait");
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 }
 
@@ -101,8 +118,14 @@ async fn quick_start_on_the_sandbox() {
     let qs = qs.to_str().unwrap();
     let applied = textback(&dir.0, &[], &["apply", qs]);
     assert!(applied.status.success(), "{applied:?}");
-    assert_eq!(stdout(&applied), "account acme-plumbing: created\nnumber +15125550100 (acme-plumbing): created\n");
-    assert!(dir.0.join("textback.db").exists(), "the default database is a file in the working directory");
+    assert_eq!(
+        stdout(&applied),
+        "account acme-plumbing: created\nnumber +15125550100 (acme-plumbing): created\n"
+    );
+    assert!(
+        dir.0.join("textback.db").exists(),
+        "the default database is a file in the working directory"
+    );
     let again = textback(&dir.0, &[], &["apply", qs]);
     assert!(stdout(&again).contains("account acme-plumbing: unchanged"));
 
@@ -110,7 +133,17 @@ async fn quick_start_on_the_sandbox() {
     let server = Server::start(&dir.0, &[], port).await;
     let listen = format!("127.0.0.1:{port}");
     let env = [("TEXTBACK_LISTEN", listen.as_str())];
-    let missed = textback(&dir.0, &env, &["simulate-call", "--from", "+15125550123", "--to", "+15125550100"]);
+    let missed = textback(
+        &dir.0,
+        &env,
+        &[
+            "simulate-call",
+            "--from",
+            "+15125550123",
+            "--to",
+            "+15125550100",
+        ],
+    );
     let out = stdout(&missed);
     assert!(missed.status.success(), "{missed:?}");
     assert!(out.contains("outcome: missed"), "{out}");
@@ -119,9 +152,23 @@ async fn quick_start_on_the_sandbox() {
         out.contains("text to +15125550123 from +15125550100 via sandbox [sandbox]: Hi there, it's Acme Plumbing."),
         "{out}"
     );
-    let answered = textback(&dir.0, &env, &["simulate-call", "--from", "+15125550124", "--to", "+15125550100", "--answered"]);
+    let answered = textback(
+        &dir.0,
+        &env,
+        &[
+            "simulate-call",
+            "--from",
+            "+15125550124",
+            "--to",
+            "+15125550100",
+            "--answered",
+        ],
+    );
     let out = stdout(&answered);
-    assert!(out.contains("outcome: answered") && !out.contains("text to"), "{out}");
+    assert!(
+        out.contains("outcome: answered") && !out.contains("text to"),
+        "{out}"
+    );
 
     let calls = stdout(&textback(&dir.0, &[], &["calls"]));
     assert_eq!(calls.lines().count(), 2, "{calls}");
@@ -132,14 +179,21 @@ async fn quick_start_on_the_sandbox() {
     let (clean, log) = server.terminate();
     assert!(clean, "graceful shutdown on SIGTERM: {log}");
     assert!(log.contains("stopped"), "{log}");
-    assert!(!log.contains("5125550123"), "full phone numbers never reach the log: {log}");
+    assert!(
+        !log.contains("5125550123"),
+        "full phone numbers never reach the log: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_start_with_twilio_settings() {
     let fake = FakeTwilio::start().await;
     let dir = Workdir::new();
-    assert!(textback(&dir.0, &[], &["apply", quickstart().to_str().unwrap()]).status.success());
+    assert!(
+        textback(&dir.0, &[], &["apply", quickstart().to_str().unwrap()])
+            .status
+            .success()
+    );
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let env = [
@@ -154,13 +208,28 @@ async fn quick_start_with_twilio_settings() {
     let sim = textback(
         &dir.0,
         &env,
-        &["simulate-call", "--from", "+15125550123", "--to", "+15125550100", "--server-url", &server_url],
+        &[
+            "simulate-call",
+            "--from",
+            "+15125550123",
+            "--to",
+            "+15125550100",
+            "--server-url",
+            &server_url,
+        ],
     );
     let out = stdout(&sim);
-    assert!(out.contains("text back: sent"), "{out}\n{}", String::from_utf8_lossy(&sim.stderr));
+    assert!(
+        out.contains("text back: sent"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
     let sent = fake.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].to.as_str(), sent[0].from.as_str()), ("+15125550123", "+15125550100"));
+    assert_eq!(
+        (sent[0].to.as_str(), sent[0].from.as_str()),
+        ("+15125550123", "+15125550100")
+    );
     assert!(sent[0].body.contains("Acme Plumbing"));
     let (clean, log) = server.terminate();
     assert!(clean, "{log}");
@@ -174,25 +243,39 @@ fn a_wrong_setting_fails_at_start_naming_it() {
     let out = textback(&dir.0, &[("TEXTBACK_LISTEN", "everywhere")], &["serve"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("TEXTBACK_LISTEN") && err.contains("everywhere"), "{err}");
+    assert!(
+        err.contains("TEXTBACK_LISTEN") && err.contains("everywhere"),
+        "{err}"
+    );
     let out = textback(&dir.0, &[("TWILIO_ACCOUNT_SID", ACCOUNT_SID)], &["serve"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("TWILIO_AUTH_TOKEN"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("TWILIO_AUTH_TOKEN"),
+        "{err}"
+    );
     let out = textback(&dir.0, &[("DATABASE_URL", "mysql://db")], &["migrate"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("DATABASE_URL"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("DATABASE_URL"),
+        "{err}"
+    );
 }
 
 #[test]
 fn apply_refuses_a_broken_file_and_writes_nothing() {
     let dir = Workdir::new();
-    let text = std::fs::read_to_string(quickstart()).unwrap().replace("default(\\\"there\\\")", "upper");
+    let text = std::fs::read_to_string(quickstart())
+        .unwrap()
+        .replace("default(\\\"there\\\")", "upper");
     let file = dir.0.join("broken.toml");
     std::fs::write(&file, text).unwrap();
     let out = textback(&dir.0, &[], &["apply", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("text_back.message") && err.contains("contact.first_name"), "{err}");
+    assert!(
+        err.contains("text_back.message") && err.contains("contact.first_name"),
+        "{err}"
+    );
     let calls = textback(&dir.0, &[], &["calls"]);
     assert!(calls.status.success() && stdout(&calls).is_empty());
 }

@@ -1,0 +1,158 @@
+//! Pipeline benchmark: signed missed-call webhooks into the real server, through SQLite (or
+//! the database in DATABASE_URL) and the workers, out to the local Twilio stand-in. Counts
+//! every text and checks each caller got exactly one.
+//!
+//!     cargo run --release -p textback-testkit --bin pipeline-bench -- [CALLS] [CONCURRENCY] [WORKERS]
+//!
+//! The load generator, the stand-in and the server share this one process and its two
+//! cores, so the figures are a floor for the server alone.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
+use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+use tokio::task::JoinSet;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn caller(i: usize) -> String {
+    // Valid NANP numbers: exchange 2xx–9xx, distinct per call so no cooldown applies.
+    format!("+1512{:03}{:04}", 200 + i / 10_000, i % 10_000)
+}
+
+fn rss_high_water_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let calls = args.first().copied().unwrap_or(5_000);
+    let concurrency = args.get(1).copied().unwrap_or(64);
+    let workers = args.get(2).copied().unwrap_or(4);
+
+    let (db, url) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let db = TestDb::create(Backend::Sqlite).await.expect("temp sqlite");
+            let url = db.url.clone();
+            (Some(db), url)
+        }
+    };
+    let fake = FakeTwilio::start().await;
+    let app = TestApp::start(
+        &url,
+        TestAppOptions {
+            workers,
+            twilio: Some(fake.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    app.seed_account(MESSAGE).await;
+    let app = std::sync::Arc::new(app);
+
+    println!(
+        "pipeline-bench: {calls} missed calls, {concurrency} in flight, {workers} workers, {} store",
+        app.store.backend()
+    );
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    let mut answered_at: HashMap<String, Instant> = HashMap::with_capacity(calls);
+    let mut webhook_latency = Vec::with_capacity(calls);
+    let mut next = 0;
+    while next < calls || !set.is_empty() {
+        while next < calls && set.len() < concurrency {
+            let app = app.clone();
+            let from = caller(next);
+            set.spawn(async move {
+                let sid = format!("CA{:032x}", fastrand::u128(..));
+                let t = Instant::now();
+                let (status, _) = app
+                    .dial_result(&sid, &from, BUSINESS_NUMBER, "no-answer")
+                    .await;
+                assert_eq!(status, 200, "webhook refused");
+                (from, t, Instant::now())
+            });
+            next += 1;
+        }
+        if let Some(done) = set.join_next().await {
+            let (from, sent, replied) = done.expect("task");
+            webhook_latency.push(replied - sent);
+            answered_at.insert(from, replied);
+        }
+    }
+    let webhooks_done = started.elapsed();
+    let sent = fake.wait_for_sent(calls, Duration::from_secs(600)).await;
+    let all_done = started.elapsed();
+
+    let mut per_caller: HashMap<&str, usize> = HashMap::new();
+    for m in &sent {
+        *per_caller.entry(m.to.as_str()).or_default() += 1;
+    }
+    let doubles = per_caller.values().filter(|&&n| n > 1).count();
+    let mut to_carrier: Vec<Duration> = sent
+        .iter()
+        .filter_map(|m| {
+            answered_at
+                .get(&m.to)
+                .map(|t| m.received_at.saturating_duration_since(*t))
+        })
+        .collect();
+    webhook_latency.sort();
+    to_carrier.sort();
+
+    println!(
+        "texts sent: {} for {calls} calls; callers texted more than once: {doubles}",
+        sent.len()
+    );
+    println!(
+        "webhooks: {:.0}/s ({webhooks_done:.2?} for all); latency p50 {:.2?} p99 {:.2?}",
+        calls as f64 / webhooks_done.as_secs_f64(),
+        percentile(&webhook_latency, 0.50),
+        percentile(&webhook_latency, 0.99)
+    );
+    println!(
+        "whole pipeline: {:.0} missed calls/s ({all_done:.2?} until the last text reached the carrier)",
+        calls as f64 / all_done.as_secs_f64()
+    );
+    println!(
+        "webhook answered -> carrier request: p50 {:.2?} p99 {:.2?}",
+        percentile(&to_carrier, 0.50),
+        percentile(&to_carrier, 0.99)
+    );
+    if let Some(kib) = rss_high_water_kib() {
+        println!(
+            "peak resident set of the whole process (server + load + stand-in): {:.1} MiB",
+            kib as f64 / 1024.0
+        );
+    }
+    let ok = sent.len() == calls && doubles == 0;
+    match std::sync::Arc::try_unwrap(app) {
+        Ok(app) => app.stop().await,
+        Err(_) => eprintln!("app still shared; not stopped cleanly"),
+    }
+    fake.stop();
+    if let Some(db) = db {
+        db.drop_db().await;
+    }
+    if !ok {
+        eprintln!("FAILED: every call must be texted exactly once");
+        std::process::exit(1);
+    }
+}
