@@ -27,23 +27,15 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
     }
     // The final opt-out check, just before the text leaves.
     if msg.contact_opted_out {
-        record(
-            state,
-            &msg,
-            SendOutcome::Canceled {
-                reason: "opted_out".into(),
-            },
-        )
-        .await?;
-        store.complete_job(job.id).await?;
-        return Ok(());
+        let canceled = SendOutcome::Canceled {
+            reason: "opted_out".into(),
+        };
+        return finish(state, &msg, canceled, job).await;
     }
     if msg.status == "sending"
         && let Some(found) = reconcile(state, &msg).await?
     {
-        record(state, &msg, found).await?;
-        store.complete_job(job.id).await?;
-        return Ok(());
+        return finish(state, &msg, found, job).await;
     }
     store.mark_send_attempt(msg.id, state.now_ms()).await?;
     let result = match (msg.carrier.as_str(), &state.twilio) {
@@ -63,24 +55,16 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
             segments,
         } => {
             tracing::info!(message_id = msg.id, to = %redact(&msg.to_phone), carrier = %msg.carrier, "text sent");
-            record(
-                state,
-                &msg,
-                SendOutcome::Accepted {
-                    carrier_message_id,
-                    carrier_status: status,
-                    segments,
-                },
-            )
-            .await?;
-            store.complete_job(job.id).await?;
-            Ok(())
+            let accepted = SendOutcome::Accepted {
+                carrier_message_id,
+                carrier_status: status,
+                segments,
+            };
+            finish(state, &msg, accepted, job).await
         }
         SendResult::Rejected { code, message } => {
             tracing::warn!(message_id = msg.id, code = ?code, reason = %message, "carrier rejected the text");
-            record(state, &msg, SendOutcome::Rejected { code, message }).await?;
-            store.complete_job(job.id).await?;
-            Ok(())
+            finish(state, &msg, SendOutcome::Rejected { code, message }, job).await
         }
         SendResult::Retryable {
             message,
@@ -120,6 +104,7 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
     }
 }
 
+/// Records an outcome that needs another attempt; the job stays queued.
 async fn record(
     state: &AppState,
     msg: &OutboundMessage,
@@ -127,7 +112,21 @@ async fn record(
 ) -> Result<(), JobFailure> {
     state
         .store
-        .record_send_outcome(msg, &outcome, state.now_ms())
+        .record_send_outcome(msg, &outcome, None, state.now_ms())
+        .await?;
+    Ok(())
+}
+
+/// Records a final outcome and completes the job in the same transaction.
+async fn finish(
+    state: &AppState,
+    msg: &OutboundMessage,
+    outcome: SendOutcome,
+    job: &Job,
+) -> Result<(), JobFailure> {
+    state
+        .store
+        .record_send_outcome(msg, &outcome, Some(job.id), state.now_ms())
         .await?;
     Ok(())
 }

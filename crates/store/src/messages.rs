@@ -153,11 +153,13 @@ impl Store {
         Ok(())
     }
 
-    /// Records the result of a send attempt on the message and, for a text back, on its call.
+    /// Records the result of a send attempt on the message and, for a text back, on its call;
+    /// with `done_job`, deletes that job in the same transaction.
     pub async fn record_send_outcome(
         &self,
         msg: &OutboundMessage,
         outcome: &SendOutcome,
+        done_job: Option<i64>,
         now_ms: i64,
     ) -> Result<()> {
         let (status, carrier_id, carrier_status, segments, code, error, call_status) = match outcome
@@ -258,6 +260,9 @@ impl Store {
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
+            }
+            if let Some(job_id) = done_job {
+                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
             }
         });
         Ok(())

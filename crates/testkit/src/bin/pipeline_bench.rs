@@ -2,7 +2,10 @@
 //! the database in DATABASE_URL) and the workers, out to the local Twilio stand-in. Counts
 //! every text and checks each caller got exactly one.
 //!
-//!     cargo run --release -p textback-testkit --bin pipeline-bench -- [CALLS] [CONCURRENCY] [WORKERS]
+//!     cargo run --release -p textback-testkit --bin pipeline-bench -- [CALLS] [CONCURRENCY] [WORKERS] [RATE]
+//!
+//! RATE (calls per second) paces the calls open-loop for latency figures; 0 or absent
+//! sends as fast as CONCURRENCY allows, for throughput.
 //!
 //! The load generator, the stand-in and the server share this one process and its two
 //! cores, so the figures are a floor for the server alone.
@@ -45,6 +48,7 @@ async fn main() {
     let calls = args.first().copied().unwrap_or(5_000);
     let concurrency = args.get(1).copied().unwrap_or(64);
     let workers = args.get(2).copied().unwrap_or(4);
+    let rate = args.get(3).copied().unwrap_or(0);
 
     let (db, url) = match std::env::var("DATABASE_URL") {
         Ok(url) => (None, url),
@@ -68,7 +72,8 @@ async fn main() {
     let app = std::sync::Arc::new(app);
 
     println!(
-        "pipeline-bench: {calls} missed calls, {concurrency} in flight, {workers} workers, {} store",
+        "pipeline-bench: {calls} missed calls, {concurrency} in flight, {workers} workers, {}, {} store",
+        if rate == 0 { "unpaced".to_owned() } else { format!("paced at {rate}/s") },
         app.store.backend()
     );
     let started = Instant::now();
@@ -78,6 +83,16 @@ async fn main() {
     let mut next = 0;
     while next < calls || !set.is_empty() {
         while next < calls && set.len() < concurrency {
+            if rate > 0 {
+                let due = started + Duration::from_secs_f64(next as f64 / rate as f64);
+                if due > Instant::now() {
+                    if set.is_empty() {
+                        tokio::time::sleep_until(due.into()).await;
+                    } else {
+                        break;
+                    }
+                }
+            }
             let app = app.clone();
             let from = caller(next);
             set.spawn(async move {
@@ -91,7 +106,16 @@ async fn main() {
             });
             next += 1;
         }
-        if let Some(done) = set.join_next().await {
+        let next_due = (rate > 0 && next < calls)
+            .then(|| started + Duration::from_secs_f64(next as f64 / rate as f64));
+        let joined = match next_due {
+            Some(due) => tokio::select! {
+                j = set.join_next() => j,
+                _ = tokio::time::sleep_until(due.into()) => continue,
+            },
+            None => set.join_next().await,
+        };
+        if let Some(done) = joined {
             let (from, sent, replied) = done.expect("task");
             webhook_latency.push(replied - sent);
             answered_at.insert(from, replied);
