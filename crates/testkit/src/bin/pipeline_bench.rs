@@ -73,7 +73,11 @@ async fn main() {
 
     println!(
         "pipeline-bench: {calls} missed calls, {concurrency} in flight, {workers} workers, {}, {} store",
-        if rate == 0 { "unpaced".to_owned() } else { format!("paced at {rate}/s") },
+        if rate == 0 {
+            "unpaced".to_owned()
+        } else {
+            format!("paced at {rate}/s")
+        },
         app.store.backend()
     );
     let started = Instant::now();
