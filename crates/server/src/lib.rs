@@ -131,6 +131,12 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        // Know every number's routing before the first call, so the phone keeps ringing even
+        // if the database fails later.
+        match self.state.store.all_routes().await {
+            Ok(routes) => routes.iter().for_each(|r| self.state.routes.remember(r)),
+            Err(e) => tracing::warn!(error = %e, "could not preload number routing"),
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut worker_tasks = Vec::new();
         for i in 0..self.state.workers {

@@ -73,3 +73,67 @@ pub fn plan(input: &TextBackInput, now: Timestamp, carrier: &str) -> TextBackPla
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use textback_store::{AccountRecord, NumberRecord};
+
+    fn input(template: &str, caller: Option<&str>) -> TextBackInput {
+        TextBackInput {
+            call_id: 1,
+            caller: caller.unwrap_or("anonymous").to_owned(),
+            caller_phone: caller.map(str::to_owned),
+            // Monday 2026-11-30 15:00 UTC is 9:00 AM in Chicago.
+            started_at_ms: "2026-11-30T15:00:00Z".parse::<Timestamp>().unwrap().as_millisecond(),
+            account: AccountRecord {
+                id: 1,
+                slug: "acme".into(),
+                name: "Acme Plumbing".into(),
+                time_zone: "America/Chicago".into(),
+                booking_link: None,
+                business_hours: Default::default(),
+                text_back_enabled: true,
+                text_back_template: template.into(),
+                cooldown_secs: 900,
+                do_not_text: vec![],
+            },
+            number: NumberRecord {
+                id: 1,
+                account_id: 1,
+                e164: "+15125550100".into(),
+                carrier: "twilio".into(),
+                ring_to: vec!["+1 (512) 555-0199".into()],
+                ring_seconds: 20,
+                call_screening: false,
+                active: true,
+            },
+            contact_first_name: Some("Sam".into()),
+            contact_last_name: None,
+            contact_opted_out: false,
+            last_text_back_at_ms: None,
+        }
+    }
+
+    fn now() -> Timestamp {
+        "2026-11-30T15:00:01Z".parse().unwrap()
+    }
+
+    #[test]
+    fn renders_names_and_call_time_in_the_accounts_zone() {
+        let plan = plan(&input("Hi {{contact.first_name | default('there')}}, {{business.name}} missed you at {{call.time}}.", Some("+15125550123")), now(), "sandbox");
+        assert_eq!(
+            plan,
+            TextBackPlan::Send {
+                body: "Hi Sam, Acme Plumbing missed you at 9:00 AM.".into(),
+                carrier: "sandbox".into()
+            }
+        );
+    }
+
+    #[test]
+    fn team_phones_match_whatever_their_punctuation() {
+        let plan = plan(&input("{{business.name}} here.", Some("+15125550199")), now(), "sandbox");
+        assert_eq!(plan, TextBackPlan::Skip { reason: "team_phone".into() });
+    }
+}

@@ -175,6 +175,27 @@ impl Store {
         })
     }
 
+    /// Every number's routing, to warm the in-memory cache at start-up.
+    pub async fn all_routes(&self) -> Result<Vec<NumberRoute>> {
+        let sql = format!(
+            "SELECT {NUMBER_COLUMNS}, a.slug AS account_slug, a.name AS account_name, a.time_zone \
+             FROM numbers n JOIN accounts a ON a.id = n.account_id"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(NumberRoute {
+                    number: number_from_row!(&r),
+                    account_slug: r.try_get("account_slug")?,
+                    account_name: r.try_get("account_name")?,
+                    time_zone: r.try_get("time_zone")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     pub async fn route_for_number(&self, e164: &str) -> Result<Option<NumberRoute>> {
         let sql = format!(
             "SELECT {NUMBER_COLUMNS}, a.slug AS account_slug, a.name AS account_name, a.time_zone \

@@ -245,7 +245,7 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(e.contains("TWILIO_ACCOUNT_SID"), "{e}");
-        let secret = "sec ret token that is long";
+        let secret = "secret-token\n";
         let e = twilio(
             Some(format!("AC{}", "a".repeat(32))),
             Some(secret.into()),
