@@ -69,39 +69,33 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
         SendResult::Retryable {
             message,
             retry_after,
-        } => {
-            record(
-                state,
-                &msg,
-                SendOutcome::Temporary {
-                    message: message.clone(),
-                    final_attempt: last,
-                    ambiguous: false,
-                },
-            )
-            .await?;
-            Err(JobFailure {
-                message,
-                retry_after,
-            })
-        }
+        } => retry_later(state, &msg, message, retry_after, last, false).await,
         SendResult::Ambiguous { message } => {
-            record(
-                state,
-                &msg,
-                SendOutcome::Temporary {
-                    message: message.clone(),
-                    final_attempt: last,
-                    ambiguous: true,
-                },
-            )
-            .await?;
-            Err(JobFailure {
-                message,
-                retry_after: None,
-            })
+            retry_later(state, &msg, message, None, last, true).await
         }
     }
+}
+
+/// Records a temporary failure and hands the job back for another attempt. `ambiguous`:
+/// the request may have reached the carrier, so the next attempt reconciles first.
+async fn retry_later(
+    state: &AppState,
+    msg: &OutboundMessage,
+    message: String,
+    retry_after: Option<std::time::Duration>,
+    final_attempt: bool,
+    ambiguous: bool,
+) -> Result<(), JobFailure> {
+    let outcome = SendOutcome::Temporary {
+        message: message.clone(),
+        final_attempt,
+        ambiguous,
+    };
+    record(state, msg, outcome).await?;
+    Err(JobFailure {
+        message,
+        retry_after,
+    })
 }
 
 /// Records an outcome that needs another attempt; the job stays queued.

@@ -85,7 +85,10 @@ mod tests {
             caller: caller.unwrap_or("anonymous").to_owned(),
             caller_phone: caller.map(str::to_owned),
             // Monday 2026-11-30 15:00 UTC is 9:00 AM in Chicago.
-            started_at_ms: "2026-11-30T15:00:00Z".parse::<Timestamp>().unwrap().as_millisecond(),
+            started_at_ms: "2026-11-30T15:00:00Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_millisecond(),
             account: AccountRecord {
                 id: 1,
                 slug: "acme".into(),
@@ -121,7 +124,14 @@ mod tests {
 
     #[test]
     fn renders_names_and_call_time_in_the_accounts_zone() {
-        let plan = plan(&input("Hi {{contact.first_name | default('there')}}, {{business.name}} missed you at {{call.time}}.", Some("+15125550123")), now(), "sandbox");
+        let plan = plan(
+            &input(
+                "Hi {{contact.first_name | default('there')}}, {{business.name}} missed you at {{call.time}}.",
+                Some("+15125550123"),
+            ),
+            now(),
+            "sandbox",
+        );
         assert_eq!(
             plan,
             TextBackPlan::Send {
@@ -133,7 +143,16 @@ mod tests {
 
     #[test]
     fn team_phones_match_whatever_their_punctuation() {
-        let plan = plan(&input("{{business.name}} here.", Some("+15125550199")), now(), "sandbox");
-        assert_eq!(plan, TextBackPlan::Skip { reason: "team_phone".into() });
+        let plan = plan(
+            &input("{{business.name}} here.", Some("+15125550199")),
+            now(),
+            "sandbox",
+        );
+        assert_eq!(
+            plan,
+            TextBackPlan::Skip {
+                reason: "team_phone".into()
+            }
+        );
     }
 }

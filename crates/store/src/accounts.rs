@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use crate::{Result, Store, from_json, in_write_tx, on_pool, to_json};
+use crate::{Result, Store, in_write_tx, on_pool, to_json};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRecord {
@@ -41,9 +41,9 @@ pub struct NumberRoute {
     pub time_zone: String,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, slug, name, time_zone, booking_link, business_hours, \
+pub(crate) const ACCOUNT_COLUMNS: &str = "id, slug, name, time_zone, booking_link, business_hours, \
     text_back_enabled, text_back_template, cooldown_secs, do_not_text";
-const NUMBER_COLUMNS: &str =
+pub(crate) const NUMBER_COLUMNS: &str =
     "n.id, n.account_id, n.e164, n.carrier, n.ring_to, n.ring_seconds, n.call_screening, n.active";
 
 macro_rules! account_from_row {
@@ -55,14 +55,17 @@ macro_rules! account_from_row {
             name: row.try_get("name")?,
             time_zone: row.try_get("time_zone")?,
             booking_link: row.try_get("booking_link")?,
-            business_hours: from_json(
+            business_hours: $crate::from_json(
                 "business_hours",
                 &row.try_get::<String, _>("business_hours")?,
             )?,
             text_back_enabled: row.try_get("text_back_enabled")?,
             text_back_template: row.try_get("text_back_template")?,
             cooldown_secs: row.try_get("cooldown_secs")?,
-            do_not_text: from_json("do_not_text", &row.try_get::<String, _>("do_not_text")?)?,
+            do_not_text: $crate::from_json(
+                "do_not_text",
+                &row.try_get::<String, _>("do_not_text")?,
+            )?,
         }
     }};
 }
@@ -75,13 +78,15 @@ macro_rules! number_from_row {
             account_id: row.try_get("account_id")?,
             e164: row.try_get("e164")?,
             carrier: row.try_get("carrier")?,
-            ring_to: from_json("ring_to", &row.try_get::<String, _>("ring_to")?)?,
+            ring_to: $crate::from_json("ring_to", &row.try_get::<String, _>("ring_to")?)?,
             ring_seconds: row.try_get("ring_seconds")?,
             call_screening: row.try_get("call_screening")?,
             active: row.try_get("active")?,
         }
     }};
 }
+
+pub(crate) use {account_from_row, number_from_row};
 
 impl Store {
     pub async fn account_by_slug(&self, slug: &str) -> Result<Option<AccountRecord>> {

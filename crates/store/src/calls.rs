@@ -2,9 +2,11 @@
 
 use sqlx::Row;
 
-use crate::accounts::{AccountRecord, NumberRecord};
+use crate::accounts::{
+    ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
+};
 use crate::jobs::{Job, JobKind, enqueue};
-use crate::{Result, Store, StoreError, from_json, in_write_tx, on_pool};
+use crate::{Result, Store, StoreError, in_write_tx, on_pool};
 
 /// An inbound call as first reported by the carrier.
 #[derive(Debug, Clone)]
@@ -263,42 +265,20 @@ impl Store {
                 let number_id: i64 = call.try_get("number_id")?;
                 let contact_id: Option<i64> = call.try_get("contact_id")?;
                 let caller_phone: Option<String> = call.try_get("caller_phone")?;
-                let a = sqlx::query(
-                    "SELECT id, slug, name, time_zone, booking_link, business_hours, text_back_enabled, \
-                     text_back_template, cooldown_secs, do_not_text FROM accounts WHERE id = $1",
-                )
+                let a = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+                )))
                 .bind(account_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                let account = AccountRecord {
-                    id: a.try_get("id")?,
-                    slug: a.try_get("slug")?,
-                    name: a.try_get("name")?,
-                    time_zone: a.try_get("time_zone")?,
-                    booking_link: a.try_get("booking_link")?,
-                    business_hours: from_json("business_hours", &a.try_get::<String, _>("business_hours")?)?,
-                    text_back_enabled: a.try_get("text_back_enabled")?,
-                    text_back_template: a.try_get("text_back_template")?,
-                    cooldown_secs: a.try_get("cooldown_secs")?,
-                    do_not_text: from_json("do_not_text", &a.try_get::<String, _>("do_not_text")?)?,
-                };
-                let n = sqlx::query(
-                    "SELECT id, account_id, e164, carrier, ring_to, ring_seconds, call_screening, active \
-                     FROM numbers WHERE id = $1",
-                )
+                let account = account_from_row!(a);
+                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1"
+                )))
                 .bind(number_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                let number = NumberRecord {
-                    id: n.try_get("id")?,
-                    account_id: n.try_get("account_id")?,
-                    e164: n.try_get("e164")?,
-                    carrier: n.try_get("carrier")?,
-                    ring_to: from_json("ring_to", &n.try_get::<String, _>("ring_to")?)?,
-                    ring_seconds: n.try_get("ring_seconds")?,
-                    call_screening: n.try_get("call_screening")?,
-                    active: n.try_get("active")?,
-                };
+                let number = number_from_row!(n);
                 let (first, last, opted_out) = match contact_id {
                     Some(id) => {
                         let c = sqlx::query(sqlx::AssertSqlSafe(contact_sql))
