@@ -4,10 +4,11 @@
 
 pub mod account;
 pub mod call;
+pub mod carrier_error;
 pub mod clock;
 pub mod duration;
 pub mod hours;
-pub mod keywords;
+pub mod consent;
 pub mod phone;
 pub mod template;
 pub mod text_back;

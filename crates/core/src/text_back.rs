@@ -16,6 +16,10 @@ pub struct TextBackFacts<'a> {
     pub caller_is_team_phone: bool,
     pub caller_on_do_not_text_list: bool,
     pub contact_opted_out: bool,
+    /// The number failed at the carrier before as unable to receive texts.
+    pub contact_not_textable: bool,
+    /// A line-type lookup said landline.
+    pub caller_is_landline: bool,
     /// When this caller was last texted back by this account, if ever.
     pub last_text_back_at: Option<Timestamp>,
     pub cooldown: std::time::Duration,
@@ -32,6 +36,8 @@ pub enum SkipReason {
     TeamPhone,
     DoNotText,
     OptedOut,
+    NotTextable,
+    Landline,
     Cooldown,
 }
 
@@ -47,6 +53,8 @@ impl SkipReason {
             SkipReason::TeamPhone => "team_phone",
             SkipReason::DoNotText => "do_not_text_list",
             SkipReason::OptedOut => "opted_out",
+            SkipReason::NotTextable => "not_textable",
+            SkipReason::Landline => "landline",
             SkipReason::Cooldown => "cooldown",
         }
     }
@@ -61,6 +69,8 @@ impl SkipReason {
             SkipReason::TeamPhone => "the call came from one of the team's own phones",
             SkipReason::DoNotText => "the caller is on the account's do-not-text list",
             SkipReason::OptedOut => "the contact has opted out of texts",
+            SkipReason::NotTextable => "the carrier reported this number cannot receive texts",
+            SkipReason::Landline => "the caller's number is a landline",
             SkipReason::Cooldown => {
                 "this caller was already texted back within the cooldown window"
             }
@@ -105,6 +115,12 @@ pub fn decide(f: &TextBackFacts<'_>) -> TextBackDecision {
     if f.caller_on_do_not_text_list {
         return Skip(SkipReason::DoNotText);
     }
+    if f.contact_not_textable {
+        return Skip(SkipReason::NotTextable);
+    }
+    if f.caller_is_landline {
+        return Skip(SkipReason::Landline);
+    }
     if let Some(last) = f.last_text_back_at {
         let elapsed = f.now.as_millisecond().saturating_sub(last.as_millisecond());
         if elapsed >= 0 && (elapsed as u128) < f.cooldown.as_millis() {
@@ -128,6 +144,8 @@ mod tests {
             caller_is_team_phone: false,
             caller_on_do_not_text_list: false,
             contact_opted_out: false,
+            contact_not_textable: false,
+            caller_is_landline: false,
             last_text_back_at: None,
             cooldown: Duration::from_secs(900),
             now: "2026-11-27T12:00:00Z".parse().unwrap(),

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     /// Twilio credentials; `None` runs every number on the sandbox carrier.
     pub twilio: Option<TwilioCredentials>,
     pub twilio_api_base: String,
+    /// Twilio Lookup's base URL (line type intelligence).
+    pub twilio_lookup_base: String,
     /// Shared key for webhooks signed with HMAC-SHA256 (Twilio webhook settings).
     pub webhook_shared_key: Option<String>,
     /// Key the sandbox's simulated webhooks are signed with when there is no auth token.
@@ -80,6 +82,7 @@ impl App {
             Some(creds) => Some(
                 TwilioClient::new(
                     &config.twilio_api_base,
+                    &config.twilio_lookup_base,
                     creds.clone(),
                     config.carrier_timeout,
                 )

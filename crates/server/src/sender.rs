@@ -8,12 +8,13 @@
 use jiff::Timestamp;
 use textback_carriers::{SendResult, sandbox};
 use textback_core::phone::redact;
-use textback_store::{Job, OutboundMessage, SendOutcome};
+use textback_core::carrier_error::{Effect, describe};
+use textback_store::{ContactEffect, Job, OutboundMessage, SendOutcome};
 
 use crate::AppState;
 use crate::worker::JobFailure;
 
-const DONE: &[&str] = &["sent", "sandbox", "failed", "canceled", "delivered"];
+const DONE: &[&str] = &["sent", "sandbox", "failed", "canceled", "delivered", "undelivered"];
 
 pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> {
     let store = &state.store;
@@ -32,7 +33,7 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
         };
         return finish(state, &msg, canceled, job).await;
     }
-    if msg.status == "sending"
+    if msg.status == "submitting"
         && let Some(found) = reconcile(state, &msg).await?
     {
         return finish(state, &msg, found, job).await;
@@ -64,7 +65,13 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
         }
         SendResult::Rejected { code, message } => {
             tracing::warn!(message_id = msg.id, code = ?code, reason = %message, "carrier rejected the text");
-            finish(state, &msg, SendOutcome::Rejected { code, message }, job).await
+            let (message, effect) = understand(code, message);
+            let rejected = SendOutcome::Rejected {
+                code,
+                message,
+                effect,
+            };
+            finish(state, &msg, rejected, job).await
         }
         SendResult::Retryable {
             message,
@@ -96,6 +103,35 @@ async fn retry_later(
         message,
         retry_after,
     })
+}
+
+/// Adds what the error code means to the carrier's message, and what it says about the
+/// contact.
+fn understand(code: Option<i64>, message: String) -> (String, Option<ContactEffect>) {
+    let Some(code) = code else {
+        return (message, None);
+    };
+    let known = describe(code);
+    let text = if matches!(known.effect, Effect::Other) {
+        message
+    } else {
+        format!("{} ({message})", known.reason)
+    };
+    (text, contact_effect(code))
+}
+
+/// What a carrier error code says about the contact.
+pub(crate) fn contact_effect(code: i64) -> Option<ContactEffect> {
+    let known = describe(code);
+    match known.effect {
+        Effect::OptedOut => Some(ContactEffect::OptedOut {
+            source: format!("carrier_{code}"),
+        }),
+        Effect::NotTextable => Some(ContactEffect::NotTextable {
+            reason: format!("carrier error {code}: {}", known.reason),
+        }),
+        Effect::Unreachable | Effect::Filtered | Effect::Other => None,
+    }
 }
 
 /// Records an outcome that needs another attempt; the job stays queued.

@@ -30,6 +30,8 @@ pub fn plan(input: &TextBackInput, now: Timestamp, carrier: &str) -> TextBackPla
         caller_is_team_phone: same(&input.number.ring_to),
         caller_on_do_not_text_list: same(&input.account.do_not_text),
         contact_opted_out: input.contact_opted_out,
+        contact_not_textable: input.contact_not_textable,
+        caller_is_landline: input.caller_line_type.as_deref() == Some("landline"),
         last_text_back_at: input
             .last_text_back_at_ms
             .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
@@ -100,6 +102,7 @@ mod tests {
                 text_back_template: template.into(),
                 cooldown_secs: 900,
                 do_not_text: vec![],
+                landline_lookup: false,
             },
             number: NumberRecord {
                 id: 1,
@@ -110,10 +113,13 @@ mod tests {
                 ring_seconds: 20,
                 call_screening: false,
                 active: true,
+                registration: "approved".into(),
             },
             contact_first_name: Some("Sam".into()),
             contact_last_name: None,
             contact_opted_out: false,
+            contact_not_textable: false,
+            caller_line_type: None,
             last_text_back_at_ms: None,
         }
     }
@@ -139,6 +145,15 @@ mod tests {
                 carrier: "sandbox".into()
             }
         );
+    }
+
+    #[test]
+    fn landlines_are_not_texted() {
+        let mut i = input("{{business.name}} here.", Some("+15125550123"));
+        i.caller_line_type = Some("landline".into());
+        assert_eq!(plan(&i, now(), "sandbox"), TextBackPlan::Skip { reason: "landline".into() });
+        i.caller_line_type = Some("mobile".into());
+        assert!(matches!(plan(&i, now(), "sandbox"), TextBackPlan::Send { .. }));
     }
 
     #[test]

@@ -133,7 +133,11 @@ impl From<textback_store::StoreError> for JobFailure {
     }
 }
 
+/// Line types are cached this long (about three months).
+const LOOKUP_MAX_AGE_MS: i64 = 90 * 24 * 3600 * 1000;
+
 async fn decide_text_back(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+    look_up_line_type(state, job.subject_id).await?;
     let now = state.clock.now();
     let carrier_of = |c: &str| state.carrier_for(c);
     let message = state
@@ -143,5 +147,27 @@ async fn decide_text_back(state: &AppState, job: &Job) -> Result<(), JobFailure>
         })
         .await?;
     tracing::debug!(call = job.subject_id, message_id = ?message, "text back decided");
+    Ok(())
+}
+
+/// For accounts that skip landlines: looks up the caller's line type unless cached. A failed
+/// lookup is logged and the text goes ahead as if the number were mobile.
+async fn look_up_line_type(state: &AppState, call_id: i64) -> Result<(), JobFailure> {
+    let Some(client) = &state.twilio else {
+        return Ok(());
+    };
+    let now = state.now_ms();
+    let Some(phone) = state.store.lookup_needed(call_id, now, LOOKUP_MAX_AGE_MS).await? else {
+        return Ok(());
+    };
+    match client.line_type(&phone).await {
+        Ok(found) => {
+            state
+                .store
+                .save_lookup(&phone, found.line_type.as_deref(), found.carrier_name.as_deref(), now)
+                .await?;
+        }
+        Err(e) => tracing::warn!(error = %e, caller = %textback_core::phone::redact(&phone), "line type lookup failed; texting anyway"),
+    }
     Ok(())
 }

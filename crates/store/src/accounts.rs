@@ -18,6 +18,8 @@ pub struct AccountRecord {
     pub text_back_template: String,
     pub cooldown_secs: i64,
     pub do_not_text: Vec<String>,
+    /// Look up each new caller's line type (Twilio Lookup) and skip landlines.
+    pub landline_lookup: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct NumberRecord {
     pub ring_seconds: i64,
     pub call_screening: bool,
     pub active: bool,
+    /// A2P 10DLC or toll-free verification: unregistered, pending, approved, rejected.
+    pub registration: String,
 }
 
 /// What the voice webhook needs to route a call to a number.
@@ -42,9 +46,10 @@ pub struct NumberRoute {
 }
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, slug, name, time_zone, booking_link, business_hours, \
-    text_back_enabled, text_back_template, cooldown_secs, do_not_text";
+    text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup";
 pub(crate) const NUMBER_COLUMNS: &str =
-    "n.id, n.account_id, n.e164, n.carrier, n.ring_to, n.ring_seconds, n.call_screening, n.active";
+    "n.id, n.account_id, n.e164, n.carrier, n.ring_to, n.ring_seconds, n.call_screening, n.active, \
+     n.registration";
 
 macro_rules! account_from_row {
     ($row:expr) => {{
@@ -66,6 +71,7 @@ macro_rules! account_from_row {
                 "do_not_text",
                 &row.try_get::<String, _>("do_not_text")?,
             )?,
+            landline_lookup: row.try_get("landline_lookup")?,
         }
     }};
 }
@@ -82,6 +88,7 @@ macro_rules! number_from_row {
             ring_seconds: row.try_get("ring_seconds")?,
             call_screening: row.try_get("call_screening")?,
             active: row.try_get("active")?,
+            registration: row.try_get("registration")?,
         }
     }};
 }
@@ -110,12 +117,13 @@ impl Store {
     /// Inserts the account, or updates the one with the same slug; returns its id.
     pub async fn save_account(&self, a: &AccountRecord, now_ms: i64) -> Result<i64> {
         let sql = "INSERT INTO accounts (slug, name, time_zone, booking_link, business_hours, \
-            text_back_enabled, text_back_template, cooldown_secs, do_not_text, created_at, updated_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+            text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $10) \
             ON CONFLICT (slug) DO UPDATE SET name = excluded.name, time_zone = excluded.time_zone, \
             booking_link = excluded.booking_link, business_hours = excluded.business_hours, \
             text_back_enabled = excluded.text_back_enabled, text_back_template = excluded.text_back_template, \
             cooldown_secs = excluded.cooldown_secs, do_not_text = excluded.do_not_text, \
+            landline_lookup = excluded.landline_lookup, \
             updated_at = excluded.updated_at RETURNING id";
         in_write_tx!(self, tx => {
             let id: i64 = sqlx::query_scalar(sql)
@@ -129,6 +137,7 @@ impl Store {
                 .bind(a.cooldown_secs)
                 .bind(to_json(&a.do_not_text))
                 .bind(now_ms)
+                .bind(a.landline_lookup)
                 .fetch_one(&mut *tx)
                 .await?;
             Ok(id)
@@ -159,10 +168,11 @@ impl Store {
     /// another account); returns its id.
     pub async fn save_number(&self, n: &NumberRecord, now_ms: i64) -> Result<i64> {
         let sql = "INSERT INTO numbers (account_id, e164, carrier, ring_to, ring_seconds, call_screening, \
-            active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+            active, registration, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) \
             ON CONFLICT (e164) DO UPDATE SET account_id = excluded.account_id, carrier = excluded.carrier, \
             ring_to = excluded.ring_to, ring_seconds = excluded.ring_seconds, \
             call_screening = excluded.call_screening, active = excluded.active, \
+            registration = excluded.registration, \
             updated_at = excluded.updated_at RETURNING id";
         in_write_tx!(self, tx => {
             let id: i64 = sqlx::query_scalar(sql)
@@ -174,6 +184,7 @@ impl Store {
                 .bind(n.call_screening)
                 .bind(n.active)
                 .bind(now_ms)
+                .bind(&n.registration)
                 .fetch_one(&mut *tx)
                 .await?;
             Ok(id)

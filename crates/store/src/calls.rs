@@ -5,6 +5,7 @@ use sqlx::Row;
 use crate::accounts::{
     ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
 };
+use crate::conversations::upsert_conversation;
 use crate::jobs::{Job, JobKind, enqueue};
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
 
@@ -42,6 +43,10 @@ pub struct TextBackInput {
     pub contact_first_name: Option<String>,
     pub contact_last_name: Option<String>,
     pub contact_opted_out: bool,
+    /// The carrier reported the number cannot receive texts.
+    pub contact_not_textable: bool,
+    /// The cached line type of the caller's number (`landline`, `mobile`, …), if looked up.
+    pub caller_line_type: Option<String>,
     pub last_text_back_at_ms: Option<i64>,
 }
 
@@ -68,7 +73,7 @@ pub struct CallView {
     pub text_back_reason: Option<String>,
 }
 
-const CALL_VIEW: &str = "SELECT c.id, a.slug AS account, c.carrier_call_id, c.caller, n.e164 AS number, \
+pub(crate) const CALL_VIEW: &str = "SELECT c.id, a.slug AS account, c.carrier_call_id, c.caller, n.e164 AS number, \
     c.status, c.dial_status, c.outcome, c.started_at, c.text_back_status, c.text_back_reason \
     FROM calls c JOIN accounts a ON a.id = c.account_id JOIN numbers n ON n.id = c.number_id";
 
@@ -111,6 +116,8 @@ macro_rules! insert_call {
         .await?;
     }};
 }
+
+pub(crate) use call_view_from_row;
 
 impl Store {
     /// Records a call the moment the carrier reports it ringing.
@@ -247,7 +254,7 @@ impl Store {
     ) -> Result<Option<i64>> {
         let for_update = self.for_update();
         let contact_sql = format!(
-            "SELECT first_name, last_name, opted_out FROM contacts WHERE id = $1{for_update}"
+            "SELECT first_name, last_name, opted_out, textable FROM contacts WHERE id = $1{for_update}"
         );
         let message_id = in_write_tx!(self, tx => {
             let call = sqlx::query(
@@ -279,15 +286,23 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 let number = number_from_row!(n);
-                let (first, last, opted_out) = match contact_id {
+                let (first, last, opted_out, textable) = match contact_id {
                     Some(id) => {
                         let c = sqlx::query(sqlx::AssertSqlSafe(contact_sql))
                             .bind(id)
                             .fetch_one(&mut *tx)
                             .await?;
-                        (c.try_get("first_name")?, c.try_get("last_name")?, c.try_get("opted_out")?)
+                        (c.try_get("first_name")?, c.try_get("last_name")?, c.try_get("opted_out")?, c.try_get("textable")?)
                     }
-                    None => (None, None, false),
+                    None => (None, None, false, true),
+                };
+                let caller_line_type: Option<String> = match &caller_phone {
+                    Some(phone) => sqlx::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
+                        .bind(phone)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten(),
+                    None => None,
                 };
                 let last_text_back_at_ms: Option<i64> = match &caller_phone {
                     Some(phone) => sqlx::query_scalar(
@@ -310,14 +325,20 @@ impl Store {
                     contact_first_name: first,
                     contact_last_name: last,
                     contact_opted_out: opted_out,
+                    contact_not_textable: !textable,
+                    caller_line_type,
                     last_text_back_at_ms,
                 };
                 let (status, reason) = match plan(&input) {
                     TextBackPlan::Send { body, carrier } => {
+                        let conversation_id: Option<i64> = match contact_id {
+                            Some(cid) => Some(upsert_conversation!(tx, account_id, number_id, cid, now_ms, false)),
+                            None => None,
+                        };
                         let id: Option<i64> = sqlx::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, call_id, kind, direction, \
-                             from_phone, to_phone, body, status, carrier, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, 'text_back', 'outbound', $5, $6, $7, 'pending', $8, $9, $9) \
+                             from_phone, to_phone, body, status, carrier, created_at, updated_at, conversation_id) \
+                             VALUES ($1, $2, $3, $4, 'text_back', 'outbound', $5, $6, $7, 'pending', $8, $9, $9, $10) \
                              ON CONFLICT DO NOTHING RETURNING id",
                         )
                         .bind(account_id)
@@ -329,6 +350,7 @@ impl Store {
                         .bind(&body)
                         .bind(&carrier)
                         .bind(now_ms)
+                        .bind(conversation_id)
                         .fetch_optional(&mut *tx)
                         .await?;
                         if let Some(id) = id {

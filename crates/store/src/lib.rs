@@ -18,7 +18,11 @@ use tokio::sync::Notify;
 
 mod accounts;
 mod calls;
+mod consent;
+mod conversations;
+mod diagnostics;
 mod jobs;
+mod lookups;
 mod messages;
 mod migrate;
 mod settings;
@@ -26,7 +30,12 @@ mod settings;
 pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
 pub use calls::{CallView, DialFacts, NewCall, TextBackInput, TextBackPlan};
 pub use jobs::{Job, JobKind, retry_delay};
-pub use messages::{InboundMessage, MessageView, OutboundMessage, SendOutcome};
+pub use conversations::{Reply, ReplyRefused};
+pub use diagnostics::ErrorCount;
+pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
+pub use messages::{
+    ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::consent::apply_contact_effect;
 use crate::{Result, Store, in_write_tx, on_pool};
 
 /// A message as the sender needs it.
@@ -21,20 +22,6 @@ pub struct OutboundMessage {
     pub last_attempt_at_ms: Option<i64>,
 }
 
-/// A text a contact sent to one of our numbers.
-#[derive(Debug, Clone)]
-pub struct InboundMessage {
-    pub account_id: i64,
-    pub number_id: i64,
-    pub from_phone: String,
-    pub to_phone: String,
-    pub body: String,
-    pub carrier: String,
-    pub carrier_message_id: String,
-    /// `Some(true)` for an opt-out keyword, `Some(false)` for an opt-in one.
-    pub opt_out: Option<bool>,
-}
-
 /// How one send attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -44,18 +31,57 @@ pub enum SendOutcome {
         carrier_status: String,
         segments: Option<i64>,
     },
-    /// The carrier refused it for good; never retried.
-    Rejected { code: Option<i64>, message: String },
+    /// The carrier refused it for good; never retried. `effect` is what the refusal
+    /// says about the contact (opted out at the carrier, a number that cannot take texts).
+    Rejected {
+        code: Option<i64>,
+        message: String,
+        effect: Option<ContactEffect>,
+    },
     /// Not sent, on purpose (the contact opted out meanwhile, …).
     Canceled { reason: String },
     /// A temporary failure; another attempt follows (or none, when `final_attempt`).
     /// `ambiguous`: the request may have reached the carrier, so the message stays
-    /// `sending` and the next attempt reconciles first.
+    /// `submitting` and the next attempt reconciles first.
     Temporary {
         message: String,
         final_attempt: bool,
         ambiguous: bool,
     },
+}
+
+/// What a carrier error says about the contact, applied with the message's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactEffect {
+    /// Opted out at the carrier (21610); `source` goes into the consent history.
+    OptedOut { source: String },
+    /// The number cannot receive texts; later texts are skipped with this reason.
+    NotTextable { reason: String },
+}
+
+/// A carrier's delivery report for one of our messages.
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    pub carrier_message_id: String,
+    pub carrier_status: String,
+    pub error_code: Option<i64>,
+    /// Readable reason for the error code, stored on the message (and on its call).
+    pub error_reason: Option<String>,
+    pub effect: Option<ContactEffect>,
+}
+
+/// Our own states before the carrier has the message, then the carrier's, in the order a
+/// message moves through them. A report never moves a message back.
+pub fn status_rank(status: &str) -> u8 {
+    match status {
+        "pending" => 0,
+        "submitting" => 1,
+        "accepted" | "scheduled" | "queued" => 2,
+        "sending" => 3,
+        "sent" | "sandbox" => 4,
+        "delivered" | "undelivered" | "failed" | "read" | "canceled" | "received" => 5,
+        _ => 2,
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,11 +102,12 @@ pub struct MessageView {
     pub error_message: Option<String>,
     pub created_at_ms: i64,
     pub call_id: Option<i64>,
+    pub media: Vec<String>,
 }
 
-const MESSAGE_VIEW: &str = "SELECT m.id, a.slug AS account, m.kind, m.direction, m.from_phone, m.to_phone, \
+pub(crate) const MESSAGE_VIEW: &str = "SELECT m.id, a.slug AS account, m.kind, m.direction, m.from_phone, m.to_phone, \
     m.body, m.status, m.carrier, m.carrier_message_id, m.carrier_status, m.segments, m.error_code, \
-    m.error_message, m.created_at, m.call_id FROM messages m JOIN accounts a ON a.id = m.account_id";
+    m.error_message, m.created_at, m.call_id, m.media FROM messages m JOIN accounts a ON a.id = m.account_id";
 
 macro_rules! message_view_from_row {
     ($row:expr) => {{
@@ -102,9 +129,15 @@ macro_rules! message_view_from_row {
             error_message: r.try_get("error_message")?,
             created_at_ms: r.try_get("created_at")?,
             call_id: r.try_get("call_id")?,
+            media: match r.try_get::<Option<String>, _>("media")? {
+                Some(json) => $crate::from_json("media", &json)?,
+                None => Vec::new(),
+            },
         }
     }};
 }
+
+pub(crate) use message_view_from_row;
 
 impl Store {
     pub async fn outbound_message(&self, id: i64) -> Result<Option<OutboundMessage>> {
@@ -137,12 +170,12 @@ impl Store {
         })
     }
 
-    /// Marks the message as being handed to the carrier. A message found in `sending` later
+    /// Marks the message as being handed to the carrier. A message found `submitting` later
     /// may or may not have left: the sender reconciles with the carrier before resending.
     pub async fn mark_send_attempt(&self, id: i64, now_ms: i64) -> Result<()> {
         in_write_tx!(self, tx => {
             sqlx::query(
-                "UPDATE messages SET status = 'sending', attempts = attempts + 1, last_attempt_at = $2, \
+                "UPDATE messages SET status = 'submitting', attempts = attempts + 1, last_attempt_at = $2, \
                  updated_at = $2 WHERE id = $1",
             )
             .bind(id)
@@ -170,9 +203,11 @@ impl Store {
                 segments,
             } => (
                 if msg.carrier == "sandbox" {
-                    "sandbox"
+                    "sandbox".to_owned()
+                } else if status_rank(carrier_status) >= 2 {
+                    carrier_status.clone()
                 } else {
-                    "sent"
+                    "queued".to_owned()
                 },
                 Some(carrier_message_id.clone()),
                 Some(carrier_status.clone()),
@@ -181,8 +216,8 @@ impl Store {
                 None,
                 Some(("sent", None)),
             ),
-            SendOutcome::Rejected { code, message } => (
-                "failed",
+            SendOutcome::Rejected { code, message, .. } => (
+                "failed".to_owned(),
                 None,
                 None,
                 None,
@@ -197,7 +232,7 @@ impl Store {
                 )),
             ),
             SendOutcome::Canceled { reason } => (
-                "canceled",
+                "canceled".to_owned(),
                 None,
                 None,
                 None,
@@ -213,10 +248,11 @@ impl Store {
                 if *final_attempt {
                     "failed"
                 } else if *ambiguous {
-                    "sending"
+                    "submitting"
                 } else {
                     "pending"
-                },
+                }
+                .to_owned(),
                 None,
                 None,
                 None,
@@ -261,6 +297,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            if let SendOutcome::Rejected { effect: Some(effect), message, .. } = outcome {
+                apply_contact_effect!(tx, msg.id, effect, message, now_ms);
+            }
             if let Some(job_id) = done_job {
                 sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
             }
@@ -268,83 +307,69 @@ impl Store {
         Ok(())
     }
 
-    /// Records an inbound text: the contact (created if new), the message (a retried
-    /// webhook with the same carrier id is stored once) and, for a keyword, the contact's
-    /// opt-out state. Returns false for a duplicate.
-    pub async fn record_inbound_message(&self, msg: &InboundMessage, now_ms: i64) -> Result<bool> {
-        let stored = in_write_tx!(self, tx => {
-            let contact_id: i64 = sqlx::query_scalar(
-                "INSERT INTO contacts (account_id, phone, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-                 ON CONFLICT (account_id, phone) DO UPDATE SET updated_at = contacts.updated_at RETURNING id",
-            )
-            .bind(msg.account_id)
-            .bind(&msg.from_phone)
-            .bind(now_ms)
-            .fetch_one(&mut *tx)
-            .await?;
-            let inserted = sqlx::query(
-                "INSERT INTO messages (account_id, number_id, contact_id, kind, direction, from_phone, to_phone, \
-                 body, status, carrier, carrier_message_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'inbound', 'inbound', $4, $5, $6, 'received', $7, $8, $9, $9) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(msg.account_id)
-            .bind(msg.number_id)
-            .bind(contact_id)
-            .bind(&msg.from_phone)
-            .bind(&msg.to_phone)
-            .bind(&msg.body)
-            .bind(&msg.carrier)
-            .bind(&msg.carrier_message_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            if inserted && let Some(opted_out) = msg.opt_out {
-                sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
-                    .bind(contact_id)
-                    .bind(opted_out)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
+    /// Applies a carrier delivery report: the message's status moves forward only (reports
+    /// arrive out of order), the error and its effect on the contact are kept, and a text
+    /// back that ends undelivered or failed says so on its call. Returns false for an
+    /// unknown message or an out-of-date report.
+    pub async fn record_delivery_report(&self, report: &DeliveryReport, now_ms: i64) -> Result<bool> {
+        let for_update = self.for_update();
+        let select = format!(
+            "SELECT id, status, call_id FROM messages WHERE carrier_message_id = $1{for_update}"
+        );
+        let applied = in_write_tx!(self, tx => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(select))
+                .bind(&report.carrier_message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                None => false,
+                Some(row) => {
+                    let id: i64 = row.try_get("id")?;
+                    let current: String = row.try_get("status")?;
+                    let call_id: Option<i64> = row.try_get("call_id")?;
+                    let forward = status_rank(&report.carrier_status) > status_rank(&current)
+                        || (current == "sandbox" && report.carrier_status != "sandbox");
+                    if forward {
+                        sqlx::query(
+                            "UPDATE messages SET status = $2, carrier_status = $2, \
+                             error_code = COALESCE($3, error_code), error_message = COALESCE($4, error_message), \
+                             updated_at = $5 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(&report.carrier_status)
+                        .bind(report.error_code)
+                        .bind(&report.error_reason)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                        if let (Some(call_id), true) =
+                            (call_id, matches!(report.carrier_status.as_str(), "undelivered" | "failed"))
+                        {
+                            let reason = match (report.error_code, &report.error_reason) {
+                                (Some(c), Some(r)) => format!("carrier error {c}: {r}"),
+                                (Some(c), None) => format!("carrier error {c}"),
+                                (None, _) => format!("the carrier reported the text {}", report.carrier_status),
+                            };
+                            sqlx::query(
+                                "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 WHERE id = $1",
+                            )
+                            .bind(call_id)
+                            .bind(&report.carrier_status)
+                            .bind(reason)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    if let Some(effect) = &report.effect {
+                        let detail = report.error_reason.clone().unwrap_or_default();
+                        apply_contact_effect!(tx, id, effect, &detail, now_ms);
+                    }
+                    forward
+                }
             }
-            inserted
         });
-        Ok(stored)
-    }
-
-    /// Applies a carrier delivery report. Reports can arrive out of order: a final state
-    /// (delivered, undelivered, failed) is never replaced by an earlier one.
-    pub async fn record_delivery_status(
-        &self,
-        carrier_message_id: &str,
-        carrier_status: &str,
-        error_code: Option<i64>,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let status = match carrier_status {
-            "delivered" | "read" => Some("delivered"),
-            "undelivered" => Some("undelivered"),
-            "failed" => Some("failed"),
-            _ => None,
-        };
-        let n = in_write_tx!(self, tx => {
-            sqlx::query(
-                "UPDATE messages SET carrier_status = $2, status = COALESCE($3, status), \
-                 error_code = COALESCE($4, error_code), updated_at = $5 \
-                 WHERE carrier_message_id = $1 AND (status NOT IN ('delivered', 'undelivered', 'failed') OR $3 IS NOT NULL)",
-            )
-            .bind(carrier_message_id)
-            .bind(carrier_status)
-            .bind(status)
-            .bind(error_code)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        });
-        Ok(n > 0)
+        Ok(applied)
     }
 
     pub async fn recent_messages(&self, limit: i64) -> Result<Vec<MessageView>> {

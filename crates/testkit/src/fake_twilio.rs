@@ -47,6 +47,11 @@ struct Inner {
     faults: VecDeque<Fault>,
     sent: Vec<SentMessage>,
     create_requests: usize,
+    /// Line types by number for Lookup v2; unknown numbers are `mobile`.
+    line_types: std::collections::HashMap<String, String>,
+    lookups: usize,
+    /// Numbers the account owns: (number, voice URL, SMS URL, status callback).
+    incoming: Vec<(String, String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -74,6 +79,11 @@ impl FakeTwilio {
                 "/2010-04-01/Accounts/{account}/Messages.json",
                 post(create_message).get(list_messages),
             )
+            .route(
+                "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json",
+                axum::routing::get(list_incoming),
+            )
+            .route("/v2/PhoneNumbers/{number}", axum::routing::get(lookup))
             .with_state(fake.clone());
         let stop = fake.shutdown.clone();
         tokio::spawn(async move {
@@ -111,6 +121,25 @@ impl FakeTwilio {
                 return self.sent();
             }
         }
+    }
+
+    /// What Lookup v2 answers for `number` (`landline`, `mobile`, …).
+    pub fn set_line_type(&self, number: &str, line_type: &str) {
+        self.inner.lock().expect("lock").line_types.insert(number.to_owned(), line_type.to_owned());
+    }
+
+    pub fn lookups(&self) -> usize {
+        self.inner.lock().expect("lock").lookups
+    }
+
+    /// Registers a number the account owns, with its webhook configuration.
+    pub fn own_number(&self, number: &str, voice_url: &str, sms_url: &str, status_callback: &str) {
+        self.inner.lock().expect("lock").incoming.push((
+            number.to_owned(),
+            voice_url.to_owned(),
+            sms_url.to_owned(),
+            status_callback.to_owned(),
+        ));
     }
 
     pub fn stop(&self) {
@@ -276,6 +305,91 @@ async fn list_messages(
         "start": 0,
         "uri": uri,
         "messages": messages,
+    }))
+    .into_response()
+}
+
+async fn lookup(State(fake): State<FakeTwilio>, Path(number): Path<String>, Query(query): Query<Vec<(String, String)>>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, ACCOUNT_SID) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let fields = query.iter().find(|(k, _)| k == "Fields").map(|(_, v)| v.clone()).unwrap_or_default();
+    let line_type = {
+        let mut inner = fake.inner.lock().expect("lock");
+        inner.lookups += 1;
+        inner.line_types.get(&number).cloned().unwrap_or_else(|| "mobile".to_owned())
+    };
+    let lti = fields.split(',').any(|f| f == "line_type_intelligence").then(|| {
+        json!({ "carrier_name": "Test Carrier", "error_code": null, "mobile_country_code": "311", "mobile_network_code": "180", "type": line_type })
+    });
+    axum::Json(json!({
+        "calling_country_code": "1",
+        "country_code": "US",
+        "phone_number": number,
+        "national_format": number,
+        "valid": true,
+        "validation_errors": [],
+        "caller_name": null,
+        "sim_swap": null,
+        "call_forwarding": null,
+        "line_type_intelligence": lti,
+        "line_status": null,
+        "identity_match": null,
+        "reassigned_number": null,
+        "sms_pumping_risk": null,
+        "phone_number_quality_score": null,
+        "pre_fill": null,
+        "url": format!("https://lookups.twilio.com/v2/PhoneNumbers/{number}"),
+    }))
+    .into_response()
+}
+
+async fn list_incoming(
+    State(fake): State<FakeTwilio>,
+    Path(account): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, &account) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let wanted = query.iter().find(|(k, _)| k == "PhoneNumber").map(|(_, v)| v.clone());
+    let numbers: Vec<Value> = fake
+        .inner
+        .lock()
+        .expect("lock")
+        .incoming
+        .iter()
+        .filter(|(n, ..)| wanted.as_ref().is_none_or(|w| w == n))
+        .enumerate()
+        .map(|(i, (n, voice, sms, status))| {
+            json!({
+                "account_sid": ACCOUNT_SID,
+                "api_version": "2010-04-01",
+                "friendly_name": n,
+                "phone_number": n,
+                "sid": format!("PN{i:032x}"),
+                "sms_method": "POST",
+                "sms_url": sms,
+                "status_callback": status,
+                "status_callback_method": "POST",
+                "voice_method": "POST",
+                "voice_url": voice,
+                "status": "in-use",
+            })
+        })
+        .collect();
+    let uri = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json");
+    axum::Json(json!({
+        "end": numbers.len().saturating_sub(1),
+        "first_page_uri": uri,
+        "next_page_uri": null,
+        "page": 0,
+        "page_size": 50,
+        "previous_page_uri": null,
+        "start": 0,
+        "uri": uri,
+        "incoming_phone_numbers": numbers,
     }))
     .into_response()
 }

@@ -32,6 +32,7 @@ pub struct TestAppOptions {
     pub twilio: Option<FakeTwilio>,
     pub carrier_timeout: Duration,
     pub call_screening: bool,
+    pub landline_lookup: bool,
 }
 
 impl Default for TestAppOptions {
@@ -42,6 +43,7 @@ impl Default for TestAppOptions {
             twilio: None,
             carrier_timeout: Duration::from_secs(5),
             call_screening: false,
+            landline_lookup: false,
         }
     }
 }
@@ -93,6 +95,11 @@ impl TestApp {
                 auth_token: AUTH_TOKEN.to_owned(),
             }),
             twilio_api_base: options
+                .twilio
+                .as_ref()
+                .map(|f| f.base_url.clone())
+                .unwrap_or_else(|| "http://127.0.0.1:9".to_owned()),
+            twilio_lookup_base: options
                 .twilio
                 .as_ref()
                 .map(|f| f.base_url.clone())
@@ -181,6 +188,7 @@ impl TestApp {
             text_back_template: template.to_owned(),
             cooldown_secs: 900,
             do_not_text: vec!["+15125550177".into()],
+            landline_lookup: self.options.landline_lookup,
         };
         account.id = self
             .store
@@ -196,6 +204,7 @@ impl TestApp {
             ring_seconds: 20,
             call_screening: self.options.call_screening,
             active: true,
+            registration: "approved".into(),
         };
         number.id = self
             .store

@@ -216,6 +216,7 @@ async fn a_call_is_settled_once(store: Store) {
         text_back_template: "{{business.name}} here".into(),
         cooldown_secs: 0,
         do_not_text: vec![],
+        landline_lookup: false,
     };
     let account_id = store.save_account(&account, 0).await.unwrap();
     let number_id = store
@@ -229,6 +230,7 @@ async fn a_call_is_settled_once(store: Store) {
                 ring_seconds: 20,
                 call_screening: false,
                 active: true,
+                registration: "unregistered".into(),
             },
             0,
         )

@@ -28,6 +28,9 @@ pub struct AccountSpec {
     pub business_hours: BTreeMap<String, String>,
     #[serde(default)]
     pub do_not_text: Vec<String>,
+    /// Look up each caller's line type with Twilio Lookup and do not text landlines.
+    #[serde(default)]
+    pub landline_lookup: bool,
     pub text_back: Option<TextBackSpec>,
     #[serde(default)]
     pub numbers: Vec<NumberSpec>,
@@ -59,7 +62,17 @@ pub struct NumberSpec {
     pub call_screening: bool,
     #[serde(default = "yes")]
     pub active: bool,
+    /// A2P 10DLC (or toll-free verification) status: unregistered, pending, approved,
+    /// rejected.
+    #[serde(default = "unregistered")]
+    pub registration: String,
 }
+
+fn unregistered() -> String {
+    "unregistered".to_owned()
+}
+
+pub const REGISTRATION_STATES: &[&str] = &["unregistered", "pending", "approved", "rejected"];
 
 fn twilio() -> String {
     "twilio".to_owned()
@@ -159,6 +172,7 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             text_back_template: message,
             cooldown_secs: cooldown,
             do_not_text,
+            landline_lookup: a.landline_lookup,
         };
         let mut numbers = Vec::new();
         for (j, n) in a.numbers.iter().enumerate() {
@@ -194,6 +208,16 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                 }
                 ring_to.push(p);
             }
+            if !REGISTRATION_STATES.contains(&n.registration.as_str()) {
+                return Err(invalid(
+                    format!("{np}.registration"),
+                    format!(
+                        "{:?} is not a registration state: use {}",
+                        n.registration,
+                        REGISTRATION_STATES.join(", ")
+                    ),
+                ));
+            }
             let ring = n
                 .ring_time
                 .map(|d| d.as_secs())
@@ -213,6 +237,7 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                 ring_seconds: ring as i64,
                 call_screening: n.call_screening,
                 active: n.active,
+                registration: n.registration.clone(),
             });
         }
         planned.push(Planned { account, numbers });
@@ -233,6 +258,9 @@ fn account_changes(old: &AccountRecord, new: &AccountRecord) -> Vec<&'static str
     }
     if old.business_hours != new.business_hours {
         c.push("business_hours");
+    }
+    if old.landline_lookup != new.landline_lookup {
+        c.push("landline_lookup");
     }
     if old.do_not_text != new.do_not_text {
         c.push("do_not_text");
@@ -265,6 +293,9 @@ fn number_changes(old: &NumberRecord, new: &NumberRecord) -> Vec<&'static str> {
     }
     if old.call_screening != new.call_screening {
         c.push("call_screening");
+    }
+    if old.registration != new.registration {
+        c.push("registration");
     }
     if old.active != new.active {
         c.push("active");

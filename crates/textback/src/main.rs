@@ -2,6 +2,7 @@
 
 mod apply;
 mod config;
+mod doctor;
 mod simulate;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ struct ServerArgs {
     /// Twilio's API base URL (tests point it at a local stand-in).
     #[arg(long, env = "TEXTBACK_TWILIO_API_BASE")]
     twilio_api_base: Option<String>,
+    /// Twilio Lookup's base URL, for landline detection.
+    #[arg(long, env = "TEXTBACK_TWILIO_LOOKUP_BASE")]
+    twilio_lookup_base: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +97,46 @@ enum Command {
     Calls {
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// Only missed calls that were not texted, with the reason for each.
+        #[arg(long)]
+        not_texted: bool,
+    },
+    /// Reply to a contact from the account's number, through the same outbox as every text.
+    Reply {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        account: String,
+        /// The contact's number.
+        #[arg(long)]
+        to: String,
+        /// The account number to text from (needed when the account has several).
+        #[arg(long)]
+        from: Option<String>,
+        /// The text.
+        #[arg(required = true, num_args = 1..)]
+        message: Vec<String>,
+    },
+    /// Show the conversation with one contact and their consent history.
+    Conversation {
+        #[arg(long)]
+        account: String,
+        /// The contact's number.
+        #[arg(long)]
+        with: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Run the troubleshooting checklist: numbers, webhooks, registration, carrier errors.
+    Doctor {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List recent texts (sandbox texts included).
     Messages {
@@ -120,6 +164,10 @@ enum CliError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("{0}")]
+    Refused(String),
+    #[error("doctor found {0} failing check(s)")]
+    DoctorFailed(usize),
 }
 
 fn main() -> ExitCode {
@@ -183,6 +231,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let twilio =
                 config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
             let api_base = config::twilio_api_base(server.twilio_api_base, &file)?;
+            let lookup_base = config::twilio_lookup_base(server.twilio_lookup_base, &file)?;
             let store = open_store(&database_url).await?;
             let sandbox_token = sandbox_token(&store).await?;
             let workers = workers.or(file.workers).unwrap_or(4);
@@ -193,6 +242,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     auth_token: t.auth_token,
                 }),
                 twilio_api_base: api_base,
+                twilio_lookup_base: lookup_base,
                 webhook_shared_key: twilio_webhook_shared_key.or(file.twilio_webhook_shared_key),
                 sandbox_token,
                 workers,
@@ -271,9 +321,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Calls { limit } => {
+        Command::Calls { limit, not_texted } => {
             let store = open_store(&database_url).await?;
-            for c in store.recent_calls(limit).await? {
+            let calls = if not_texted {
+                store.recent_calls_not_texted(limit).await?
+            } else {
+                store.recent_calls(limit).await?
+            };
+            for c in calls {
                 println!(
                     "{}  {}  {} -> {}  {}  text back: {}{}",
                     format_time(c.started_at_ms),
@@ -289,6 +344,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Reply { server, account, to, from, message } => {
+            reply(&database_url, &file, server, account, to, from, message).await
+        }
+        Command::Conversation { account, with, limit } => conversation(&database_url, &account, &with, limit).await,
+        Command::Doctor { server, account, json } => doctor(&database_url, &file, server, account, json).await,
         Command::Messages { limit } => {
             let store = open_store(&database_url).await?;
             for m in store.recent_messages(limit).await? {
@@ -311,6 +371,119 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn format_time(ms: i64) -> String {
+    format_time_inner(ms)
+}
+
+async fn reply(
+    database_url: &str,
+    file: &config::FileConfig,
+    server: ServerArgs,
+    account: String,
+    to: String,
+    from: Option<String>,
+    message: Vec<String>,
+) -> Result<(), CliError> {
+    let to = textback_core::Phone::parse(&to).map_err(|e| CliError::Refused(format!("--to: {e}")))?;
+    let from = match from {
+        Some(f) => Some(
+            textback_core::Phone::parse(&f)
+                .map_err(|e| CliError::Refused(format!("--from: {e}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let body = message.join(" ").trim().to_owned();
+    if body.is_empty() {
+        return Err(CliError::Refused("the message is empty".into()));
+    }
+    if body.chars().count() > 1600 {
+        return Err(CliError::Refused("the message is longer than 1600 characters".into()));
+    }
+    let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, file)?;
+    let store = open_store(database_url).await?;
+    let reply = textback_store::Reply {
+        account_slug: account,
+        from_number: from,
+        to_phone: to.to_string(),
+        body,
+        carrier: if twilio.is_some() { "twilio" } else { "sandbox" }.to_owned(),
+    };
+    match store.queue_reply(&reply, SystemClock.now().as_millisecond()).await? {
+        Ok(id) => {
+            println!("queued message {id} to {to}; the running server sends it");
+            Ok(())
+        }
+        Err(refused) => Err(CliError::Refused(refused.to_string())),
+    }
+}
+
+async fn conversation(database_url: &str, account: &str, with: &str, limit: i64) -> Result<(), CliError> {
+    let phone = textback_core::Phone::parse(with).map_err(|e| CliError::Refused(format!("--with: {e}")))?;
+    let store = open_store(database_url).await?;
+    let Some(acct) = store.account_by_slug(account).await? else {
+        return Err(CliError::Refused(format!("no account {account:?}")));
+    };
+    for m in store.conversation(account, phone.as_str(), limit).await? {
+        let who = if m.direction == "inbound" { "them" } else { "us  " };
+        let media = if m.media.is_empty() { String::new() } else { format!("  [{} media: {}]", m.media.len(), m.media.join(" ")) };
+        let err = m.error_message.map(|e| format!("  ({e})")).unwrap_or_default();
+        println!("{}  {who}  [{}] {}{media}{err}", format_time(m.created_at_ms), m.status, m.body);
+    }
+    let history = store.consent_history(acct.id, phone.as_str()).await?;
+    for e in history {
+        println!(
+            "{}  consent: {} ({}{})",
+            format_time(e.at_ms),
+            if e.opted_out { "opted out" } else { "opted in" },
+            e.source,
+            e.detail.map(|d| format!(": {d:?}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn doctor(
+    database_url: &str,
+    file: &config::FileConfig,
+    server: ServerArgs,
+    account: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let listen = config::listen(server.listen, file)?;
+    let public_url = config::public_url(server.public_url, file, listen)?;
+    let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, file)?;
+    let api_base = config::twilio_api_base(server.twilio_api_base, file)?;
+    let lookup_base = config::twilio_lookup_base(server.twilio_lookup_base, file)?;
+    let client = match twilio {
+        Some(t) => Some(
+            textback_carriers::twilio::TwilioClient::new(
+                &api_base,
+                &lookup_base,
+                TwilioCredentials { account_sid: t.account_sid, auth_token: t.auth_token },
+                Duration::from_secs(10),
+            )
+            .map_err(|e| CliError::Refused(format!("cannot build the HTTP client: {e}")))?,
+        ),
+        None => None,
+    };
+    let store = open_store(database_url).await?;
+    let facts = doctor::gather(&store, client.as_ref(), &public_url, account.as_deref(), SystemClock.now().as_millisecond()).await?;
+    if let (Some(slug), true) = (&account, facts.is_empty()) {
+        return Err(CliError::Refused(format!("no account {slug:?}")));
+    }
+    let findings: Vec<doctor::Finding> = facts.iter().flat_map(doctor::evaluate).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings).unwrap_or_else(|_| "[]".into()));
+    } else if findings.is_empty() {
+        println!("no accounts yet: textback apply examples/quickstart.toml");
+    } else {
+        print!("{}", doctor::render_text(&findings));
+    }
+    let fails = findings.iter().filter(|f| f.status == doctor::Status::Fail).count();
+    if fails > 0 { Err(CliError::DoctorFailed(fails)) } else { Ok(()) }
+}
+
+fn format_time_inner(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::SendResult;
 
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
+pub const DEFAULT_LOOKUP_BASE: &str = "https://lookups.twilio.com";
 
 #[derive(Clone)]
 pub struct TwilioCredentials {
@@ -35,6 +36,7 @@ impl std::fmt::Debug for TwilioCredentials {
 pub struct TwilioClient {
     http: reqwest::Client,
     base: String,
+    lookup_base: String,
     creds: TwilioCredentials,
 }
 
@@ -54,6 +56,45 @@ struct ErrorBody {
 }
 
 #[derive(Debug, Deserialize)]
+struct LookupResponse {
+    line_type_intelligence: Option<LineTypeIntelligence>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LineTypeIntelligence {
+    #[serde(rename = "type")]
+    line_type: Option<String>,
+    carrier_name: Option<String>,
+    error_code: Option<i64>,
+}
+
+/// Line type intelligence for one number (Lookup v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineType {
+    /// `mobile`, `landline`, `fixedVoip`, `nonFixedVoip`, `tollFree`, … or `None` when
+    /// the carrier did not know.
+    pub line_type: Option<String>,
+    pub carrier_name: Option<String>,
+}
+
+/// How a number is configured at Twilio (IncomingPhoneNumbers).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IncomingNumber {
+    pub sid: String,
+    pub phone_number: String,
+    pub voice_url: Option<String>,
+    pub voice_method: Option<String>,
+    pub sms_url: Option<String>,
+    pub sms_method: Option<String>,
+    pub status_callback: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IncomingNumberList {
+    incoming_phone_numbers: Vec<IncomingNumber>,
+}
+
+#[derive(Debug, Deserialize)]
 struct MessageList {
     messages: Vec<MessageResource>,
 }
@@ -69,6 +110,7 @@ pub struct FoundMessage {
 impl TwilioClient {
     pub fn new(
         base: &str,
+        lookup_base: &str,
         creds: TwilioCredentials,
         timeout: Duration,
     ) -> Result<TwilioClient, reqwest::Error> {
@@ -81,6 +123,7 @@ impl TwilioClient {
         Ok(TwilioClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            lookup_base: lookup_base.trim_end_matches('/').to_owned(),
             creds,
         })
     }
@@ -212,6 +255,47 @@ impl TwilioClient {
                 status: m.status.unwrap_or_else(|| "queued".into()),
                 segments: m.num_segments.and_then(|s| s.parse().ok()),
             }))
+    }
+}
+
+impl TwilioClient {
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str, query: &[(&str, &str)], what: &str) -> Result<T, String> {
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(&self.creds.account_sid, Some(&self.creds.auth_token))
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| format!("{what} failed: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Option<ErrorBody> = response.json().await.ok();
+            let detail = body
+                .map(|b| format!("{} {}", b.code.map(|c| c.to_string()).unwrap_or_default(), b.message.unwrap_or_default()))
+                .unwrap_or_default();
+            return Err(format!("{what} answered {}: {}", status.as_u16(), detail.trim()));
+        }
+        response.json().await.map_err(|e| format!("{what} returned an unreadable body: {e}"))
+    }
+
+    /// Lookup v2 line type intelligence for an E.164 number.
+    pub async fn line_type(&self, e164: &str) -> Result<LineType, String> {
+        let encoded: String = form_urlencoded::byte_serialize(e164.as_bytes()).collect();
+        let url = format!("{}/v2/PhoneNumbers/{encoded}", self.lookup_base);
+        let r: LookupResponse = self.get_json(&url, &[("Fields", "line_type_intelligence")], "line type lookup").await?;
+        let lti = r.line_type_intelligence.ok_or("line type lookup returned no line_type_intelligence")?;
+        if let (None, Some(code)) = (&lti.line_type, lti.error_code) {
+            return Err(format!("line type lookup error {code}"));
+        }
+        Ok(LineType { line_type: lti.line_type, carrier_name: lti.carrier_name })
+    }
+
+    /// The number's configuration at Twilio, or `None` when the account does not own it.
+    pub async fn incoming_number(&self, e164: &str) -> Result<Option<IncomingNumber>, String> {
+        let url = format!("{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", self.base, self.creds.account_sid);
+        let list: IncomingNumberList = self.get_json(&url, &[("PhoneNumber", e164)], "reading the number at Twilio").await?;
+        Ok(list.incoming_phone_numbers.into_iter().find(|n| n.phone_number == e164))
     }
 }
 

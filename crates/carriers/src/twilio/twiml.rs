@@ -85,6 +85,11 @@ pub fn voicemail(business: &str, recording_action: &str) -> String {
     ))
 }
 
+/// A messaging response: one text back to the sender.
+pub fn message(body: &str) -> String {
+    wrap(&format!("<Message>{}</Message>", escape(body)))
+}
+
 /// A short spoken message, then hang up.
 pub fn say(text: &str) -> String {
     wrap(&format!("<Say>{}</Say><Hangup/>", escape(text)))

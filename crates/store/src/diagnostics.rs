@@ -1,0 +1,65 @@
+//! Facts `textback doctor` checks.
+
+use sqlx::Row;
+
+use crate::calls::{CALL_VIEW, CallView, call_view_from_row};
+use crate::{Result, Store, on_pool};
+
+/// How often one carrier error code hit an account's texts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorCount {
+    pub code: i64,
+    pub count: i64,
+    pub last_at_ms: i64,
+}
+
+impl Store {
+    pub async fn carrier_errors_since(&self, account_id: i64, since_ms: i64) -> Result<Vec<ErrorCount>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT error_code, COUNT(*) AS n, MAX(updated_at) AS last_at FROM messages \
+                 WHERE account_id = $1 AND error_code IS NOT NULL AND updated_at >= $2 \
+                 GROUP BY error_code ORDER BY error_code",
+            )
+            .bind(account_id)
+            .bind(since_ms)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(ErrorCount {
+                    code: r.try_get("error_code")?,
+                    count: r.try_get("n")?,
+                    last_at_ms: r.try_get("last_at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn last_missed_call(&self, account_id: i64) -> Result<Option<CallView>> {
+        let sql = format!(
+            "{CALL_VIEW} WHERE c.account_id = $1 AND c.outcome IN ('missed', 'voicemail') \
+             ORDER BY c.started_at DESC, c.id DESC LIMIT 1"
+        );
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).fetch_optional(pool).await?;
+            Ok(match row { Some(r) => Some(call_view_from_row!(r)), None => None })
+        })
+    }
+
+    /// Recent missed calls that were not texted, with the reason recorded on each.
+    pub async fn recent_calls_not_texted(&self, limit: i64) -> Result<Vec<CallView>> {
+        let sql = format!(
+            "{CALL_VIEW} WHERE c.outcome IN ('missed', 'voicemail') \
+             AND (c.text_back_status IS NULL OR c.text_back_status NOT IN ('queued', 'sent', 'delivered')) \
+             ORDER BY c.started_at DESC, c.id DESC LIMIT $1"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows { out.push(call_view_from_row!(r)); }
+            Ok(out)
+        })
+    }
+}
