@@ -122,7 +122,8 @@ async fn each_missed_dial_status_texts_once(url: &str) {
     let msgs = app.store.recent_messages(10).await.unwrap();
     assert!(
         msgs.iter()
-            .all(|m| m.status == "sent" && m.carrier == "twilio")
+            .all(|m| m.status == "queued" && m.carrier == "twilio"),
+        "the status Twilio answered with"
     );
     assert!(sent.iter().all(|s| {
         msgs.iter()
