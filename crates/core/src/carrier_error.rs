@@ -31,12 +31,36 @@ pub fn describe(code: i64) -> CarrierError {
             "the recipient has opted out of messages from this number (replied STOP)",
             "nothing: the contact is marked opted out; they can text START to opt back in",
         ),
-        21211 => (Effect::NotTextable, "the phone number is not valid", "check the caller's number; it will not be texted again"),
-        21614 => (Effect::NotTextable, "the number is not a mobile number and cannot receive texts", "call the contact back instead"),
-        21612 => (Effect::NotTextable, "the carrier cannot route texts between these two numbers", "call the contact back instead"),
-        30006 => (Effect::NotTextable, "landline or unreachable carrier", "call the contact back instead"),
-        30003 => (Effect::Unreachable, "the handset is unreachable (off or out of coverage)", "nothing: later texts may arrive"),
-        30005 => (Effect::Unreachable, "unknown destination handset (the number may no longer exist)", "call the contact back to confirm the number"),
+        21211 => (
+            Effect::NotTextable,
+            "the phone number is not valid",
+            "check the caller's number; it will not be texted again",
+        ),
+        21614 => (
+            Effect::NotTextable,
+            "the number is not a mobile number and cannot receive texts",
+            "call the contact back instead",
+        ),
+        21612 => (
+            Effect::NotTextable,
+            "the carrier cannot route texts between these two numbers",
+            "call the contact back instead",
+        ),
+        30006 => (
+            Effect::NotTextable,
+            "landline or unreachable carrier",
+            "call the contact back instead",
+        ),
+        30003 => (
+            Effect::Unreachable,
+            "the handset is unreachable (off or out of coverage)",
+            "nothing: later texts may arrive",
+        ),
+        30005 => (
+            Effect::Unreachable,
+            "unknown destination handset (the number may no longer exist)",
+            "call the contact back to confirm the number",
+        ),
         30007 => (
             Effect::Filtered,
             "the carrier filtered the message as spam",
@@ -52,10 +76,23 @@ pub fn describe(code: i64) -> CarrierError {
             "toll-free number has not been verified",
             "complete toll-free verification for this number in the Twilio console",
         ),
-        30008 => (Effect::Unreachable, "unknown delivery error at the carrier", "nothing: retry later or call the contact"),
-        _ => (Effect::Other, "carrier error", "see https://www.twilio.com/docs/api/errors"),
+        30008 => (
+            Effect::Unreachable,
+            "unknown delivery error at the carrier",
+            "nothing: retry later or call the contact",
+        ),
+        _ => (
+            Effect::Other,
+            "carrier error",
+            "see https://www.twilio.com/docs/api/errors",
+        ),
     };
-    CarrierError { code, effect, reason, fix }
+    CarrierError {
+        code,
+        effect,
+        reason,
+        fix,
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,16 @@ impl Intent {
     }
 }
 
-const OPT_OUT: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"];
+const OPT_OUT: &[&str] = &[
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "REVOKE",
+    "OPTOUT",
+];
 const OPT_IN: &[&str] = &["START", "UNSTOP", "YES"];
 const HELP: &[&str] = &["HELP", "INFO"];
 
@@ -66,7 +75,9 @@ const STOP_PHRASES: &[&str] = &[
 ];
 
 /// Words that may surround a bare "stop" without changing its meaning ("stop please").
-const POLITE: &[&str] = &["please", "pls", "plz", "now", "thanks", "thank", "you", "it", "just", "ok", "okay"];
+const POLITE: &[&str] = &[
+    "please", "pls", "plz", "now", "thanks", "thank", "you", "it", "just", "ok", "okay",
+];
 
 const NEGATIONS: &[&str] = &["dont", "not", "never", "wont", "cant", "didnt", "shouldnt"];
 
@@ -99,18 +110,28 @@ pub fn classify(body: &str) -> Option<Intent> {
         // Long messages are conversations, not requests to stop; a person reads them.
         return None;
     }
-    if w.iter().any(|x| x == "stop") && w.iter().all(|x| x == "stop" || POLITE.contains(&x.as_str())) {
+    if w.iter().any(|x| x == "stop")
+        && w.iter()
+            .all(|x| x == "stop" || POLITE.contains(&x.as_str()))
+    {
         return Some(Intent::OptOutRequest("stop"));
     }
     for phrase in STOP_PHRASES {
         let p: Vec<&str> = phrase.split(' ').collect();
         for start in 0..w.len() {
-            if w.len() - start < p.len() || !w[start..start + p.len()].iter().zip(&p).all(|(a, b)| a == b) {
+            if w.len() - start < p.len()
+                || !w[start..start + p.len()]
+                    .iter()
+                    .zip(&p)
+                    .all(|(a, b)| a == b)
+            {
                 continue;
             }
             // "don't stop texting me", "I did not say remove me": negated, not a request.
             let before = &w[start.saturating_sub(2)..start];
-            let negated = !phrase.starts_with("dont") && !phrase.starts_with("do not") && !phrase.starts_with("never")
+            let negated = !phrase.starts_with("dont")
+                && !phrase.starts_with("do not")
+                && !phrase.starts_with("never")
                 && before.iter().any(|b| NEGATIONS.contains(&b.as_str()));
             if !negated {
                 return Some(Intent::OptOutRequest(phrase));
@@ -126,7 +147,18 @@ mod tests {
 
     #[test]
     fn keywords_alone_any_case_and_punctuation() {
-        for w in ["STOP", "stop", " Stop. ", "unsubscribe", "OptOut", "quit!", "STOPALL", "revoke", "end", "cancel"] {
+        for w in [
+            "STOP",
+            "stop",
+            " Stop. ",
+            "unsubscribe",
+            "OptOut",
+            "quit!",
+            "STOPALL",
+            "revoke",
+            "end",
+            "cancel",
+        ] {
             assert_eq!(classify(w), Some(Intent::OptOutKeyword), "{w}");
         }
         for w in ["start", "UNSTOP", "yes", "Yes!"] {
@@ -160,7 +192,10 @@ mod tests {
             "Quit texting me",
         ];
         for m in must {
-            assert!(classify(m).is_some_and(Intent::is_opt_out), "{m:?} must opt out");
+            assert!(
+                classify(m).is_some_and(Intent::is_opt_out),
+                "{m:?} must opt out"
+            );
         }
     }
 
@@ -183,7 +218,10 @@ mod tests {
             "ok",
         ];
         for m in must_not {
-            assert!(!classify(m).is_some_and(Intent::is_opt_out), "{m:?} must not opt out");
+            assert!(
+                !classify(m).is_some_and(Intent::is_opt_out),
+                "{m:?} must not opt out"
+            );
         }
     }
 

@@ -7,14 +7,21 @@
 
 use jiff::Timestamp;
 use textback_carriers::{SendResult, sandbox};
-use textback_core::phone::redact;
 use textback_core::carrier_error::{Effect, describe};
+use textback_core::phone::redact;
 use textback_store::{ContactEffect, Job, OutboundMessage, SendOutcome};
 
 use crate::AppState;
 use crate::worker::JobFailure;
 
-const DONE: &[&str] = &["sent", "sandbox", "failed", "canceled", "delivered", "undelivered"];
+const DONE: &[&str] = &[
+    "sent",
+    "sandbox",
+    "failed",
+    "canceled",
+    "delivered",
+    "undelivered",
+];
 
 pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> {
     let store = &state.store;

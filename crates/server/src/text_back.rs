@@ -151,9 +151,17 @@ mod tests {
     fn landlines_are_not_texted() {
         let mut i = input("{{business.name}} here.", Some("+15125550123"));
         i.caller_line_type = Some("landline".into());
-        assert_eq!(plan(&i, now(), "sandbox"), TextBackPlan::Skip { reason: "landline".into() });
+        assert_eq!(
+            plan(&i, now(), "sandbox"),
+            TextBackPlan::Skip {
+                reason: "landline".into()
+            }
+        );
         i.caller_line_type = Some("mobile".into());
-        assert!(matches!(plan(&i, now(), "sandbox"), TextBackPlan::Send { .. }));
+        assert!(matches!(
+            plan(&i, now(), "sandbox"),
+            TextBackPlan::Send { .. }
+        ));
     }
 
     #[test]

@@ -157,17 +157,28 @@ async fn look_up_line_type(state: &AppState, call_id: i64) -> Result<(), JobFail
         return Ok(());
     };
     let now = state.now_ms();
-    let Some(phone) = state.store.lookup_needed(call_id, now, LOOKUP_MAX_AGE_MS).await? else {
+    let Some(phone) = state
+        .store
+        .lookup_needed(call_id, now, LOOKUP_MAX_AGE_MS)
+        .await?
+    else {
         return Ok(());
     };
     match client.line_type(&phone).await {
         Ok(found) => {
             state
                 .store
-                .save_lookup(&phone, found.line_type.as_deref(), found.carrier_name.as_deref(), now)
+                .save_lookup(
+                    &phone,
+                    found.line_type.as_deref(),
+                    found.carrier_name.as_deref(),
+                    now,
+                )
                 .await?;
         }
-        Err(e) => tracing::warn!(error = %e, caller = %textback_core::phone::redact(&phone), "line type lookup failed; texting anyway"),
+        Err(e) => {
+            tracing::warn!(error = %e, caller = %textback_core::phone::redact(&phone), "line type lookup failed; texting anyway")
+        }
     }
     Ok(())
 }

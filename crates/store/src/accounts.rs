@@ -47,8 +47,7 @@ pub struct NumberRoute {
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, slug, name, time_zone, booking_link, business_hours, \
     text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup";
-pub(crate) const NUMBER_COLUMNS: &str =
-    "n.id, n.account_id, n.e164, n.carrier, n.ring_to, n.ring_seconds, n.call_screening, n.active, \
+pub(crate) const NUMBER_COLUMNS: &str = "n.id, n.account_id, n.e164, n.carrier, n.ring_to, n.ring_seconds, n.call_screening, n.active, \
      n.registration";
 
 macro_rules! account_from_row {

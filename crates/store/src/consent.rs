@@ -112,7 +112,11 @@ impl Store {
     /// Records an inbound text in one transaction: contact (created if new), conversation,
     /// the message (stored once per carrier id), the "contact replied" event, a consent
     /// change with its evidence, and the keyword reply when one is due.
-    pub async fn record_inbound_message(&self, msg: &InboundMessage, now_ms: i64) -> Result<InboundOutcome> {
+    pub async fn record_inbound_message(
+        &self,
+        msg: &InboundMessage,
+        now_ms: i64,
+    ) -> Result<InboundOutcome> {
         let outcome = in_write_tx!(self, tx => {
             let contact = sqlx::query(
                 "INSERT INTO contacts (account_id, phone, created_at, updated_at) VALUES ($1, $2, $3, $3) \

@@ -62,7 +62,11 @@ pub struct Reply {
 impl Store {
     /// Queues a team reply through the same outbox as every text (the sender checks
     /// consent again just before the carrier call). Returns the message id.
-    pub async fn queue_reply(&self, reply: &Reply, now_ms: i64) -> Result<Result<i64, ReplyRefused>> {
+    pub async fn queue_reply(
+        &self,
+        reply: &Reply,
+        now_ms: i64,
+    ) -> Result<Result<i64, ReplyRefused>> {
         let for_update = self.for_update();
         let contact_sql = format!(
             "SELECT id, opted_out, textable, not_textable_reason FROM contacts \
@@ -146,7 +150,12 @@ impl Store {
 
     /// The conversation between an account and one contact, oldest first, across the
     /// account's numbers.
-    pub async fn conversation(&self, account_slug: &str, phone: &str, limit: i64) -> Result<Vec<MessageView>> {
+    pub async fn conversation(
+        &self,
+        account_slug: &str,
+        phone: &str,
+        limit: i64,
+    ) -> Result<Vec<MessageView>> {
         let sql = format!(
             "SELECT * FROM ({} WHERE a.slug = $1 AND ((m.direction = 'inbound' AND m.from_phone = $2) \
              OR (m.direction = 'outbound' AND m.to_phone = $2)) ORDER BY m.created_at DESC, m.id DESC LIMIT $3) t \

@@ -14,7 +14,11 @@ pub struct ErrorCount {
 }
 
 impl Store {
-    pub async fn carrier_errors_since(&self, account_id: i64, since_ms: i64) -> Result<Vec<ErrorCount>> {
+    pub async fn carrier_errors_since(
+        &self,
+        account_id: i64,
+        since_ms: i64,
+    ) -> Result<Vec<ErrorCount>> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT error_code, COUNT(*) AS n, MAX(updated_at) AS last_at FROM messages \

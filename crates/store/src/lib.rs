@@ -29,10 +29,10 @@ mod settings;
 
 pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
 pub use calls::{CallView, DialFacts, NewCall, TextBackInput, TextBackPlan};
-pub use jobs::{Job, JobKind, retry_delay};
+pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
 pub use conversations::{Reply, ReplyRefused};
 pub use diagnostics::ErrorCount;
-pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
+pub use jobs::{Job, JobKind, retry_delay};
 pub use messages::{
     ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,
 };

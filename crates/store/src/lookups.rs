@@ -8,7 +8,12 @@ use crate::{Result, Store, in_write_tx, on_pool};
 impl Store {
     /// The caller's number when the call's account wants line types and none is cached
     /// within `max_age_ms`.
-    pub async fn lookup_needed(&self, call_id: i64, now_ms: i64, max_age_ms: i64) -> Result<Option<String>> {
+    pub async fn lookup_needed(
+        &self,
+        call_id: i64,
+        now_ms: i64,
+        max_age_ms: i64,
+    ) -> Result<Option<String>> {
         on_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT a.landline_lookup, c.caller_phone, l.looked_up_at FROM calls c \
@@ -27,7 +32,13 @@ impl Store {
         })
     }
 
-    pub async fn save_lookup(&self, phone: &str, line_type: Option<&str>, carrier_name: Option<&str>, now_ms: i64) -> Result<()> {
+    pub async fn save_lookup(
+        &self,
+        phone: &str,
+        line_type: Option<&str>,
+        carrier_name: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
         in_write_tx!(self, tx => {
             sqlx::query(
                 "INSERT INTO phone_lookups (phone, line_type, carrier_name, looked_up_at) VALUES ($1, $2, $3, $4) \

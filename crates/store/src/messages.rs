@@ -311,7 +311,11 @@ impl Store {
     /// arrive out of order), the error and its effect on the contact are kept, and a text
     /// back that ends undelivered or failed says so on its call. Returns false for an
     /// unknown message or an out-of-date report.
-    pub async fn record_delivery_report(&self, report: &DeliveryReport, now_ms: i64) -> Result<bool> {
+    pub async fn record_delivery_report(
+        &self,
+        report: &DeliveryReport,
+        now_ms: i64,
+    ) -> Result<bool> {
         let for_update = self.for_update();
         let select = format!(
             "SELECT id, status, call_id FROM messages WHERE carrier_message_id = $1{for_update}"

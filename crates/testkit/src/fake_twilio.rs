@@ -125,7 +125,11 @@ impl FakeTwilio {
 
     /// What Lookup v2 answers for `number` (`landline`, `mobile`, …).
     pub fn set_line_type(&self, number: &str, line_type: &str) {
-        self.inner.lock().expect("lock").line_types.insert(number.to_owned(), line_type.to_owned());
+        self.inner
+            .lock()
+            .expect("lock")
+            .line_types
+            .insert(number.to_owned(), line_type.to_owned());
     }
 
     pub fn lookups(&self) -> usize {
@@ -309,16 +313,36 @@ async fn list_messages(
     .into_response()
 }
 
-async fn lookup(State(fake): State<FakeTwilio>, Path(number): Path<String>, Query(query): Query<Vec<(String, String)>>, headers: HeaderMap) -> Response {
+async fn lookup(
+    State(fake): State<FakeTwilio>,
+    Path(number): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
     if !authorized(&headers, ACCOUNT_SID) {
         return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
-    let fields = query.iter().find(|(k, _)| k == "Fields").map(|(_, v)| v.clone()).unwrap_or_default();
+    let fields = query
+        .iter()
+        .find(|(k, _)| k == "Fields")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let line_type = {
         let mut inner = fake.inner.lock().expect("lock");
         inner.lookups += 1;
-        inner.line_types.get(&number).cloned().unwrap_or_else(|| "mobile".to_owned())
+        inner
+            .line_types
+            .get(&number)
+            .cloned()
+            .unwrap_or_else(|| "mobile".to_owned())
     };
+    if line_type == "fail" {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal Server Error",
+        );
+    }
     let lti = fields.split(',').any(|f| f == "line_type_intelligence").then(|| {
         json!({ "carrier_name": "Test Carrier", "error_code": null, "mobile_country_code": "311", "mobile_network_code": "180", "type": line_type })
     });
@@ -353,7 +377,10 @@ async fn list_incoming(
     if !authorized(&headers, &account) {
         return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
-    let wanted = query.iter().find(|(k, _)| k == "PhoneNumber").map(|(_, v)| v.clone());
+    let wanted = query
+        .iter()
+        .find(|(k, _)| k == "PhoneNumber")
+        .map(|(_, v)| v.clone());
     let numbers: Vec<Value> = fake
         .inner
         .lock()

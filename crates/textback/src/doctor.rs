@@ -65,7 +65,11 @@ pub const ERROR_WINDOW_DAYS: i64 = 7;
 pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
     let slug = f.account.slug.clone();
     let mut out = Vec::new();
-    let mut add = |number: Option<&str>, check: &'static str, status: Status, message: String, fix: Option<String>| {
+    let mut add = |number: Option<&str>,
+                   check: &'static str,
+                   status: Status,
+                   message: String,
+                   fix: Option<String>| {
         out.push(Finding {
             account: slug.clone(),
             number: number.map(str::to_owned),
@@ -86,35 +90,109 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
             .next()
             .unwrap_or_default();
         if matches!(host, "127.0.0.1" | "localhost" | "0.0.0.0" | "[::1]") {
-            add(None, "public_url", Status::Fail, format!("TEXTBACK_PUBLIC_URL is {}: Twilio cannot reach it", f.public_url), Some("set TEXTBACK_PUBLIC_URL to the https address Twilio calls".into()));
+            add(
+                None,
+                "public_url",
+                Status::Fail,
+                format!(
+                    "TEXTBACK_PUBLIC_URL is {}: Twilio cannot reach it",
+                    f.public_url
+                ),
+                Some("set TEXTBACK_PUBLIC_URL to the https address Twilio calls".into()),
+            );
         } else if f.public_url.starts_with("http://") {
-            add(None, "public_url", Status::Warn, format!("TEXTBACK_PUBLIC_URL {} is not https", f.public_url), Some("serve Textback behind TLS; webhooks carry caller numbers".into()));
+            add(
+                None,
+                "public_url",
+                Status::Warn,
+                format!("TEXTBACK_PUBLIC_URL {} is not https", f.public_url),
+                Some("serve Textback behind TLS; webhooks carry caller numbers".into()),
+            );
         }
     }
 
     if f.account.text_back_enabled {
-        add(None, "text_back", Status::Pass, "text back is on".into(), None);
+        add(
+            None,
+            "text_back",
+            Status::Pass,
+            "text back is on".into(),
+            None,
+        );
     } else {
-        add(None, "text_back", Status::Warn, "text back is off: missed calls are recorded but not texted".into(), Some("set [accounts.text_back] enabled = true and apply".into()));
+        add(
+            None,
+            "text_back",
+            Status::Warn,
+            "text back is off: missed calls are recorded but not texted".into(),
+            Some("set [accounts.text_back] enabled = true and apply".into()),
+        );
     }
     match MessageTemplate::parse(&f.account.text_back_template) {
-        Ok(_) => add(None, "message", Status::Pass, "the text back message is valid".into(), None),
-        Err(e) => add(None, "message", Status::Fail, format!("the text back message is not valid: {e}"), Some("fix [accounts.text_back] message and apply".into())),
+        Ok(_) => add(
+            None,
+            "message",
+            Status::Pass,
+            "the text back message is valid".into(),
+            None,
+        ),
+        Err(e) => add(
+            None,
+            "message",
+            Status::Fail,
+            format!("the text back message is not valid: {e}"),
+            Some("fix [accounts.text_back] message and apply".into()),
+        ),
     }
-    add(None, "automations", Status::Pass, "one automation texts missed calls (the built-in text back), so no call is texted twice".into(), None);
+    add(
+        None,
+        "automations",
+        Status::Pass,
+        "one automation texts missed calls (the built-in text back), so no call is texted twice"
+            .into(),
+        None,
+    );
 
     if f.numbers.is_empty() {
-        add(None, "numbers", Status::Fail, "the account has no phone number".into(), Some("add one under [[accounts.numbers]] and apply".into()));
+        add(
+            None,
+            "numbers",
+            Status::Fail,
+            "the account has no phone number".into(),
+            Some("add one under [[accounts.numbers]] and apply".into()),
+        );
     }
     for (n, view) in &f.numbers {
         let num = Some(n.e164.as_str());
         if !n.active {
-            add(num, "active", Status::Warn, "the number is inactive: calls ring but are never texted".into(), Some("set active = true".into()));
+            add(
+                num,
+                "active",
+                Status::Warn,
+                "the number is inactive: calls ring but are never texted".into(),
+                Some("set active = true".into()),
+            );
         }
         if n.ring_to.is_empty() {
-            add(num, "ring", Status::Warn, "the number rings nobody: every call goes straight to voicemail".into(), Some("list the team's phones in ring = [...]".into()));
+            add(
+                num,
+                "ring",
+                Status::Warn,
+                "the number rings nobody: every call goes straight to voicemail".into(),
+                Some("list the team's phones in ring = [...]".into()),
+            );
         } else {
-            add(num, "ring", Status::Pass, format!("rings {} phone(s) for {} s", n.ring_to.len(), n.ring_seconds), None);
+            add(
+                num,
+                "ring",
+                Status::Pass,
+                format!(
+                    "rings {} phone(s) for {} s",
+                    n.ring_to.len(),
+                    n.ring_seconds
+                ),
+                None,
+            );
         }
         if !n.call_screening && !n.ring_to.is_empty() {
             add(num, "call_screening", Status::Info, "call screening is off: a team phone's own voicemail picking up counts as answered and is not texted".into(), Some("set call_screening = true for numbers that ring cell phones".into()));
@@ -163,26 +241,66 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
             Effect::Other | Effect::Unreachable => Status::Warn,
             Effect::NotTextable | Effect::OptedOut => Status::Info,
         };
-        add(None, "carrier_errors", status, format!("{} text(s) hit error {} in the last {ERROR_WINDOW_DAYS} days: {}", e.count, e.code, known.reason), Some(known.fix.to_owned()));
+        add(
+            None,
+            "carrier_errors",
+            status,
+            format!(
+                "{} text(s) hit error {} in the last {ERROR_WINDOW_DAYS} days: {}",
+                e.count, e.code, known.reason
+            ),
+            Some(known.fix.to_owned()),
+        );
     }
     if !any_error {
-        add(None, "carrier_errors", Status::Pass, format!("no carrier errors in the last {ERROR_WINDOW_DAYS} days"), None);
+        add(
+            None,
+            "carrier_errors",
+            Status::Pass,
+            format!("no carrier errors in the last {ERROR_WINDOW_DAYS} days"),
+            None,
+        );
     }
 
     match &f.last_missed {
-        None => add(None, "last_missed_call", Status::Warn, "no missed call recorded yet".into(), Some(match f.numbers.first() {
-            Some((n, _)) => format!("call {} and do not answer, or run: textback simulate-call --from +15125550123 --to {}", n.e164, n.e164),
-            None => "add a number first".into(),
-        })),
+        None => add(
+            None,
+            "last_missed_call",
+            Status::Warn,
+            "no missed call recorded yet".into(),
+            Some(match f.numbers.first() {
+                Some((n, _)) => format!(
+                    "call {} and do not answer, or run: textback simulate-call --from +15125550123 --to {}",
+                    n.e164, n.e164
+                ),
+                None => "add a number first".into(),
+            }),
+        ),
         Some(c) => {
             let status = c.text_back_status.as_deref().unwrap_or("pending");
-            let reason = c.text_back_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-            let at = jiff::Timestamp::from_millisecond(c.started_at_ms).map(|t| t.to_string()).unwrap_or_default();
+            let reason = c
+                .text_back_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let at = jiff::Timestamp::from_millisecond(c.started_at_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
             let level = match status {
                 "sent" | "delivered" | "queued" | "skipped" => Status::Info,
                 _ => Status::Warn,
             };
-            add(None, "last_missed_call", level, format!("last missed call {at} from {} to {}: text back {status}{reason}", redact(&c.caller), c.number), None);
+            add(
+                None,
+                "last_missed_call",
+                level,
+                format!(
+                    "last missed call {at} from {} to {}: text back {status}{reason}",
+                    redact(&c.caller),
+                    c.number
+                ),
+                None,
+            );
         }
     }
     out
@@ -233,7 +351,12 @@ pub fn render_text(findings: &[Finding]) -> String {
             Some(n) => format!("{} {}", f.account, n),
             None => f.account.clone(),
         };
-        s.push_str(&format!("{}  {place}  {}: {}\n", f.status.label(), f.check, f.message));
+        s.push_str(&format!(
+            "{}  {place}  {}: {}\n",
+            f.status.label(),
+            f.check,
+            f.message
+        ));
         if let (Some(fix), true) = (&f.fix, f.status >= Status::Warn) {
             s.push_str(&format!("      fix: {fix}\n"));
         }
@@ -285,7 +408,11 @@ mod tests {
     }
 
     fn status_of(findings: &[Finding], check: &str) -> Status {
-        findings.iter().find(|f| f.check == check).map(|f| f.status).unwrap_or(Status::Pass)
+        findings
+            .iter()
+            .find(|f| f.check == check)
+            .map(|f| f.status)
+            .unwrap_or(Status::Pass)
     }
 
     fn incoming(voice: &str) -> IncomingNumber {
@@ -302,17 +429,30 @@ mod tests {
 
     #[test]
     fn a_well_configured_number_passes() {
-        let f = evaluate(&facts(true, CarrierView::Found(incoming("https://tb.example.com/webhooks/twilio/voice")), "approved"));
+        let f = evaluate(&facts(
+            true,
+            CarrierView::Found(incoming("https://tb.example.com/webhooks/twilio/voice")),
+            "approved",
+        ));
         assert!(f.iter().all(|x| x.status != Status::Fail), "{f:#?}");
         assert_eq!(status_of(&f, "voice_url"), Status::Pass);
     }
 
     #[test]
     fn a_voice_url_elsewhere_fails_with_the_fix() {
-        let f = evaluate(&facts(true, CarrierView::Found(incoming("https://old.example.com/voice")), "approved"));
+        let f = evaluate(&facts(
+            true,
+            CarrierView::Found(incoming("https://old.example.com/voice")),
+            "approved",
+        ));
         let v = f.iter().find(|x| x.check == "voice_url").unwrap();
         assert_eq!(v.status, Status::Fail);
-        assert!(v.fix.as_deref().unwrap().contains("https://tb.example.com/webhooks/twilio/voice"));
+        assert!(
+            v.fix
+                .as_deref()
+                .unwrap()
+                .contains("https://tb.example.com/webhooks/twilio/voice")
+        );
     }
 
     #[test]
@@ -329,7 +469,11 @@ mod tests {
     #[test]
     fn filtering_errors_name_10dlc() {
         let mut x = facts(true, CarrierView::Missing, "approved");
-        x.errors = vec![ErrorCount { code: 30034, count: 3, last_at_ms: 0 }];
+        x.errors = vec![ErrorCount {
+            code: 30034,
+            count: 3,
+            last_at_ms: 0,
+        }];
         let f = evaluate(&x);
         let e = f.iter().find(|f| f.check == "carrier_errors").unwrap();
         assert_eq!(e.status, Status::Fail);

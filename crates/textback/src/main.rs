@@ -344,11 +344,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Reply { server, account, to, from, message } => {
-            reply(&database_url, &file, server, account, to, from, message).await
-        }
-        Command::Conversation { account, with, limit } => conversation(&database_url, &account, &with, limit).await,
-        Command::Doctor { server, account, json } => doctor(&database_url, &file, server, account, json).await,
+        Command::Reply {
+            server,
+            account,
+            to,
+            from,
+            message,
+        } => reply(&database_url, &file, server, account, to, from, message).await,
+        Command::Conversation {
+            account,
+            with,
+            limit,
+        } => conversation(&database_url, &account, &with, limit).await,
+        Command::Doctor {
+            server,
+            account,
+            json,
+        } => doctor(&database_url, &file, server, account, json).await,
         Command::Messages { limit } => {
             let store = open_store(&database_url).await?;
             for m in store.recent_messages(limit).await? {
@@ -383,7 +395,8 @@ async fn reply(
     from: Option<String>,
     message: Vec<String>,
 ) -> Result<(), CliError> {
-    let to = textback_core::Phone::parse(&to).map_err(|e| CliError::Refused(format!("--to: {e}")))?;
+    let to =
+        textback_core::Phone::parse(&to).map_err(|e| CliError::Refused(format!("--to: {e}")))?;
     let from = match from {
         Some(f) => Some(
             textback_core::Phone::parse(&f)
@@ -397,7 +410,9 @@ async fn reply(
         return Err(CliError::Refused("the message is empty".into()));
     }
     if body.chars().count() > 1600 {
-        return Err(CliError::Refused("the message is longer than 1600 characters".into()));
+        return Err(CliError::Refused(
+            "the message is longer than 1600 characters".into(),
+        ));
     }
     let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, file)?;
     let store = open_store(database_url).await?;
@@ -406,9 +421,17 @@ async fn reply(
         from_number: from,
         to_phone: to.to_string(),
         body,
-        carrier: if twilio.is_some() { "twilio" } else { "sandbox" }.to_owned(),
+        carrier: if twilio.is_some() {
+            "twilio"
+        } else {
+            "sandbox"
+        }
+        .to_owned(),
     };
-    match store.queue_reply(&reply, SystemClock.now().as_millisecond()).await? {
+    match store
+        .queue_reply(&reply, SystemClock.now().as_millisecond())
+        .await?
+    {
         Ok(id) => {
             println!("queued message {id} to {to}; the running server sends it");
             Ok(())
@@ -417,17 +440,39 @@ async fn reply(
     }
 }
 
-async fn conversation(database_url: &str, account: &str, with: &str, limit: i64) -> Result<(), CliError> {
-    let phone = textback_core::Phone::parse(with).map_err(|e| CliError::Refused(format!("--with: {e}")))?;
+async fn conversation(
+    database_url: &str,
+    account: &str,
+    with: &str,
+    limit: i64,
+) -> Result<(), CliError> {
+    let phone =
+        textback_core::Phone::parse(with).map_err(|e| CliError::Refused(format!("--with: {e}")))?;
     let store = open_store(database_url).await?;
     let Some(acct) = store.account_by_slug(account).await? else {
         return Err(CliError::Refused(format!("no account {account:?}")));
     };
     for m in store.conversation(account, phone.as_str(), limit).await? {
-        let who = if m.direction == "inbound" { "them" } else { "us  " };
-        let media = if m.media.is_empty() { String::new() } else { format!("  [{} media: {}]", m.media.len(), m.media.join(" ")) };
-        let err = m.error_message.map(|e| format!("  ({e})")).unwrap_or_default();
-        println!("{}  {who}  [{}] {}{media}{err}", format_time(m.created_at_ms), m.status, m.body);
+        let who = if m.direction == "inbound" {
+            "them"
+        } else {
+            "us  "
+        };
+        let media = if m.media.is_empty() {
+            String::new()
+        } else {
+            format!("  [{} media: {}]", m.media.len(), m.media.join(" "))
+        };
+        let err = m
+            .error_message
+            .map(|e| format!("  ({e})"))
+            .unwrap_or_default();
+        println!(
+            "{}  {who}  [{}] {}{media}{err}",
+            format_time(m.created_at_ms),
+            m.status,
+            m.body
+        );
     }
     let history = store.consent_history(acct.id, phone.as_str()).await?;
     for e in history {
@@ -459,7 +504,10 @@ async fn doctor(
             textback_carriers::twilio::TwilioClient::new(
                 &api_base,
                 &lookup_base,
-                TwilioCredentials { account_sid: t.account_sid, auth_token: t.auth_token },
+                TwilioCredentials {
+                    account_sid: t.account_sid,
+                    auth_token: t.auth_token,
+                },
                 Duration::from_secs(10),
             )
             .map_err(|e| CliError::Refused(format!("cannot build the HTTP client: {e}")))?,
@@ -467,20 +515,37 @@ async fn doctor(
         None => None,
     };
     let store = open_store(database_url).await?;
-    let facts = doctor::gather(&store, client.as_ref(), &public_url, account.as_deref(), SystemClock.now().as_millisecond()).await?;
+    let facts = doctor::gather(
+        &store,
+        client.as_ref(),
+        &public_url,
+        account.as_deref(),
+        SystemClock.now().as_millisecond(),
+    )
+    .await?;
     if let (Some(slug), true) = (&account, facts.is_empty()) {
         return Err(CliError::Refused(format!("no account {slug:?}")));
     }
     let findings: Vec<doctor::Finding> = facts.iter().flat_map(doctor::evaluate).collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&findings).unwrap_or_else(|_| "[]".into()));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&findings).unwrap_or_else(|_| "[]".into())
+        );
     } else if findings.is_empty() {
         println!("no accounts yet: textback apply examples/quickstart.toml");
     } else {
         print!("{}", doctor::render_text(&findings));
     }
-    let fails = findings.iter().filter(|f| f.status == doctor::Status::Fail).count();
-    if fails > 0 { Err(CliError::DoctorFailed(fails)) } else { Ok(()) }
+    let fails = findings
+        .iter()
+        .filter(|f| f.status == doctor::Status::Fail)
+        .count();
+    if fails > 0 {
+        Err(CliError::DoctorFailed(fails))
+    } else {
+        Ok(())
+    }
 }
 
 fn format_time_inner(ms: i64) -> String {

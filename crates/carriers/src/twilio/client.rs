@@ -259,7 +259,12 @@ impl TwilioClient {
 }
 
 impl TwilioClient {
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str, query: &[(&str, &str)], what: &str) -> Result<T, String> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<T, String> {
         let response = self
             .http
             .get(url)
@@ -272,30 +277,66 @@ impl TwilioClient {
         if !status.is_success() {
             let body: Option<ErrorBody> = response.json().await.ok();
             let detail = body
-                .map(|b| format!("{} {}", b.code.map(|c| c.to_string()).unwrap_or_default(), b.message.unwrap_or_default()))
+                .map(|b| {
+                    format!(
+                        "{} {}",
+                        b.code.map(|c| c.to_string()).unwrap_or_default(),
+                        b.message.unwrap_or_default()
+                    )
+                })
                 .unwrap_or_default();
-            return Err(format!("{what} answered {}: {}", status.as_u16(), detail.trim()));
+            return Err(format!(
+                "{what} answered {}: {}",
+                status.as_u16(),
+                detail.trim()
+            ));
         }
-        response.json().await.map_err(|e| format!("{what} returned an unreadable body: {e}"))
+        response
+            .json()
+            .await
+            .map_err(|e| format!("{what} returned an unreadable body: {e}"))
     }
 
     /// Lookup v2 line type intelligence for an E.164 number.
     pub async fn line_type(&self, e164: &str) -> Result<LineType, String> {
         let encoded: String = form_urlencoded::byte_serialize(e164.as_bytes()).collect();
         let url = format!("{}/v2/PhoneNumbers/{encoded}", self.lookup_base);
-        let r: LookupResponse = self.get_json(&url, &[("Fields", "line_type_intelligence")], "line type lookup").await?;
-        let lti = r.line_type_intelligence.ok_or("line type lookup returned no line_type_intelligence")?;
+        let r: LookupResponse = self
+            .get_json(
+                &url,
+                &[("Fields", "line_type_intelligence")],
+                "line type lookup",
+            )
+            .await?;
+        let lti = r
+            .line_type_intelligence
+            .ok_or("line type lookup returned no line_type_intelligence")?;
         if let (None, Some(code)) = (&lti.line_type, lti.error_code) {
             return Err(format!("line type lookup error {code}"));
         }
-        Ok(LineType { line_type: lti.line_type, carrier_name: lti.carrier_name })
+        Ok(LineType {
+            line_type: lti.line_type,
+            carrier_name: lti.carrier_name,
+        })
     }
 
     /// The number's configuration at Twilio, or `None` when the account does not own it.
     pub async fn incoming_number(&self, e164: &str) -> Result<Option<IncomingNumber>, String> {
-        let url = format!("{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", self.base, self.creds.account_sid);
-        let list: IncomingNumberList = self.get_json(&url, &[("PhoneNumber", e164)], "reading the number at Twilio").await?;
-        Ok(list.incoming_phone_numbers.into_iter().find(|n| n.phone_number == e164))
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
+            self.base, self.creds.account_sid
+        );
+        let list: IncomingNumberList = self
+            .get_json(
+                &url,
+                &[("PhoneNumber", e164)],
+                "reading the number at Twilio",
+            )
+            .await?;
+        Ok(list
+            .incoming_phone_numbers
+            .into_iter()
+            .find(|n| n.phone_number == e164))
     }
 }
 

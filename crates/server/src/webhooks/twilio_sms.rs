@@ -31,17 +31,24 @@ fn twiml_response(body: String) -> Response {
 
 /// The HELP answer: who is texting, and how to stop it.
 pub fn help_reply(business: &str, number: &str) -> String {
-    format!("{business}: reply to this message and our team will get back to you, or call {number}. Reply STOP to opt out.")
+    format!(
+        "{business}: reply to this message and our team will get back to you, or call {number}. Reply STOP to opt out."
+    )
 }
 
 /// A text to one of our numbers: it joins the contact's conversation; keywords and
 /// free-text requests change consent (with the message kept as evidence); HELP and INFO
 /// get one answer naming the business. Twilio acts on STOP itself; we record it so that
 /// nothing of ours is sent afterwards either.
-async fn inbound(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+async fn inbound(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
     let sid = form.require("MessageSid")?;
-    let to = Phone::parse(form.require("To")?).map_err(|e| WebhookError::BadRequest(format!("To: {e}")))?;
-    let from = Phone::parse(form.require("From")?).map_err(|e| WebhookError::BadRequest(format!("From: {e}")))?;
+    let to = Phone::parse(form.require("To")?)
+        .map_err(|e| WebhookError::BadRequest(format!("To: {e}")))?;
+    let from = Phone::parse(form.require("From")?)
+        .map_err(|e| WebhookError::BadRequest(format!("From: {e}")))?;
     let body = form.get("Body").unwrap_or_default();
     let Some(route) = state.store.route_for_number(to.as_str()).await? else {
         tracing::warn!(to = %redact(to.as_str()), "text to a number no account owns");
@@ -74,7 +81,8 @@ async fn inbound(State(state): State<AppState>, form: TwilioForm) -> Result<Resp
         }),
         Some(Intent::Help) | None => None,
     };
-    let reply = matches!(intent, Some(Intent::Help)).then(|| help_reply(&route.account_name, to.as_str()));
+    let reply =
+        matches!(intent, Some(Intent::Help)).then(|| help_reply(&route.account_name, to.as_str()));
     let msg = InboundMessage {
         account_id: route.number.account_id,
         number_id: route.number.id,
@@ -87,7 +95,10 @@ async fn inbound(State(state): State<AppState>, form: TwilioForm) -> Result<Resp
         consent,
         reply,
     };
-    let outcome = state.store.record_inbound_message(&msg, state.now_ms()).await?;
+    let outcome = state
+        .store
+        .record_inbound_message(&msg, state.now_ms())
+        .await?;
     if let (Some(change), false) = (&msg.consent, outcome.duplicate) {
         tracing::info!(
             account = %route.account_slug,
@@ -105,16 +116,19 @@ async fn inbound(State(state): State<AppState>, form: TwilioForm) -> Result<Resp
 
 /// `StatusCallback` of each text we send: queued → sent → delivered / undelivered / failed,
 /// with the error code understood.
-async fn message_status(State(state): State<AppState>, form: TwilioForm) -> Result<StatusCode, WebhookError> {
+async fn message_status(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<StatusCode, WebhookError> {
     let sid = form.require("MessageSid")?;
     let status = form.require("MessageStatus")?;
-    let error_code = match form.get("ErrorCode").filter(|c| !c.is_empty() && *c != "0") {
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| WebhookError::BadRequest(format!("ErrorCode {c:?} is not a number")))?,
-        ),
-        None => None,
-    };
+    let error_code =
+        match form.get("ErrorCode").filter(|c| !c.is_empty() && *c != "0") {
+            Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                WebhookError::BadRequest(format!("ErrorCode {c:?} is not a number"))
+            })?),
+            None => None,
+        };
     let error_reason = error_code.map(|code| describe(code).reason.to_owned());
     let effect = error_code.and_then(contact_effect);
     let report = DeliveryReport {
@@ -124,9 +138,16 @@ async fn message_status(State(state): State<AppState>, form: TwilioForm) -> Resu
         error_reason,
         effect,
     };
-    let applied = state.store.record_delivery_report(&report, state.now_ms()).await?;
+    let applied = state
+        .store
+        .record_delivery_report(&report, state.now_ms())
+        .await?;
     if !applied {
-        tracing::debug!(message_sid = sid, status, "status for an unknown message, or an older report");
+        tracing::debug!(
+            message_sid = sid,
+            status,
+            "status for an unknown message, or an older report"
+        );
     }
     Ok(StatusCode::NO_CONTENT)
 }
