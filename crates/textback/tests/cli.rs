@@ -284,12 +284,17 @@ fn apply_refuses_a_broken_file_and_writes_nothing() {
 async fn reply_conversation_and_doctor() {
     let fake = FakeTwilio::start().await;
     let dir = Workdir::new();
-    let text = std::fs::read_to_string(quickstart())
-        .unwrap()
-        .replace("call_screening = false", "call_screening = false\nregistration = \"approved\"");
+    let text = std::fs::read_to_string(quickstart()).unwrap().replace(
+        "call_screening = false",
+        "call_screening = false\nregistration = \"approved\"",
+    );
     let file = dir.0.join("accounts.toml");
     std::fs::write(&file, text).unwrap();
-    assert!(textback(&dir.0, &[], &["apply", file.to_str().unwrap()]).status.success());
+    assert!(
+        textback(&dir.0, &[], &["apply", file.to_str().unwrap()])
+            .status
+            .success()
+    );
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let public = "https://textback.example.test";
@@ -305,34 +310,119 @@ async fn reply_conversation_and_doctor() {
     let out = textback(&dir.0, &env, &["doctor"]);
     let report = stdout(&out);
     assert!(!out.status.success(), "{report}");
-    assert!(report.contains("FAIL  acme-plumbing +15125550100  carrier: the Twilio account does not own this number"), "{report}");
+    assert!(
+        report.contains(
+            "FAIL  acme-plumbing +15125550100  carrier: the Twilio account does not own this number"
+        ),
+        "{report}"
+    );
 
     // Pointed at a stale server: the fix names our URL.
-    fake.own_number("+15125550100", "https://old.example.com/voice", &format!("{public}/webhooks/twilio/sms"), &format!("{public}/webhooks/twilio/voice/status"));
+    fake.own_number(
+        "+15125550100",
+        "https://old.example.com/voice",
+        &format!("{public}/webhooks/twilio/sms"),
+        &format!("{public}/webhooks/twilio/voice/status"),
+    );
     let report = stdout(&textback(&dir.0, &env, &["doctor"]));
-    assert!(report.contains("voice_url: Voice URL is \"https://old.example.com/voice\""), "{report}");
-    assert!(report.contains(&format!("fix: set the number's Voice URL (HTTP POST) to {public}/webhooks/twilio/voice")), "{report}");
+    assert!(
+        report.contains("voice_url: Voice URL is \"https://old.example.com/voice\""),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "fix: set the number's Voice URL (HTTP POST) to {public}/webhooks/twilio/voice"
+        )),
+        "{report}"
+    );
 
     let server = Server::start(&dir.0, &env, port).await;
     let server_url = format!("http://{listen}");
-    let sim = textback(&dir.0, &env, &["simulate-call", "--from", "+15125550123", "--to", "+15125550100", "--server-url", &server_url]);
+    let sim = textback(
+        &dir.0,
+        &env,
+        &[
+            "simulate-call",
+            "--from",
+            "+15125550123",
+            "--to",
+            "+15125550100",
+            "--server-url",
+            &server_url,
+        ],
+    );
     assert!(stdout(&sim).contains("text back: sent"), "{}", stdout(&sim));
 
-    let out = textback(&dir.0, &env, &["reply", "--account", "acme-plumbing", "--to", "+15125550123", "Mike", "is", "on", "his", "way"]);
+    let out = textback(
+        &dir.0,
+        &env,
+        &[
+            "reply",
+            "--account",
+            "acme-plumbing",
+            "--to",
+            "+15125550123",
+            "Mike",
+            "is",
+            "on",
+            "his",
+            "way",
+        ],
+    );
     assert!(out.status.success(), "{out:?}");
     let sent = fake.wait_for_sent(2, Duration::from_secs(10)).await;
-    assert_eq!(sent.last().map(|m| m.body.as_str()), Some("Mike is on his way"));
+    assert_eq!(
+        sent.last().map(|m| m.body.as_str()),
+        Some("Mike is on his way")
+    );
 
-    let thread = stdout(&textback(&dir.0, &[], &["conversation", "--account", "acme-plumbing", "--with", "+15125550123"]));
+    let thread = stdout(&textback(
+        &dir.0,
+        &[],
+        &[
+            "conversation",
+            "--account",
+            "acme-plumbing",
+            "--with",
+            "+15125550123",
+        ],
+    ));
     assert_eq!(thread.lines().count(), 2, "{thread}");
-    assert!(thread.lines().nth(1).unwrap().ends_with("Mike is on his way"), "{thread}");
+    assert!(
+        thread
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("Mike is on his way"),
+        "{thread}"
+    );
 
     let json = stdout(&textback(&dir.0, &env, &["doctor", "--json"]));
-    let findings: serde_json::Value = serde_json::from_str(&json).expect("doctor --json prints JSON");
-    let last = findings.as_array().unwrap().iter().find(|f| f["check"] == "last_missed_call").unwrap();
-    assert!(last["message"].as_str().unwrap().contains("text back sent"), "{last}");
+    let findings: serde_json::Value =
+        serde_json::from_str(&json).expect("doctor --json prints JSON");
+    let last = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "last_missed_call")
+        .unwrap();
+    assert!(
+        last["message"].as_str().unwrap().contains("text back sent"),
+        "{last}"
+    );
 
-    let refused = textback(&dir.0, &env, &["reply", "--account", "acme-plumbing", "--to", "+1-512-CALL-NOW", "hi"]);
+    let refused = textback(
+        &dir.0,
+        &env,
+        &[
+            "reply",
+            "--account",
+            "acme-plumbing",
+            "--to",
+            "+1-512-CALL-NOW",
+            "hi",
+        ],
+    );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--to"));
     let (clean, _) = server.terminate();
