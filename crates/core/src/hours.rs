@@ -99,6 +99,51 @@ impl BusinessHours {
     }
 }
 
+impl BusinessHours {
+    fn window(&self, wd: Weekday) -> Option<Window> {
+        DAYS.iter().position(|(_, d)| *d == wd).and_then(|i| self.days[i])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.days.iter().all(Option::is_none)
+    }
+
+    /// `at` when the business is open then, else when it next opens (within a week);
+    /// `None` when it never opens.
+    pub fn next_open(&self, at: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        if self.is_open(at, tz) {
+            return Some(at);
+        }
+        let local = tz.to_datetime(at);
+        let mut date = local.date();
+        for day in 0..8 {
+            if let Some(w) = self.window(date.weekday())
+                && (day > 0 || local.time() < w.open)
+            {
+                return tz.to_ambiguous_timestamp(date.to_datetime(w.open)).later().ok();
+            }
+            date = date.tomorrow().ok()?;
+        }
+        None
+    }
+
+    /// Today's closing time if it is still ahead, else the last minute of the local day:
+    /// "due by the end of today".
+    pub fn end_of_day(&self, at: Timestamp, tz: &TimeZone) -> Timestamp {
+        let local = tz.to_datetime(at);
+        let date = local.date();
+        if let Some(w) = self.window(date.weekday())
+            && local.time() < w.close
+            && let Ok(t) = tz.to_ambiguous_timestamp(date.to_datetime(w.close)).later()
+        {
+            return t;
+        }
+        tz.to_ambiguous_timestamp(date.to_datetime(Time::constant(23, 59, 0, 0)))
+            .later()
+            .unwrap_or(at)
+    }
+}
+
 fn parse_window(day: &str, value: &str) -> Result<Option<Window>, HoursError> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("closed") {
@@ -186,6 +231,25 @@ mod tests {
             hours(&[("mon", "17:00-08:00")]),
             Err(HoursError::ClosesBeforeOpening { .. })
         ));
+    }
+
+    #[test]
+    fn next_open_and_end_of_day() {
+        let h = hours(&[("mon", "08:00-17:00"), ("tue", "08:00-17:00")]).unwrap();
+        let chicago = TimeZone::get("America/Chicago").unwrap();
+        // Monday 2026-11-30 18:00 Chicago (00:00 UTC Tue): next open is Tuesday 08:00 (14:00 UTC).
+        let evening: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        assert_eq!(h.next_open(evening, &chicago), Some("2026-12-01T14:00:00Z".parse().unwrap()));
+        // Tuesday evening: next open is the following Monday.
+        let tue_evening: Timestamp = "2026-12-02T00:30:00Z".parse().unwrap();
+        assert_eq!(h.next_open(tue_evening, &chicago), Some("2026-12-07T14:00:00Z".parse().unwrap()));
+        // Open now: now.
+        let open: Timestamp = "2026-11-30T15:00:00Z".parse().unwrap();
+        assert_eq!(h.next_open(open, &chicago), Some(open));
+        // End of day: closing time while open, 23:59 after closing.
+        assert_eq!(h.end_of_day(open, &chicago), "2026-11-30T23:00:00Z".parse().unwrap());
+        assert_eq!(h.end_of_day(evening, &chicago), "2026-12-01T05:59:00Z".parse().unwrap());
+        assert_eq!(BusinessHours::default().next_open(open, &chicago), None);
     }
 
     #[test]

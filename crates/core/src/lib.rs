@@ -12,6 +12,7 @@ pub mod hours;
 pub mod phone;
 pub mod template;
 pub mod text_back;
+pub mod workflow;
 
 pub use account::{AccountSlug, TimeZoneName};
 pub use call::{CallOutcome, DialStatus};
