@@ -101,7 +101,9 @@ impl BusinessHours {
 
 impl BusinessHours {
     fn window(&self, wd: Weekday) -> Option<Window> {
-        DAYS.iter().position(|(_, d)| *d == wd).and_then(|i| self.days[i])
+        DAYS.iter()
+            .position(|(_, d)| *d == wd)
+            .and_then(|i| self.days[i])
     }
 
     pub fn is_empty(&self) -> bool {
@@ -120,7 +122,10 @@ impl BusinessHours {
             if let Some(w) = self.window(date.weekday())
                 && (day > 0 || local.time() < w.open)
             {
-                return tz.to_ambiguous_timestamp(date.to_datetime(w.open)).later().ok();
+                return tz
+                    .to_ambiguous_timestamp(date.to_datetime(w.open))
+                    .later()
+                    .ok();
             }
             date = date.tomorrow().ok()?;
         }
@@ -239,16 +244,28 @@ mod tests {
         let chicago = TimeZone::get("America/Chicago").unwrap();
         // Monday 2026-11-30 18:00 Chicago (00:00 UTC Tue): next open is Tuesday 08:00 (14:00 UTC).
         let evening: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
-        assert_eq!(h.next_open(evening, &chicago), Some("2026-12-01T14:00:00Z".parse().unwrap()));
+        assert_eq!(
+            h.next_open(evening, &chicago),
+            Some("2026-12-01T14:00:00Z".parse().unwrap())
+        );
         // Tuesday evening: next open is the following Monday.
         let tue_evening: Timestamp = "2026-12-02T00:30:00Z".parse().unwrap();
-        assert_eq!(h.next_open(tue_evening, &chicago), Some("2026-12-07T14:00:00Z".parse().unwrap()));
+        assert_eq!(
+            h.next_open(tue_evening, &chicago),
+            Some("2026-12-07T14:00:00Z".parse().unwrap())
+        );
         // Open now: now.
         let open: Timestamp = "2026-11-30T15:00:00Z".parse().unwrap();
         assert_eq!(h.next_open(open, &chicago), Some(open));
         // End of day: closing time while open, 23:59 after closing.
-        assert_eq!(h.end_of_day(open, &chicago), "2026-11-30T23:00:00Z".parse().unwrap());
-        assert_eq!(h.end_of_day(evening, &chicago), "2026-12-01T05:59:00Z".parse().unwrap());
+        assert_eq!(
+            h.end_of_day(open, &chicago),
+            "2026-11-30T23:00:00Z".parse().unwrap()
+        );
+        assert_eq!(
+            h.end_of_day(evening, &chicago),
+            "2026-12-01T05:59:00Z".parse().unwrap()
+        );
         assert_eq!(BusinessHours::default().next_open(open, &chicago), None);
     }
 

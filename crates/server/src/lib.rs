@@ -1,12 +1,13 @@
 //! The Textback server: carrier webhooks, health endpoints and the background workers that
 //! turn a missed call into one text back.
 
+mod automation;
+mod deliver;
 mod error;
 mod health;
 mod routes_cache;
 mod sender;
 mod state;
-mod text_back;
 mod webhooks;
 pub mod worker;
 
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub workers: usize,
     /// How long Twilio gets to answer one request.
     pub carrier_timeout: Duration,
+    /// Let workflow webhooks reach private and loopback addresses (off by default).
+    pub allow_private_webhooks: bool,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -106,6 +109,7 @@ impl App {
             twilio,
             routes: routes_cache::RoutesCache::default(),
             workers: config.workers,
+            allow_private_webhooks: config.allow_private_webhooks,
         };
         Ok(App { state })
     }

@@ -17,6 +17,8 @@ pub struct AppState {
     pub twilio: Option<TwilioClient>,
     pub routes: RoutesCache,
     pub workers: usize,
+    /// Workflow webhooks may target private and loopback addresses.
+    pub allow_private_webhooks: bool,
 }
 
 impl AppState {

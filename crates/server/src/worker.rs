@@ -8,8 +8,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::AppState;
+use crate::automation::{plan_run, plan_start};
+use crate::deliver::deliver;
 use crate::sender::send;
-use crate::text_back::plan;
 
 /// How long a claimed job is ours; a crashed worker's jobs are claimed again after it.
 const LEASE: Duration = Duration::from_secs(60);
@@ -96,8 +97,11 @@ impl Worker {
 
 async fn run_job(state: &AppState, job: Job) {
     let result = match job.kind {
-        JobKind::MissedCall => decide_text_back(state, &job).await,
+        JobKind::Trigger => start_runs(state, &job).await,
+        JobKind::AdvanceRun => advance_run(state, &job).await,
         JobKind::SendMessage => send(state, &job).await,
+        JobKind::TaskDue => task_due(state, &job).await,
+        JobKind::Webhook => deliver(state, &job).await,
     };
     if let Err(failure) = result {
         let delay = failure
@@ -136,30 +140,48 @@ impl From<textback_store::StoreError> for JobFailure {
 /// Line types are cached this long (about three months).
 const LOOKUP_MAX_AGE_MS: i64 = 90 * 24 * 3600 * 1000;
 
-async fn decide_text_back(state: &AppState, job: &Job) -> Result<(), JobFailure> {
-    look_up_line_type(state, job.subject_id).await?;
-    let now = state.clock.now();
-    let carrier_of = |c: &str| state.carrier_for(c);
-    let message = state
+async fn start_runs(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+    let runs = state
         .store
-        .decide_text_back(job, now.as_millisecond(), |input| {
-            plan(input, now, carrier_of(&input.number.carrier))
-        })
+        .start_runs(job, state.now_ms(), plan_start)
         .await?;
-    tracing::debug!(call = job.subject_id, message_id = ?message, "text back decided");
+    tracing::debug!(event = job.subject_id, runs = runs.len(), "trigger handled");
     Ok(())
 }
 
-/// For accounts that skip landlines: looks up the caller's line type unless cached. A failed
-/// lookup is logged and the text goes ahead as if the number were mobile.
-async fn look_up_line_type(state: &AppState, call_id: i64) -> Result<(), JobFailure> {
+async fn advance_run(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+    look_up_line_type(state, job.subject_id).await?;
+    let now = state.clock.now();
+    let carrier_of = |c: &str| state.carrier_for(c);
+    state
+        .store
+        .advance_run(job, now.as_millisecond(), |input| {
+            let carrier = input
+                .number
+                .as_ref()
+                .map(|n| carrier_of(&n.carrier))
+                .unwrap_or("sandbox");
+            plan_run(input, now, carrier)
+        })
+        .await?;
+    Ok(())
+}
+
+async fn task_due(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+    state.store.task_due(job, state.now_ms()).await?;
+    Ok(())
+}
+
+/// For accounts that skip landlines: looks up the run's caller's line type unless cached.
+/// A failed lookup is logged and the text goes ahead as if the number were mobile.
+async fn look_up_line_type(state: &AppState, run_id: i64) -> Result<(), JobFailure> {
     let Some(client) = &state.twilio else {
         return Ok(());
     };
     let now = state.now_ms();
     let Some(phone) = state
         .store
-        .lookup_needed(call_id, now, LOOKUP_MAX_AGE_MS)
+        .lookup_needed(run_id, now, LOOKUP_MAX_AGE_MS)
         .await?
     else {
         return Ok(());

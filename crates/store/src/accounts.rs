@@ -20,6 +20,8 @@ pub struct AccountRecord {
     pub do_not_text: Vec<String>,
     /// Look up each new caller's line type (Twilio Lookup) and skip landlines.
     pub landline_lookup: bool,
+    /// Local times follow-ups are not sent, like `21:00-08:00`.
+    pub quiet_hours: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +48,7 @@ pub struct NumberRoute {
 }
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, slug, name, time_zone, booking_link, business_hours, \
-    text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup";
+    text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup, quiet_hours";
 pub(crate) const NUMBER_COLUMNS: &str = "n.id, n.account_id, n.e164, n.carrier, n.ring_to, n.ring_seconds, n.call_screening, n.active, \
      n.registration";
 
@@ -71,6 +73,7 @@ macro_rules! account_from_row {
                 &row.try_get::<String, _>("do_not_text")?,
             )?,
             landline_lookup: row.try_get("landline_lookup")?,
+            quiet_hours: row.try_get("quiet_hours")?,
         }
     }};
 }
@@ -116,13 +119,13 @@ impl Store {
     /// Inserts the account, or updates the one with the same slug; returns its id.
     pub async fn save_account(&self, a: &AccountRecord, now_ms: i64) -> Result<i64> {
         let sql = "INSERT INTO accounts (slug, name, time_zone, booking_link, business_hours, \
-            text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup, created_at, updated_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $10) \
+            text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup, quiet_hours, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $10, $10) \
             ON CONFLICT (slug) DO UPDATE SET name = excluded.name, time_zone = excluded.time_zone, \
             booking_link = excluded.booking_link, business_hours = excluded.business_hours, \
             text_back_enabled = excluded.text_back_enabled, text_back_template = excluded.text_back_template, \
             cooldown_secs = excluded.cooldown_secs, do_not_text = excluded.do_not_text, \
-            landline_lookup = excluded.landline_lookup, \
+            landline_lookup = excluded.landline_lookup, quiet_hours = excluded.quiet_hours, \
             updated_at = excluded.updated_at RETURNING id";
         in_write_tx!(self, tx => {
             let id: i64 = sqlx::query_scalar(sql)
@@ -137,6 +140,7 @@ impl Store {
                 .bind(to_json(&a.do_not_text))
                 .bind(now_ms)
                 .bind(a.landline_lookup)
+                .bind(&a.quiet_hours)
                 .fetch_one(&mut *tx)
                 .await?;
             Ok(id)

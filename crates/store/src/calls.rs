@@ -1,13 +1,9 @@
-//! Calls, the missed-call transaction and the text back decision.
+//! Calls: recording them, settling the missed-call rule once, voicemail.
 
 use sqlx::Row;
 
-use crate::accounts::{
-    ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
-};
-use crate::conversations::upsert_conversation;
-use crate::jobs::{Job, JobKind, enqueue};
-use crate::{Result, Store, StoreError, in_write_tx, on_pool};
+use crate::runs::{fire_event, resolve_contact};
+use crate::{Result, Store, in_write_tx, on_pool};
 
 /// An inbound call as first reported by the carrier.
 #[derive(Debug, Clone)]
@@ -28,33 +24,6 @@ pub struct NewCall {
 pub struct DialFacts {
     pub call: NewCall,
     pub dial_status: Option<String>,
-}
-
-/// Everything the text back rules and the template need, read inside the deciding
-/// transaction so two missed calls from one caller cannot both pass the cooldown.
-#[derive(Debug, Clone)]
-pub struct TextBackInput {
-    pub call_id: i64,
-    pub caller: String,
-    pub caller_phone: Option<String>,
-    pub started_at_ms: i64,
-    pub account: AccountRecord,
-    pub number: NumberRecord,
-    pub contact_first_name: Option<String>,
-    pub contact_last_name: Option<String>,
-    pub contact_opted_out: bool,
-    /// The carrier reported the number cannot receive texts.
-    pub contact_not_textable: bool,
-    /// The cached line type of the caller's number (`landline`, `mobile`, …), if looked up.
-    pub caller_line_type: Option<String>,
-    pub last_text_back_at_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TextBackPlan {
-    Send { body: String, carrier: String },
-    Skip { reason: String },
-    Failed { reason: String },
 }
 
 /// A call as shown by the CLI and (later) the API.
@@ -191,7 +160,7 @@ impl Store {
                     .bind(now_ms)
                     .execute(&mut *tx)
                     .await?;
-                    let _queued = enqueue!(tx, JobKind::MissedCall, call_id, Some(format!("missed_call:{call_id}")), now_ms, now_ms);
+                    let _event = fire_event!(tx, facts.call.account_id, contact_id, "missed_call", call_id, now_ms);
                 } else {
                     sqlx::query(
                         "UPDATE calls SET outcome = 'answered', dial_status = $2, status = 'in-progress', \
@@ -202,6 +171,17 @@ impl Store {
                     .bind(now_ms)
                     .execute(&mut *tx)
                     .await?;
+                    // The contact reached a person: what was still waiting to text them is moot.
+                    if let Some(phone) = &facts.call.caller_phone {
+                        let contact: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
+                            .bind(facts.call.account_id)
+                            .bind(phone)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if let Some(cid) = contact {
+                            resolve_contact!(tx, cid, "call_answered", now_ms);
+                        }
+                    }
                 }
                 (missed, true)
             }
@@ -242,146 +222,8 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Decides the text back for a missed call inside one transaction: reads the facts,
-    /// asks `plan` (pure: rules and template), records the decision and its reason on the
-    /// call, and for a text inserts the message (one per call, enforced by a unique index)
-    /// and its send job, and completes the job. Returns the message id when one was queued.
-    pub async fn decide_text_back(
-        &self,
-        job: &Job,
-        now_ms: i64,
-        plan: impl FnOnce(&TextBackInput) -> TextBackPlan,
-    ) -> Result<Option<i64>> {
-        let for_update = self.for_update();
-        let contact_sql = format!(
-            "SELECT first_name, last_name, opted_out, textable FROM contacts WHERE id = $1{for_update}"
-        );
-        let message_id = in_write_tx!(self, tx => {
-            let call = sqlx::query(
-                "SELECT id, account_id, number_id, contact_id, caller, caller_phone, started_at, \
-                 text_back_status FROM calls WHERE id = $1",
-            )
-            .bind(job.subject_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("call {}", job.subject_id)))?;
-            let decided: Option<String> = call.try_get("text_back_status")?;
-            let mut message_id = None;
-            if decided.is_none() {
-                let account_id: i64 = call.try_get("account_id")?;
-                let number_id: i64 = call.try_get("number_id")?;
-                let contact_id: Option<i64> = call.try_get("contact_id")?;
-                let caller_phone: Option<String> = call.try_get("caller_phone")?;
-                let a = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-                )))
-                .bind(account_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let account = account_from_row!(a);
-                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1"
-                )))
-                .bind(number_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let number = number_from_row!(n);
-                let (first, last, opted_out, textable) = match contact_id {
-                    Some(id) => {
-                        let c = sqlx::query(sqlx::AssertSqlSafe(contact_sql))
-                            .bind(id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        (c.try_get("first_name")?, c.try_get("last_name")?, c.try_get("opted_out")?, c.try_get("textable")?)
-                    }
-                    None => (None, None, false, true),
-                };
-                let caller_line_type: Option<String> = match &caller_phone {
-                    Some(phone) => sqlx::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
-                        .bind(phone)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .flatten(),
-                    None => None,
-                };
-                let last_text_back_at_ms: Option<i64> = match &caller_phone {
-                    Some(phone) => sqlx::query_scalar(
-                        "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
-                         AND kind = 'text_back' AND status <> 'canceled'",
-                    )
-                    .bind(account_id)
-                    .bind(phone)
-                    .fetch_one(&mut *tx)
-                    .await?,
-                    None => None,
-                };
-                let input = TextBackInput {
-                    call_id: job.subject_id,
-                    caller: call.try_get("caller")?,
-                    caller_phone: caller_phone.clone(),
-                    started_at_ms: call.try_get("started_at")?,
-                    account,
-                    number,
-                    contact_first_name: first,
-                    contact_last_name: last,
-                    contact_opted_out: opted_out,
-                    contact_not_textable: !textable,
-                    caller_line_type,
-                    last_text_back_at_ms,
-                };
-                let (status, reason) = match plan(&input) {
-                    TextBackPlan::Send { body, carrier } => {
-                        let conversation_id: Option<i64> = match contact_id {
-                            Some(cid) => Some(upsert_conversation!(tx, account_id, number_id, cid, now_ms, false)),
-                            None => None,
-                        };
-                        let id: Option<i64> = sqlx::query_scalar(
-                            "INSERT INTO messages (account_id, number_id, contact_id, call_id, kind, direction, \
-                             from_phone, to_phone, body, status, carrier, created_at, updated_at, conversation_id) \
-                             VALUES ($1, $2, $3, $4, 'text_back', 'outbound', $5, $6, $7, 'pending', $8, $9, $9, $10) \
-                             ON CONFLICT DO NOTHING RETURNING id",
-                        )
-                        .bind(account_id)
-                        .bind(number_id)
-                        .bind(contact_id)
-                        .bind(job.subject_id)
-                        .bind(&input.number.e164)
-                        .bind(caller_phone.as_deref().unwrap_or_default())
-                        .bind(&body)
-                        .bind(&carrier)
-                        .bind(now_ms)
-                        .bind(conversation_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if let Some(id) = id {
-                            let _queued = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
-                        }
-                        message_id = id;
-                        ("queued".to_owned(), None)
-                    }
-                    TextBackPlan::Skip { reason } => ("skipped".to_owned(), Some(reason)),
-                    TextBackPlan::Failed { reason } => ("failed".to_owned(), Some(reason)),
-                };
-                sqlx::query(
-                    "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 WHERE id = $1",
-                )
-                .bind(job.subject_id)
-                .bind(status)
-                .bind(reason)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
-            message_id
-        });
-        if message_id.is_some() {
-            self.wake_workers();
-        }
-        Ok(message_id)
-    }
-
     /// Attaches a voicemail recording to its call.
+    /// The first recording of a call fires `voicemail_left`; a retried webhook does not.
     pub async fn record_voicemail(
         &self,
         carrier_call_id: &str,
@@ -389,21 +231,33 @@ impl Store {
         secs: Option<i64>,
         now_ms: i64,
     ) -> Result<bool> {
-        let n = in_write_tx!(self, tx => {
-            sqlx::query(
+        let fired = in_write_tx!(self, tx => {
+            let row = sqlx::query(
                 "UPDATE calls SET recording_url = $2, recording_secs = $3, \
                  outcome = CASE WHEN outcome = 'missed' THEN 'voicemail' ELSE outcome END, updated_at = $4 \
-                 WHERE carrier_call_id = $1",
+                 WHERE carrier_call_id = $1 AND recording_url IS NULL RETURNING id, account_id, contact_id",
             )
             .bind(carrier_call_id)
             .bind(url)
             .bind(secs)
             .bind(now_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                Some(r) => {
+                    let call_id: i64 = r.try_get("id")?;
+                    let account_id: i64 = r.try_get("account_id")?;
+                    let contact_id: Option<i64> = r.try_get("contact_id")?;
+                    let _event = fire_event!(tx, account_id, contact_id, "voicemail_left", call_id, now_ms);
+                    true
+                }
+                None => false,
+            }
         });
-        Ok(n > 0)
+        if fired {
+            self.wake_workers();
+        }
+        Ok(fired)
     }
 
     pub async fn call_by_carrier_id(&self, carrier_call_id: &str) -> Result<Option<CallView>> {

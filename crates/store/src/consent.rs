@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use crate::conversations::upsert_conversation;
+use crate::runs::{fire_event, resolve_contact};
 use crate::{Result, Store, in_write_tx, on_pool, to_json};
 
 /// Applies what a carrier error says about the contact of message `$message_id`.
@@ -159,16 +160,11 @@ impl Store {
                         .bind(now_ms)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query(
-                        "INSERT INTO events (account_id, contact_id, kind, subject_id, at) \
-                         VALUES ($1, $2, 'contact_replied', $3, $4)",
-                    )
-                    .bind(msg.account_id)
-                    .bind(contact_id)
-                    .bind(message_id)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                    // The contact got in touch: runs that stop on a reply end here, a text
+                    // back still queued is cancelled, and message_received workflows start.
+                    let why = if msg.consent.as_ref().is_some_and(|c| c.opted_out) { "opted_out" } else { "contact_replied" };
+                    resolve_contact!(tx, contact_id, why, now_ms);
+                    let _event = fire_event!(tx, msg.account_id, Some(contact_id), "message_received", message_id, now_ms);
                     if let Some(change) = msg.consent.as_ref().filter(|c| c.opted_out != opted_out) {
                         sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
                             .bind(contact_id)
@@ -214,6 +210,9 @@ impl Store {
                 }
             }
         });
+        if !outcome.duplicate {
+            self.wake_workers();
+        }
         Ok(outcome)
     }
 

@@ -10,32 +10,46 @@ use crate::{Db, Result, Store, StoreError, in_write_tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
-    /// Decide and queue the text back for a missed call (subject: call id).
-    MissedCall,
+    /// Start the runs of the workflows a trigger event matches (subject: event id).
+    Trigger,
+    /// Run a workflow run from where it stands (subject: run id).
+    AdvanceRun,
     /// Send one outbound message through its carrier (subject: message id).
     SendMessage,
+    /// A task's due time: fires `task_overdue` if it is still open (subject: task id).
+    TaskDue,
+    /// Deliver one outbound webhook (subject: delivery id).
+    Webhook,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            JobKind::MissedCall => "missed_call",
+            JobKind::Trigger => "trigger",
+            JobKind::AdvanceRun => "advance_run",
             JobKind::SendMessage => "send_message",
+            JobKind::TaskDue => "task_due",
+            JobKind::Webhook => "webhook",
         }
     }
 
     fn parse(s: &str) -> Result<JobKind> {
         match s {
-            "missed_call" => Ok(JobKind::MissedCall),
+            "trigger" => Ok(JobKind::Trigger),
+            "advance_run" => Ok(JobKind::AdvanceRun),
             "send_message" => Ok(JobKind::SendMessage),
+            "task_due" => Ok(JobKind::TaskDue),
+            "webhook" => Ok(JobKind::Webhook),
             other => Err(StoreError::Corrupt(format!("unknown job kind {other:?}"))),
         }
     }
 
     pub fn max_attempts(self) -> i64 {
         match self {
-            JobKind::MissedCall => 10,
+            JobKind::Trigger | JobKind::AdvanceRun | JobKind::TaskDue => 10,
             JobKind::SendMessage => 8,
+            // Receivers can be down for a while: more attempts (about an hour of backoff).
+            JobKind::Webhook => 16,
         }
     }
 }

@@ -20,22 +20,31 @@ mod accounts;
 mod calls;
 mod consent;
 mod conversations;
+mod deliveries;
 mod diagnostics;
 mod jobs;
 mod lookups;
 mod messages;
 mod migrate;
+mod runs;
 mod settings;
+mod workflows;
 
 pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
-pub use calls::{CallView, DialFacts, NewCall, TextBackInput, TextBackPlan};
+pub use calls::{CallView, DialFacts, NewCall};
 pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
 pub use conversations::{Reply, ReplyRefused};
+pub use deliveries::{Delivery, DeliveryView};
 pub use diagnostics::ErrorCount;
 pub use jobs::{Job, JobKind, retry_delay};
 pub use messages::{
     ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,
 };
+pub use runs::{
+    RunAction, RunCall, RunContact, RunInput, RunNext, RunPlan, RunView, StartPlan, StartRun,
+    TaskFilter, TaskView, TriggerInput,
+};
+pub use workflows::{WorkflowChange, WorkflowRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,21 +6,21 @@ use sqlx::Row;
 use crate::{Result, Store, in_write_tx, on_pool};
 
 impl Store {
-    /// The caller's number when the call's account wants line types and none is cached
+    /// The run's contact number when the account wants line types and none is cached
     /// within `max_age_ms`.
     pub async fn lookup_needed(
         &self,
-        call_id: i64,
+        run_id: i64,
         now_ms: i64,
         max_age_ms: i64,
     ) -> Result<Option<String>> {
         on_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT a.landline_lookup, c.caller_phone, l.looked_up_at FROM calls c \
-                 JOIN accounts a ON a.id = c.account_id \
-                 LEFT JOIN phone_lookups l ON l.phone = c.caller_phone WHERE c.id = $1",
+                "SELECT a.landline_lookup, c.phone AS caller_phone, l.looked_up_at FROM workflow_runs r \
+                 JOIN accounts a ON a.id = r.account_id JOIN contacts c ON c.id = r.contact_id \
+                 LEFT JOIN phone_lookups l ON l.phone = c.phone WHERE r.id = $1",
             )
-            .bind(call_id)
+            .bind(run_id)
             .fetch_optional(pool)
             .await?;
             let Some(row) = row else { return Ok(None) };

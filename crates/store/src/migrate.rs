@@ -9,31 +9,31 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/sqlite/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "conversations",
-        sql: include_str!("../migrations/sqlite/0002_conversations.sql"),
-    },
-];
+/// The same ordered list for each backend, read from its own folder.
+macro_rules! migrations {
+    ($dir:literal) => {
+        &[
+            Migration {
+                version: 1,
+                name: "init",
+                sql: include_str!(concat!("../migrations/", $dir, "/0001_init.sql")),
+            },
+            Migration {
+                version: 2,
+                name: "conversations",
+                sql: include_str!(concat!("../migrations/", $dir, "/0002_conversations.sql")),
+            },
+            Migration {
+                version: 3,
+                name: "workflows",
+                sql: include_str!(concat!("../migrations/", $dir, "/0003_workflows.sql")),
+            },
+        ]
+    };
+}
 
-const POSTGRES: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/postgres/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "conversations",
-        sql: include_str!("../migrations/postgres/0002_conversations.sql"),
-    },
-];
+const SQLITE: &[Migration] = migrations!("sqlite");
+const POSTGRES: &[Migration] = migrations!("postgres");
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS textback_migrations (
     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";

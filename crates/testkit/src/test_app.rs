@@ -33,6 +33,8 @@ pub struct TestAppOptions {
     pub carrier_timeout: Duration,
     pub call_screening: bool,
     pub landline_lookup: bool,
+    /// Workflow webhooks may reach the test's local receivers.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for TestAppOptions {
@@ -44,6 +46,7 @@ impl Default for TestAppOptions {
             carrier_timeout: Duration::from_secs(5),
             call_screening: false,
             landline_lookup: false,
+            allow_private_webhooks: true,
         }
     }
 }
@@ -108,6 +111,7 @@ impl TestApp {
             sandbox_token: SANDBOX_TOKEN.to_owned(),
             workers: options.workers,
             carrier_timeout: options.carrier_timeout,
+            allow_private_webhooks: options.allow_private_webhooks,
         };
         let app = App::new(store.clone(), config, clock_arc).expect("build app");
         let state = app.state().clone();
@@ -189,6 +193,7 @@ impl TestApp {
             cooldown_secs: 900,
             do_not_text: vec!["+15125550177".into()],
             landline_lookup: self.options.landline_lookup,
+            quiet_hours: "21:00-08:00".into(),
         };
         account.id = self
             .store
@@ -211,7 +216,24 @@ impl TestApp {
             .save_number(&number, 0)
             .await
             .expect("save number");
+        // The built-in text back, as `apply` keeps it: a preset workflow.
+        let builtin = textback_core::workflow::WorkflowSpec::builtin_text_back(template);
+        self.save_workflow(account.id, &builtin, true).await;
         (account, number)
+    }
+
+    /// Saves a workflow for the account (a new version when it changed).
+    pub async fn save_workflow(
+        &self,
+        account_id: i64,
+        spec: &textback_core::workflow::WorkflowSpec,
+        builtin: bool,
+    ) {
+        let json = spec.versioned_json();
+        self.store
+            .save_workflow(account_id, &spec.name, builtin, spec.active, &json, 0)
+            .await
+            .expect("save workflow");
     }
 
     /// POSTs form `params` to `path_and_query`, signed for the public URL.

@@ -778,7 +778,9 @@ async fn stop_opts_out_and_no_text_follows(url: &str) {
     // Opted out after the text was queued but before it left: the sender's final check.
     assert_eq!(text("start").await, 200);
     let sid = app.missed_call(CALLER, "no-answer").await;
-    // One step decides (and queues the send); then the contact opts out; then the sender runs.
+    // The trigger starts the run, the run queues the text back; then the contact opts out;
+    // then the sender runs.
+    app.worker().step().await;
     app.worker().step().await;
     assert_eq!(
         call(&app, &sid).await.text_back_status.as_deref(),

@@ -97,7 +97,7 @@ async fn due_jobs_are_claimed_once_per_lease(store: Store) {
 
 async fn expired_lease_is_claimed_again(store: Store) {
     store
-        .enqueue_job(JobKind::MissedCall, 7, None, 0, 0)
+        .enqueue_job(JobKind::AdvanceRun, 7, None, 0, 0)
         .await
         .unwrap();
     let first = store.claim_jobs("crashed", 0, LEASE, 10).await.unwrap();
@@ -217,6 +217,7 @@ async fn a_call_is_settled_once(store: Store) {
         cooldown_secs: 0,
         do_not_text: vec![],
         landline_lookup: false,
+        quiet_hours: "21:00-08:00".into(),
     };
     let account_id = store.save_account(&account, 0).await.unwrap();
     let number_id = store

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use textback_core::workflow::{BUILTIN_NAME, QuietHours, Workflow, WorkflowSpec};
 use textback_core::{
     AccountSlug, BusinessHours, HumanDuration, MessageTemplate, Phone, TimeZoneName,
 };
-use textback_store::{AccountRecord, NumberRecord, Store, StoreError};
+use textback_store::{AccountRecord, NumberRecord, Store, StoreError, WorkflowChange};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,9 +32,15 @@ pub struct AccountSpec {
     /// Look up each caller's line type with Twilio Lookup and do not text landlines.
     #[serde(default)]
     pub landline_lookup: bool,
+    /// Local times follow-ups wait out, like `21:00-08:00` (the default).
+    pub quiet_hours: Option<String>,
     pub text_back: Option<TextBackSpec>,
     #[serde(default)]
     pub numbers: Vec<NumberSpec>,
+    /// The account's workflows. Left out: the recommended workflow, carrying the text back
+    /// message. Given: exactly these (others are deactivated), plus the built-in text back
+    /// when it is enabled.
+    pub workflows: Option<Vec<WorkflowSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +112,10 @@ fn invalid(path: impl Into<String>, why: impl ToString) -> ApplyError {
 struct Planned {
     account: AccountRecord,
     numbers: Vec<NumberRecord>,
+    /// (spec, builtin) in the order they are saved; the JSON is what the store versions.
+    workflows: Vec<(WorkflowSpec, bool)>,
+    /// Names of the explicit workflows, when the file lists them.
+    keep: Option<Vec<String>>,
 }
 
 pub fn parse(text: &str) -> Result<AccountFile, ApplyError> {
@@ -173,6 +184,12 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             cooldown_secs: cooldown,
             do_not_text,
             landline_lookup: a.landline_lookup,
+            quiet_hours: match &a.quiet_hours {
+                Some(q) => QuietHours::parse(q)
+                    .map_err(|e| invalid(format!("{at}.quiet_hours"), e))?
+                    .to_string_hhmm(),
+                None => QuietHours::default().to_string_hhmm(),
+            },
         };
         let mut numbers = Vec::new();
         for (j, n) in a.numbers.iter().enumerate() {
@@ -240,7 +257,51 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                 registration: n.registration.clone(),
             });
         }
-        planned.push(Planned { account, numbers });
+        let enabled = tb.is_some_and(|t| t.enabled);
+        let mut workflows = Vec::new();
+        let keep = match &a.workflows {
+            None => {
+                let mut recommended = WorkflowSpec::recommended(&account.text_back_template);
+                recommended.active = tb.is_none_or(|t| t.enabled);
+                let mut builtin = WorkflowSpec::builtin_text_back(&account.text_back_template);
+                builtin.active = false;
+                workflows.push((builtin, true));
+                workflows.push((recommended, false));
+                None
+            }
+            Some(list) => {
+                let mut builtin = WorkflowSpec::builtin_text_back(&account.text_back_template);
+                builtin.active = enabled;
+                workflows.push((builtin, true));
+                let mut names = Vec::new();
+                for (j, w) in list.iter().enumerate() {
+                    let wp = format!("{at}.workflows[{j}] ({})", w.name.trim());
+                    if w.name.trim() == BUILTIN_NAME {
+                        return Err(invalid(
+                            wp,
+                            format!(
+                                "{BUILTIN_NAME:?} is the built-in text back's name; choose another"
+                            ),
+                        ));
+                    }
+                    Workflow::from_spec(w).map_err(|e| invalid(&wp, e))?;
+                    if names.contains(&w.name.trim().to_owned()) {
+                        return Err(invalid(wp, "two workflows have this name"));
+                    }
+                    names.push(w.name.trim().to_owned());
+                    let mut w = w.clone();
+                    w.name = w.name.trim().to_owned();
+                    workflows.push((w, false));
+                }
+                Some(names)
+            }
+        };
+        planned.push(Planned {
+            account,
+            numbers,
+            workflows,
+            keep,
+        });
     }
     Ok(planned)
 }
@@ -258,6 +319,9 @@ fn account_changes(old: &AccountRecord, new: &AccountRecord) -> Vec<&'static str
     }
     if old.business_hours != new.business_hours {
         c.push("business_hours");
+    }
+    if old.quiet_hours != new.quiet_hours {
+        c.push("quiet_hours");
     }
     if old.landline_lookup != new.landline_lookup {
         c.push("landline_lookup");
@@ -355,6 +419,43 @@ pub async fn apply(store: &Store, text: &str, now_ms: i64) -> Result<Vec<String>
                 }
             }
         }
+        for (spec, builtin) in &p.workflows {
+            let json = spec.versioned_json();
+            let change = store
+                .save_workflow(account_id, &spec.name, *builtin, spec.active, &json, now_ms)
+                .await?;
+            let state = if spec.active { "active" } else { "inactive" };
+            let line = match change {
+                WorkflowChange::Created => format!("created ({state})"),
+                WorkflowChange::Updated {
+                    version,
+                    spec_changed,
+                    ..
+                } => {
+                    if spec_changed {
+                        format!("updated to version {version} ({state})")
+                    } else {
+                        format!("now {state}")
+                    }
+                }
+                WorkflowChange::Unchanged => "unchanged".to_owned(),
+            };
+            report.push(format!(
+                "workflow {:?} ({}): {line}",
+                spec.name, p.account.slug
+            ));
+        }
+        if let Some(keep) = &p.keep {
+            for name in store
+                .deactivate_other_workflows(account_id, keep, now_ms)
+                .await?
+            {
+                report.push(format!(
+                    "workflow {name:?} ({}): deactivated (not in the file)",
+                    p.account.slug
+                ));
+            }
+        }
     }
     Ok(report)
 }
@@ -402,7 +503,9 @@ mod tests {
             first,
             vec![
                 "account acme-plumbing: created",
-                "number +15125550100 (acme-plumbing): created"
+                "number +15125550100 (acme-plumbing): created",
+                "workflow \"Text back (built-in)\" (acme-plumbing): created (inactive)",
+                "workflow \"Missed call\" (acme-plumbing): created (active)",
             ]
         );
         let again = apply(&store, QUICKSTART, 2).await.unwrap();
@@ -410,7 +513,9 @@ mod tests {
             again,
             vec![
                 "account acme-plumbing: unchanged",
-                "number +15125550100 (acme-plumbing): unchanged"
+                "number +15125550100 (acme-plumbing): unchanged",
+                "workflow \"Text back (built-in)\" (acme-plumbing): unchanged",
+                "workflow \"Missed call\" (acme-plumbing): unchanged",
             ]
         );
         let route = store
@@ -428,6 +533,44 @@ mod tests {
             third[1],
             "number +15125550100 (acme-plumbing): updated ring_time"
         );
+        // Editing a workflow adds a version; leaving one out of the file deactivates it.
+        let edited = QUICKSTART.replace("for = \"30m\"", "for = \"45m\"");
+        assert_ne!(edited, QUICKSTART);
+        let fourth = apply(&store, &edited, 4).await.unwrap();
+        assert_eq!(
+            fourth[3],
+            "workflow \"Missed call\" (acme-plumbing): updated to version 2 (active)"
+        );
+        let builtin_on = edited.replace("enabled = false", "enabled = true");
+        let fifth = apply(&store, &builtin_on, 5).await.unwrap();
+        assert_eq!(
+            fifth[2],
+            "workflow \"Text back (built-in)\" (acme-plumbing): now active"
+        );
+    }
+
+    #[tokio::test]
+    async fn workflow_errors_name_the_workflow_and_step() {
+        let (store, _dir) = store().await;
+        let bad = QUICKSTART.replace("for = \"30m\"", "for = \"soon\"");
+        let err = apply(&store, &bad, 1).await.unwrap_err().to_string();
+        assert!(
+            err.contains("workflows[0] (Missed call)") && err.contains("step 4 (wait)"),
+            "{err}"
+        );
+        let unreachable = QUICKSTART.replace(
+            "then = [{ type = \"end\" }]",
+            "then = [{ type = \"end\" }, { type = \"add_tag\", tag = \"x\" }]",
+        );
+        let err = apply(&store, &unreachable, 1)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("step 5.then.2 (add_tag)") && err.contains("unreachable"),
+            "{err}"
+        );
+        assert!(store.accounts().await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -385,6 +385,7 @@ mod tests {
                 cooldown_secs: 900,
                 do_not_text: vec![],
                 landline_lookup: false,
+                quiet_hours: "21:00-08:00".into(),
             },
             numbers: vec![(
                 NumberRecord {

@@ -65,6 +65,31 @@ enum Command {
         /// Worker loops sending texts (0: this instance only answers HTTP).
         #[arg(long, env = "TEXTBACK_WORKERS")]
         workers: Option<usize>,
+        /// Let workflow webhooks reach private and loopback addresses.
+        #[arg(long, env = "TEXTBACK_ALLOW_PRIVATE_WEBHOOKS")]
+        allow_private_webhooks: bool,
+    },
+    /// Callback tasks: list them, or mark one done.
+    Tasks {
+        #[command(subcommand)]
+        command: Option<TasksCommand>,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only open tasks past their due time.
+        #[arg(long)]
+        overdue: bool,
+        /// Done tasks too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// An account's workflows, and what their recent runs did.
+    Workflows {
+        #[arg(long)]
+        account: String,
+        /// Also list recent runs with each step's outcome.
+        #[arg(long)]
+        runs: bool,
     },
     /// Apply the database migrations and exit.
     Migrate,
@@ -143,6 +168,12 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum TasksCommand {
+    /// Mark a task done (the contact was called back).
+    Done { id: i64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +256,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             server,
             twilio_webhook_shared_key,
             workers,
+            allow_private_webhooks,
         } => {
             let listen = config::listen(server.listen, &file)?;
             let public_url = config::public_url(server.public_url, &file, listen)?;
@@ -247,6 +279,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 sandbox_token,
                 workers,
                 carrier_timeout: Duration::from_secs(10),
+                allow_private_webhooks,
             };
             let carrier = if config.twilio.is_some() {
                 "twilio"
@@ -361,6 +394,94 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             account,
             json,
         } => doctor(&database_url, &file, server, account, json).await,
+        Command::Tasks {
+            command: Some(TasksCommand::Done { id }),
+            ..
+        } => {
+            let store = open_store(&database_url).await?;
+            if store
+                .complete_task(id, SystemClock.now().as_millisecond())
+                .await?
+            {
+                println!("task {id}: done");
+                Ok(())
+            } else {
+                Err(CliError::Refused(format!("there is no open task {id}")))
+            }
+        }
+        Command::Tasks {
+            command: None,
+            account,
+            overdue,
+            all,
+        } => {
+            let store = open_store(&database_url).await?;
+            let filter = match (overdue, all) {
+                (true, _) => {
+                    textback_store::TaskFilter::OverdueAt(SystemClock.now().as_millisecond())
+                }
+                (false, true) => textback_store::TaskFilter::All,
+                (false, false) => textback_store::TaskFilter::Open,
+            };
+            for t in store.tasks(account.as_deref(), filter, 200).await? {
+                println!(
+                    "{:>5}  {}  due {}  [{}]  {}{}{}",
+                    t.id,
+                    t.account,
+                    format_time(t.due_at_ms),
+                    t.status,
+                    t.title,
+                    t.assignee
+                        .map(|a| format!("  (for {a})"))
+                        .unwrap_or_default(),
+                    t.recording_url
+                        .map(|r| format!("  voicemail: {r}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Workflows { account, runs } => {
+            let store = open_store(&database_url).await?;
+            let Some(acct) = store.account_by_slug(&account).await? else {
+                return Err(CliError::Refused(format!("no account {account:?}")));
+            };
+            for w in store.workflows_of_account(acct.id).await? {
+                println!(
+                    "{}  version {}  {}{}",
+                    w.name,
+                    w.version,
+                    if w.active { "active" } else { "inactive" },
+                    if w.builtin {
+                        "  (the built-in text back)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if runs {
+                for r in store.runs(acct.id, 50).await? {
+                    println!(
+                        "run {}  {} v{}  {}  {}  {}{}",
+                        r.id,
+                        r.workflow,
+                        r.version,
+                        r.trigger,
+                        r.contact_phone.as_deref().unwrap_or("-"),
+                        r.status,
+                        match (r.stop_reason, r.resume_at_ms) {
+                            (Some(why), _) => format!(" ({why})"),
+                            (None, Some(at)) => format!(" until {}", format_time(at)),
+                            _ => String::new(),
+                        }
+                    );
+                    for (place, what) in r.log {
+                        println!("      {place}: {what}");
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Messages { limit } => {
             let store = open_store(&database_url).await?;
             for m in store.recent_messages(limit).await? {

@@ -120,7 +120,9 @@ async fn quick_start_on_the_sandbox() {
     assert!(applied.status.success(), "{applied:?}");
     assert_eq!(
         stdout(&applied),
-        "account acme-plumbing: created\nnumber +15125550100 (acme-plumbing): created\n"
+        "account acme-plumbing: created\nnumber +15125550100 (acme-plumbing): created\n\
+         workflow \"Text back (built-in)\" (acme-plumbing): created (inactive)\n\
+         workflow \"Missed call\" (acme-plumbing): created (active)\n"
     );
     assert!(
         dir.0.join("textback.db").exists(),

@@ -47,7 +47,11 @@ pub enum Effect {
 pub enum Next {
     Done,
     /// Run again from `pc` at `at`; `waited` says a wait has passed (sends become follow-ups).
-    ResumeAt { pc: usize, at: Timestamp, waited: bool },
+    ResumeAt {
+        pc: usize,
+        at: Timestamp,
+        waited: bool,
+    },
 }
 
 pub struct RunContext<'a> {
@@ -106,7 +110,14 @@ pub fn advance(program: &Program, mut pc: usize, ctx: &RunContext<'_>) -> (Vec<E
                 if kind == SendKind::FollowUp {
                     let allowed = ctx.quiet.next_allowed(ctx.now, ctx.tz);
                     if allowed > ctx.now {
-                        return (effects, Next::ResumeAt { pc, at: allowed, waited: true });
+                        return (
+                            effects,
+                            Next::ResumeAt {
+                                pc,
+                                at: allowed,
+                                waited: true,
+                            },
+                        );
                     }
                 }
                 effects.push(Effect::SendSms { pc, kind });
@@ -118,7 +129,9 @@ pub fn advance(program: &Program, mut pc: usize, ctx: &RunContext<'_>) -> (Vec<E
                         .checked_add(jiff::SignedDuration::from_secs(d.as_secs() as i64))
                         .unwrap_or(ctx.now),
                     Due::EndOfDay => ctx.hours.end_of_day(ctx.now, ctx.tz),
-                    Due::NextBusinessOpen => ctx.hours.next_open(ctx.now, ctx.tz).unwrap_or(ctx.now),
+                    Due::NextBusinessOpen => {
+                        ctx.hours.next_open(ctx.now, ctx.tz).unwrap_or(ctx.now)
+                    }
                 };
                 effects.push(Effect::CreateTask { pc, due_at });
             }
@@ -139,13 +152,25 @@ pub fn advance(program: &Program, mut pc: usize, ctx: &RunContext<'_>) -> (Vec<E
                         .checked_add(jiff::SignedDuration::from_secs(d.as_secs() as i64))
                         .unwrap_or(ctx.now),
                     // No hours configured: treated as always open, so the wait ends at once.
-                    WaitFor::BusinessHoursOpen => ctx.hours.next_open(ctx.now, ctx.tz).unwrap_or(ctx.now),
+                    WaitFor::BusinessHoursOpen => {
+                        ctx.hours.next_open(ctx.now, ctx.tz).unwrap_or(ctx.now)
+                    }
                 };
                 if at > ctx.now {
-                    return (effects, Next::ResumeAt { pc: pc + 1, at, waited: true });
+                    return (
+                        effects,
+                        Next::ResumeAt {
+                            pc: pc + 1,
+                            at,
+                            waited: true,
+                        },
+                    );
                 }
             }
-            Instr::Branch { condition, otherwise } => {
+            Instr::Branch {
+                condition,
+                otherwise,
+            } => {
                 if !holds(condition, ctx, &tags) {
                     pc = *otherwise;
                     continue;
@@ -198,7 +223,13 @@ mod tests {
         }
     }
 
-    fn ctx<'a>(now: &str, tz: &'a TimeZone, hours: &'a BusinessHours, waited: bool, replied: bool) -> RunContext<'a> {
+    fn ctx<'a>(
+        now: &str,
+        tz: &'a TimeZone,
+        hours: &'a BusinessHours,
+        waited: bool,
+        replied: bool,
+    ) -> RunContext<'a> {
         RunContext {
             now: now.parse().unwrap(),
             tz,
@@ -218,15 +249,48 @@ mod tests {
         let tz = TimeZone::get("America/Chicago").unwrap();
         let hours = BusinessHours::weekdays_nine_to_five();
         // Monday 2026-11-30 10:00 Chicago = 16:00 UTC.
-        let (effects, next) = advance(&p, 0, &ctx("2026-11-30T16:00:00Z", &tz, &hours, false, false));
-        assert_eq!(effects[0], Effect::SendSms { pc: 0, kind: SendKind::TextBack });
-        assert_eq!(effects[1], Effect::CreateTask { pc: 1, due_at: "2026-11-30T23:00:00Z".parse().unwrap() });
+        let (effects, next) = advance(
+            &p,
+            0,
+            &ctx("2026-11-30T16:00:00Z", &tz, &hours, false, false),
+        );
+        assert_eq!(
+            effects[0],
+            Effect::SendSms {
+                pc: 0,
+                kind: SendKind::TextBack
+            }
+        );
+        assert_eq!(
+            effects[1],
+            Effect::CreateTask {
+                pc: 1,
+                due_at: "2026-11-30T23:00:00Z".parse().unwrap()
+            }
+        );
         assert_eq!(effects[2], Effect::AddTag("Missed Call".into()));
-        assert_eq!(next, Next::ResumeAt { pc: 4, at: "2026-11-30T16:30:00Z".parse().unwrap(), waited: true });
+        assert_eq!(
+            next,
+            Next::ResumeAt {
+                pc: 4,
+                at: "2026-11-30T16:30:00Z".parse().unwrap(),
+                waited: true
+            }
+        );
 
         // 30 minutes later, no reply: the follow-up.
-        let (effects, next) = advance(&p, 4, &ctx("2026-11-30T16:30:00Z", &tz, &hours, true, false));
-        assert_eq!(effects, vec![Effect::SendSms { pc: 7, kind: SendKind::FollowUp }]);
+        let (effects, next) = advance(
+            &p,
+            4,
+            &ctx("2026-11-30T16:30:00Z", &tz, &hours, true, false),
+        );
+        assert_eq!(
+            effects,
+            vec![Effect::SendSms {
+                pc: 7,
+                kind: SendKind::FollowUp
+            }]
+        );
         assert_eq!(next, Next::Done);
 
         // With a reply: nothing more.
@@ -241,11 +305,32 @@ mod tests {
         let tz = TimeZone::get("America/Chicago").unwrap();
         let hours = BusinessHours::weekdays_nine_to_five();
         // 23:00 Chicago on 2026-12-01 = 05:00 UTC 12-02.
-        let (effects, next) = advance(&p, 4, &ctx("2026-12-02T05:00:00Z", &tz, &hours, true, false));
+        let (effects, next) = advance(
+            &p,
+            4,
+            &ctx("2026-12-02T05:00:00Z", &tz, &hours, true, false),
+        );
         assert!(effects.is_empty());
-        assert_eq!(next, Next::ResumeAt { pc: 7, at: "2026-12-02T14:00:00Z".parse().unwrap(), waited: true });
-        let (effects, _) = advance(&p, 7, &ctx("2026-12-02T14:00:00Z", &tz, &hours, true, false));
-        assert_eq!(effects, vec![Effect::SendSms { pc: 7, kind: SendKind::FollowUp }]);
+        assert_eq!(
+            next,
+            Next::ResumeAt {
+                pc: 7,
+                at: "2026-12-02T14:00:00Z".parse().unwrap(),
+                waited: true
+            }
+        );
+        let (effects, _) = advance(
+            &p,
+            7,
+            &ctx("2026-12-02T14:00:00Z", &tz, &hours, true, false),
+        );
+        assert_eq!(
+            effects,
+            vec![Effect::SendSms {
+                pc: 7,
+                kind: SendKind::FollowUp
+            }]
+        );
     }
 
     #[test]
@@ -253,8 +338,18 @@ mod tests {
         let p = program();
         let tz = TimeZone::get("America/Chicago").unwrap();
         let hours = BusinessHours::weekdays_nine_to_five();
-        let (effects, _) = advance(&p, 0, &ctx("2026-12-02T05:00:00Z", &tz, &hours, false, false));
-        assert_eq!(effects[0], Effect::SendSms { pc: 0, kind: SendKind::TextBack });
+        let (effects, _) = advance(
+            &p,
+            0,
+            &ctx("2026-12-02T05:00:00Z", &tz, &hours, false, false),
+        );
+        assert_eq!(
+            effects[0],
+            Effect::SendSms {
+                pc: 0,
+                kind: SendKind::TextBack
+            }
+        );
     }
 
     #[test]
@@ -263,14 +358,23 @@ mod tests {
         let p = Program {
             instrs: vec![
                 Instr::AddTag("VIP".into()),
-                Instr::Branch { condition: Condition::HasTag("vip".into()), otherwise: 3 },
-                Instr::Webhook { url: "https://x".into() },
+                Instr::Branch {
+                    condition: Condition::HasTag("vip".into()),
+                    otherwise: 3,
+                },
+                Instr::Webhook {
+                    url: "https://x".into(),
+                },
             ],
             places: vec!["1".into(), "2".into(), "2.then.1".into()],
         };
         let tz = TimeZone::UTC;
         let hours = BusinessHours::default();
-        let (effects, _) = advance(&p, 0, &ctx("2026-11-30T16:00:00Z", &tz, &hours, false, false));
+        let (effects, _) = advance(
+            &p,
+            0,
+            &ctx("2026-11-30T16:00:00Z", &tz, &hours, false, false),
+        );
         assert_eq!(effects.last(), Some(&Effect::Webhook { pc: 2 }));
     }
 }

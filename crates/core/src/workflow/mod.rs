@@ -11,6 +11,11 @@ pub mod quiet;
 pub mod spec;
 
 pub use engine::{Effect, Next, RunContext, SendKind, advance};
-pub use model::{Condition, Due, Instr, Program, TriggerFilter, TriggerKind, WaitFor, Workflow, WorkflowError};
-pub use quiet::QuietHours;
-pub use spec::{StepSpec, WorkflowSpec};
+pub use model::{
+    Condition, Due, Instr, Program, TriggerFacts, TriggerFilter, TriggerKind, WaitFor, Workflow,
+    WorkflowError,
+};
+pub use quiet::{QuietHours, QuietHoursError};
+pub use spec::{
+    BUILTIN_NAME, ConditionSpec, RECOMMENDED_NAME, StepSpec, TriggerSpec, WorkflowSpec,
+};

@@ -83,7 +83,9 @@ impl TriggerFilter {
     pub fn matches(&self, f: &TriggerFacts<'_>) -> bool {
         let has = |t: &String| f.tags.iter().any(|x| x.eq_ignore_ascii_case(t));
         self.kind == f.kind
-            && (self.numbers.is_empty() || f.number.is_some_and(|n| self.numbers.iter().any(|p| p.as_str() == n)))
+            && (self.numbers.is_empty()
+                || f.number
+                    .is_some_and(|n| self.numbers.iter().any(|p| p.as_str() == n)))
             && self.business_open.is_none_or(|b| b == f.business_open)
             && self.new_contact.is_none_or(|b| b == f.new_contact)
             && self.tag_present.iter().all(has)
@@ -125,16 +127,30 @@ pub const CONTACT_FIELDS: &[&str] = &["first_name", "last_name", "phone"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Instr {
-    SendSms { template: MessageTemplate },
-    CreateTask { title: MessageTemplate, due: Due, assignee: Option<String> },
+    SendSms {
+        template: MessageTemplate,
+    },
+    CreateTask {
+        title: MessageTemplate,
+        due: Due,
+        assignee: Option<String>,
+    },
     AddTag(String),
     RemoveTag(String),
     Wait(WaitFor),
     /// Falls through when the condition holds, else jumps to `otherwise`.
-    Branch { condition: Condition, otherwise: usize },
+    Branch {
+        condition: Condition,
+        otherwise: usize,
+    },
     Jump(usize),
-    NotifyTeam { template: MessageTemplate, to: Vec<Phone> },
-    Webhook { url: String },
+    NotifyTeam {
+        template: MessageTemplate,
+        to: Vec<Phone>,
+    },
+    Webhook {
+        url: String,
+    },
     End,
 }
 
@@ -196,26 +212,48 @@ fn trigger(spec: &TriggerSpec) -> Result<TriggerFilter, WorkflowError> {
         })
     };
     match spec {
-        TriggerSpec::MissedCall { numbers, business_hours, contact, tag_present, tag_absent } => {
+        TriggerSpec::MissedCall {
+            numbers,
+            business_hours,
+            contact,
+            tag_present,
+            tag_absent,
+        } => {
             let business_open = match business_hours.as_deref() {
                 None | Some("any") => None,
                 Some("open") => Some(true),
                 Some("closed") => Some(false),
-                Some(other) => return Err(err("trigger.business_hours", format!("{other:?} is not one of any, open, closed"))),
+                Some(other) => {
+                    return Err(err(
+                        "trigger.business_hours",
+                        format!("{other:?} is not one of any, open, closed"),
+                    ));
+                }
             };
             let new_contact = match contact.as_deref() {
                 None | Some("any") => None,
                 Some("new") => Some(true),
                 Some("known") => Some(false),
-                Some(other) => return Err(err("trigger.contact", format!("{other:?} is not one of any, new, known"))),
+                Some(other) => {
+                    return Err(err(
+                        "trigger.contact",
+                        format!("{other:?} is not one of any, new, known"),
+                    ));
+                }
             };
             Ok(TriggerFilter {
                 kind: TriggerKind::MissedCall,
                 numbers: phones("trigger.numbers", numbers)?,
                 business_open,
                 new_contact,
-                tag_present: tag_present.iter().map(|t| tag("trigger.tag_present", t)).collect::<Result<_, _>>()?,
-                tag_absent: tag_absent.iter().map(|t| tag("trigger.tag_absent", t)).collect::<Result<_, _>>()?,
+                tag_present: tag_present
+                    .iter()
+                    .map(|t| tag("trigger.tag_present", t))
+                    .collect::<Result<_, _>>()?,
+                tag_absent: tag_absent
+                    .iter()
+                    .map(|t| tag("trigger.tag_absent", t))
+                    .collect::<Result<_, _>>()?,
             })
         }
         TriggerSpec::VoicemailLeft { numbers } => plain(TriggerKind::VoicemailLeft, numbers),
@@ -231,17 +269,34 @@ fn condition(place: &str, c: &ConditionSpec) -> Result<Condition, WorkflowError>
         ConditionSpec::BusinessHours => Condition::BusinessHours,
         ConditionSpec::ContactField { field, op, value } => {
             if !CONTACT_FIELDS.contains(&field.as_str()) {
-                return Err(err(place, format!("{field:?} is not a contact field: use {}", CONTACT_FIELDS.join(", "))));
+                return Err(err(
+                    place,
+                    format!(
+                        "{field:?} is not a contact field: use {}",
+                        CONTACT_FIELDS.join(", ")
+                    ),
+                ));
             }
-            let need = |v: &Option<String>| v.clone().ok_or_else(|| err(place, format!("{op} needs a value")));
+            let need = |v: &Option<String>| {
+                v.clone()
+                    .ok_or_else(|| err(place, format!("{op} needs a value")))
+            };
             let op = match op.as_str() {
                 "empty" => FieldOp::Empty,
                 "not_empty" => FieldOp::NotEmpty,
                 "equals" => FieldOp::Equals(need(value)?),
                 "not_equals" => FieldOp::NotEquals(need(value)?),
-                other => return Err(err(place, format!("{other:?} is not one of empty, not_empty, equals, not_equals"))),
+                other => {
+                    return Err(err(
+                        place,
+                        format!("{other:?} is not one of empty, not_empty, equals, not_equals"),
+                    ));
+                }
             };
-            Condition::ContactField { field: field.clone(), op }
+            Condition::ContactField {
+                field: field.clone(),
+                op,
+            }
         }
     })
 }
@@ -251,10 +306,16 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
     for (i, step) in steps.iter().enumerate() {
         let place = format!("step {prefix}{} ({})", i + 1, step_name(step));
         if let Some(end) = &ended {
-            return Err(err(place, format!("is unreachable: {end} ends the run before it")));
+            return Err(err(
+                place,
+                format!("is unreachable: {end} ends the run before it"),
+            ));
         }
         if p.instrs.len() >= MAX_STEPS {
-            return Err(err(place, format!("a workflow has at most {MAX_STEPS} steps")));
+            return Err(err(
+                place,
+                format!("a workflow has at most {MAX_STEPS} steps"),
+            ));
         }
         let template = |text: &str| MessageTemplate::parse(text).map_err(|e| err(place.clone(), e));
         match step {
@@ -262,7 +323,11 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
                 let t = template(message)?;
                 p.push(Instr::SendSms { template: t }, &place);
             }
-            StepSpec::CreateTask { title, due, assignee } => {
+            StepSpec::CreateTask {
+                title,
+                due,
+                assignee,
+            } => {
                 let title = template(title)?;
                 let due = match due.as_deref() {
                     None | Some("end_of_day") => Due::EndOfDay,
@@ -271,7 +336,14 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
                         err(place.clone(), format!("due {d:?} is not a duration (like 2h), end_of_day or next_business_open"))
                     })?),
                 };
-                p.push(Instr::CreateTask { title, due, assignee: assignee.clone().filter(|a| !a.trim().is_empty()) }, &place);
+                p.push(
+                    Instr::CreateTask {
+                        title,
+                        due,
+                        assignee: assignee.clone().filter(|a| !a.trim().is_empty()),
+                    },
+                    &place,
+                );
             }
             StepSpec::AddTag { tag: t } => {
                 let t = tag(&place, t)?;
@@ -291,16 +363,38 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
                         WaitFor::Duration(d)
                     }
                     (None, Some("business_hours")) => WaitFor::BusinessHoursOpen,
-                    (None, Some(other)) => return Err(err(place, format!("until {other:?}: the only bound is business_hours"))),
-                    (Some(_), Some(_)) => return Err(err(place, "give either for or until, not both")),
-                    (None, None) => return Err(err(place, "a wait needs a bound: for = \"30m\" or until = \"business_hours\"")),
+                    (None, Some(other)) => {
+                        return Err(err(
+                            place,
+                            format!("until {other:?}: the only bound is business_hours"),
+                        ));
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(err(place, "give either for or until, not both"));
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            place,
+                            "a wait needs a bound: for = \"30m\" or until = \"business_hours\"",
+                        ));
+                    }
                 };
                 p.push(Instr::Wait(w), &place);
             }
-            StepSpec::If { condition: c, then, otherwise } => {
+            StepSpec::If {
+                condition: c,
+                then,
+                otherwise,
+            } => {
                 let cond = condition(&place, c)?;
                 let branch_at = p.instrs.len();
-                p.push(Instr::Branch { condition: cond, otherwise: 0 }, &place);
+                p.push(
+                    Instr::Branch {
+                        condition: cond,
+                        otherwise: 0,
+                    },
+                    &place,
+                );
                 compile(then, &format!("{prefix}{}.then.", i + 1), p)?;
                 let jump_at = p.instrs.len();
                 p.push(Instr::Jump(0), &place);
@@ -308,7 +402,10 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
                 compile(otherwise, &format!("{prefix}{}.else.", i + 1), p)?;
                 let after = p.instrs.len();
                 p.instrs[branch_at] = match &p.instrs[branch_at] {
-                    Instr::Branch { condition, .. } => Instr::Branch { condition: condition.clone(), otherwise: else_start },
+                    Instr::Branch { condition, .. } => Instr::Branch {
+                        condition: condition.clone(),
+                        otherwise: else_start,
+                    },
                     other => other.clone(),
                 };
                 p.instrs[jump_at] = Instr::Jump(after);
@@ -319,7 +416,8 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
                 p.push(Instr::NotifyTeam { template: t, to }, &place);
             }
             StepSpec::Webhook { url } => {
-                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
+                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000
+                {
                     return Err(err(place, format!("{url:?} is not an http(s) URL")));
                 }
                 p.push(Instr::Webhook { url: url.clone() }, &place);
@@ -344,7 +442,10 @@ impl Workflow {
     pub fn from_spec(spec: &WorkflowSpec) -> Result<Workflow, WorkflowError> {
         let name = spec.name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(err("name", "a workflow needs a name of 1 to 100 characters"));
+            return Err(err(
+                "name",
+                "a workflow needs a name of 1 to 100 characters",
+            ));
         }
         let time_zone = match &spec.time_zone {
             Some(tz) => Some(TimeZoneName::parse(tz).map_err(|e| err("time_zone", e))?),
@@ -353,7 +454,10 @@ impl Workflow {
         if spec.steps.is_empty() {
             return Err(err("steps", "a workflow needs at least one step"));
         }
-        let mut program = Program { instrs: vec![], places: vec![] };
+        let mut program = Program {
+            instrs: vec![],
+            places: vec![],
+        };
         compile(&spec.steps, "", &mut program)?;
         Ok(Workflow {
             name: name.to_owned(),
@@ -407,7 +511,13 @@ mod tests {
         .unwrap();
         let i = &w.program.instrs;
         assert!(matches!(i[0], Instr::SendSms { .. }));
-        assert_eq!(i[1], Instr::Branch { condition: Condition::ContactReplied, otherwise: 4 });
+        assert_eq!(
+            i[1],
+            Instr::Branch {
+                condition: Condition::ContactReplied,
+                otherwise: 4
+            }
+        );
         assert_eq!(i[2], Instr::End);
         assert_eq!(i[3], Instr::Jump(5));
         assert!(matches!(i[4], Instr::SendSms { .. }));
@@ -417,18 +527,35 @@ mod tests {
 
     #[test]
     fn errors_name_the_step() {
-        let e = Workflow::from_spec(&spec(vec![sms("ok {{business.name}}"), sms("Hi {{contact.frist_name}}")])).unwrap_err();
+        let e = Workflow::from_spec(&spec(vec![
+            sms("ok {{business.name}}"),
+            sms("Hi {{contact.frist_name}}"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.place, "step 2 (send_sms)");
         assert!(e.why.contains("contact.frist_name"));
-        let e = Workflow::from_spec(&spec(vec![StepSpec::End, sms("{{business.name}}")])).unwrap_err();
+        let e =
+            Workflow::from_spec(&spec(vec![StepSpec::End, sms("{{business.name}}")])).unwrap_err();
         assert_eq!(e.place, "step 2 (send_sms)");
         assert!(e.why.contains("unreachable"));
-        let e = Workflow::from_spec(&spec(vec![StepSpec::Wait { duration: None, until: None }])).unwrap_err();
+        let e = Workflow::from_spec(&spec(vec![StepSpec::Wait {
+            duration: None,
+            until: None,
+        }]))
+        .unwrap_err();
         assert!(e.why.contains("needs a bound"), "{e}");
-        let e = Workflow::from_spec(&spec(vec![StepSpec::Wait { duration: Some("90d".into()), until: None }])).unwrap_err();
+        let e = Workflow::from_spec(&spec(vec![StepSpec::Wait {
+            duration: Some("90d".into()),
+            until: None,
+        }]))
+        .unwrap_err();
         assert!(e.why.contains("30d"), "{e}");
         let e = Workflow::from_spec(&spec(vec![StepSpec::If {
-            condition: ConditionSpec::ContactField { field: "shoe_size".into(), op: "empty".into(), value: None },
+            condition: ConditionSpec::ContactField {
+                field: "shoe_size".into(),
+                op: "empty".into(),
+                value: None,
+            },
             then: vec![],
             otherwise: vec![],
         }]))
@@ -447,12 +574,30 @@ mod tests {
             tag_present: vec![],
             tag_absent: vec!["Customer".into()],
         };
-        let facts = TriggerFacts { kind: TriggerKind::MissedCall, number: Some("+15125550100"), business_open: false, new_contact: true, tags: &[] };
+        let facts = TriggerFacts {
+            kind: TriggerKind::MissedCall,
+            number: Some("+15125550100"),
+            business_open: false,
+            new_contact: true,
+            tags: &[],
+        };
         assert!(f.matches(&facts));
-        assert!(!f.matches(&TriggerFacts { business_open: true, ..facts.clone() }));
-        assert!(!f.matches(&TriggerFacts { number: Some("+15125550101"), ..facts.clone() }));
+        assert!(!f.matches(&TriggerFacts {
+            business_open: true,
+            ..facts.clone()
+        }));
+        assert!(!f.matches(&TriggerFacts {
+            number: Some("+15125550101"),
+            ..facts.clone()
+        }));
         let tags = vec!["customer".to_owned()];
-        assert!(!f.matches(&TriggerFacts { tags: &tags, ..facts.clone() }));
-        assert!(!f.matches(&TriggerFacts { kind: TriggerKind::MessageReceived, ..facts }));
+        assert!(!f.matches(&TriggerFacts {
+            tags: &tags,
+            ..facts.clone()
+        }));
+        assert!(!f.matches(&TriggerFacts {
+            kind: TriggerKind::MessageReceived,
+            ..facts
+        }));
     }
 }

@@ -118,3 +118,75 @@ pub enum ConditionSpec {
         value: Option<String>,
     },
 }
+
+/// The follow-up of the recommended workflow.
+pub const RECOMMENDED_FOLLOW_UP: &str = "Hi {{contact.first_name | default(\"there\")}}, just checking in from {{business.name}}: do you still need a hand? Reply here or call us back anytime.";
+
+impl WorkflowSpec {
+    /// The JSON a version stores. Active or not is the workflow's state, not part of a
+    /// version: switching it on and off adds no versions.
+    pub fn versioned_json(&self) -> String {
+        let versioned = WorkflowSpec {
+            active: true,
+            ..self.clone()
+        };
+        serde_json::to_string(&versioned).unwrap_or_default()
+    }
+
+    /// The built-in text back setting as a workflow: on a missed call, text `message`.
+    pub fn builtin_text_back(message: &str) -> WorkflowSpec {
+        WorkflowSpec {
+            name: BUILTIN_NAME.to_owned(),
+            active: true,
+            stop_on_reply: true,
+            allow_reentry: true,
+            time_zone: None,
+            trigger: TriggerSpec::MissedCall {
+                numbers: vec![],
+                business_hours: None,
+                contact: None,
+                tag_present: vec![],
+                tag_absent: vec![],
+            },
+            steps: vec![StepSpec::SendSms {
+                message: message.to_owned(),
+            }],
+        }
+    }
+
+    /// The workflow HighLevel's own guidance recommends (SPEC §7): text back now, a
+    /// callback task due today, tag "Missed Call", wait 30 minutes, follow up if no reply.
+    pub fn recommended(message: &str) -> WorkflowSpec {
+        WorkflowSpec {
+            name: RECOMMENDED_NAME.to_owned(),
+            steps: vec![
+                StepSpec::SendSms {
+                    message: message.to_owned(),
+                },
+                StepSpec::CreateTask {
+                    title: "Call back {{contact.name | default(contact.phone)}}".to_owned(),
+                    due: Some("end_of_day".to_owned()),
+                    assignee: None,
+                },
+                StepSpec::AddTag {
+                    tag: "Missed Call".to_owned(),
+                },
+                StepSpec::Wait {
+                    duration: Some("30m".to_owned()),
+                    until: None,
+                },
+                StepSpec::If {
+                    condition: ConditionSpec::ContactReplied,
+                    then: vec![StepSpec::End],
+                    otherwise: vec![StepSpec::SendSms {
+                        message: RECOMMENDED_FOLLOW_UP.to_owned(),
+                    }],
+                },
+            ],
+            ..WorkflowSpec::builtin_text_back(message)
+        }
+    }
+}
+
+pub const BUILTIN_NAME: &str = "Text back (built-in)";
+pub const RECOMMENDED_NAME: &str = "Missed call";

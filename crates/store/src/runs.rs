@@ -1,0 +1,905 @@
+//! Trigger events, workflow runs, tasks and tags: the storage side of the run engine.
+//!
+//! A trigger event (a missed call, a reply, a voicemail, an overdue task) is a row written
+//! with the fact that caused it, plus a `trigger` job. That job starts one run per matching
+//! workflow; each run advances through `advance_run` jobs, scheduled in the future for
+//! waits, so a restart in the middle of a 30-minute wait changes nothing.
+
+use sqlx::Row;
+
+use crate::accounts::{
+    ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
+};
+use crate::conversations::upsert_conversation;
+use crate::jobs::{Job, JobKind, enqueue};
+use crate::workflows::WorkflowRecord;
+use crate::{Result, Store, in_write_tx, on_pool};
+
+/// Records a trigger event and queues the job that starts its runs.
+macro_rules! fire_event {
+    ($tx:expr, $account_id:expr, $contact_id:expr, $kind:expr, $subject_id:expr, $now:expr) => {{
+        let now: i64 = $now;
+        let event_id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind($account_id)
+        .bind($contact_id)
+        .bind($kind)
+        .bind($subject_id)
+        .bind(now)
+        .fetch_one(&mut *$tx)
+        .await?;
+        let _queued = $crate::jobs::enqueue!($tx, $crate::JobKind::Trigger, event_id, None, now, now);
+        event_id
+    }};
+}
+
+/// Ends the contact's runs that stop on a reply (cancelling their queued texts), and
+/// cancels any text back still waiting to go out: the contact got in touch first.
+macro_rules! resolve_contact {
+    ($tx:expr, $contact_id:expr, $reason:expr, $now:expr) => {{
+        let contact_id: i64 = $contact_id;
+        let reason: &str = $reason;
+        let now: i64 = $now;
+        sqlx::query(
+            "UPDATE calls SET text_back_status = 'canceled', text_back_reason = $2, updated_at = $3 \
+             WHERE id IN (SELECT call_id FROM messages WHERE contact_id = $1 AND kind = 'text_back' AND status = 'pending')",
+        )
+        .bind(contact_id)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *$tx)
+        .await?;
+        let stopped: Vec<i64> = sqlx::query_scalar(
+            "UPDATE workflow_runs SET status = 'stopped', stop_reason = $2, ended_at = $3, updated_at = $3 \
+             WHERE contact_id = $1 AND status IN ('active', 'waiting') AND stop_on_reply RETURNING id",
+        )
+        .bind(contact_id)
+        .bind(reason)
+        .bind(now)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for run_id in stopped {
+            sqlx::query("DELETE FROM jobs WHERE kind = 'advance_run' AND subject_id = $1")
+                .bind(run_id)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE messages SET status = 'canceled', error_message = $2, updated_at = $3 \
+             WHERE contact_id = $1 AND status = 'pending' AND kind IN ('text_back', 'follow_up', 'workflow')",
+        )
+        .bind(contact_id)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+pub(crate) use {fire_event, resolve_contact};
+
+/// What the start of runs is decided on.
+#[derive(Debug, Clone)]
+pub struct TriggerInput {
+    pub kind: String,
+    pub at_ms: i64,
+    pub account: AccountRecord,
+    /// The business number involved, when there is one.
+    pub number: Option<String>,
+    pub contact_id: Option<i64>,
+    pub new_contact: bool,
+    pub tags: Vec<String>,
+    /// The account's active workflows, each at its current version.
+    pub workflows: Vec<WorkflowRecord>,
+    /// Workflows this contact has been in before (for "allow re-entry").
+    pub entered_before: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRun {
+    pub workflow_id: i64,
+    pub version: i64,
+    pub stop_on_reply: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StartPlan {
+    pub runs: Vec<StartRun>,
+    /// For a missed call that no run will text: the reason recorded on the call.
+    pub none_reason: Option<String>,
+    /// The reason is a failure (an automation that should have run is broken), not a rule.
+    pub none_failed: bool,
+}
+
+/// The contact a run is about.
+#[derive(Debug, Clone)]
+pub struct RunContact {
+    pub id: i64,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub opted_out: bool,
+    pub textable: bool,
+    /// The contact texted since the run started.
+    pub replied_since_start: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunCall {
+    pub id: i64,
+    pub caller: String,
+    pub caller_phone: Option<String>,
+    pub started_at_ms: i64,
+}
+
+/// Everything one step of a run is decided on.
+#[derive(Debug, Clone)]
+pub struct RunInput {
+    pub run_id: i64,
+    pub trigger: String,
+    pub pc: i64,
+    pub waited: bool,
+    pub started_at_ms: i64,
+    pub spec: String,
+    pub account: AccountRecord,
+    pub number: Option<NumberRecord>,
+    pub call: Option<RunCall>,
+    pub contact: Option<RunContact>,
+    pub tags: Vec<String>,
+    pub last_text_back_at_ms: Option<i64>,
+    pub caller_line_type: Option<String>,
+}
+
+/// What a run does, decided by pure code and carried out by the store in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunAction {
+    /// The call's text back: one per call across all automations.
+    TextBack {
+        body: String,
+        carrier: String,
+    },
+    /// The call's text back is not sent: `status` `skipped` or `failed`, with the reason.
+    TextBackNotSent {
+        status: String,
+        reason: String,
+    },
+    /// Any other text to the contact (`kind`: `follow_up`, `workflow`).
+    Send {
+        kind: String,
+        body: String,
+        carrier: String,
+    },
+    Task {
+        title: String,
+        due_at_ms: i64,
+        assignee: Option<String>,
+    },
+    AddTag(String),
+    RemoveTag(String),
+    /// Texts to team phones.
+    Notify {
+        to: Vec<String>,
+        body: String,
+        carrier: String,
+    },
+    Webhook {
+        url: String,
+        payload: String,
+    },
+    Log {
+        place: String,
+        what: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunNext {
+    Done,
+    ResumeAt {
+        pc: i64,
+        at_ms: i64,
+        waited: bool,
+    },
+    /// The run cannot go on (its version no longer compiles): ended with the reason.
+    Fail(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPlan {
+    pub actions: Vec<RunAction>,
+    pub next: RunNext,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunView {
+    pub id: i64,
+    pub workflow: String,
+    pub version: i64,
+    pub trigger: String,
+    pub contact_phone: Option<String>,
+    pub status: String,
+    pub stop_reason: Option<String>,
+    pub resume_at_ms: Option<i64>,
+    pub started_at_ms: i64,
+    pub log: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskView {
+    pub id: i64,
+    pub account: String,
+    pub title: String,
+    pub contact_phone: Option<String>,
+    pub due_at_ms: i64,
+    pub assignee: Option<String>,
+    pub status: String,
+    pub call_id: Option<i64>,
+    pub recording_url: Option<String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskFilter {
+    Open,
+    /// Open and due before this instant.
+    OverdueAt(i64),
+    All,
+}
+
+impl Store {
+    /// Starts the runs a trigger event matches, in one transaction with the event's job.
+    pub async fn start_runs(
+        &self,
+        job: &Job,
+        now_ms: i64,
+        plan: impl FnOnce(&TriggerInput) -> StartPlan,
+    ) -> Result<Vec<i64>> {
+        let started = in_write_tx!(self, tx => 'done: {
+            let event = sqlx::query("SELECT account_id, contact_id, kind, subject_id, at FROM events WHERE id = $1")
+                .bind(job.subject_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(event) = event else {
+                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+                break 'done Vec::new();
+            };
+            let account_id: i64 = event.try_get("account_id")?;
+            let contact_id: Option<i64> = event.try_get("contact_id")?;
+            let kind: String = event.try_get("kind")?;
+            let subject_id: i64 = event.try_get("subject_id")?;
+            let at_ms: i64 = event.try_get("at")?;
+            let (call_id, number_id): (Option<i64>, Option<i64>) = match kind.as_str() {
+                "missed_call" | "voicemail_left" => {
+                    let r = sqlx::query("SELECT id, number_id FROM calls WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
+                    (Some(r.try_get("id")?), Some(r.try_get("number_id")?))
+                }
+                "message_received" => {
+                    let r = sqlx::query("SELECT number_id FROM messages WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
+                    (None, Some(r.try_get("number_id")?))
+                }
+                _ => {
+                    let r = sqlx::query("SELECT t.call_id, c.number_id FROM tasks t LEFT JOIN calls c ON c.id = t.call_id WHERE t.id = $1")
+                        .bind(subject_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match r {
+                        Some(r) => (r.try_get("call_id")?, r.try_get("number_id")?),
+                        None => (None, None),
+                    }
+                }
+            };
+            let account = {
+                let a = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")))
+                    .bind(account_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                account_from_row!(a)
+            };
+            let number: Option<String> = match number_id {
+                Some(id) => sqlx::query_scalar("SELECT e164 FROM numbers WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?,
+                None => None,
+            };
+            let (tags, new_contact, entered_before) = match contact_id {
+                Some(cid) => {
+                    let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                        .bind(cid)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let earlier_calls: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM calls WHERE contact_id = $1 AND ($2 IS NULL OR id <> $2) AND started_at <= $3",
+                    )
+                    .bind(cid)
+                    .bind(call_id)
+                    .bind(at_ms)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let earlier_texts: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $2 AND created_at <= $3",
+                    )
+                    .bind(cid)
+                    .bind(if kind == "message_received" { subject_id } else { -1 })
+                    .bind(at_ms)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let entered: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1")
+                        .bind(cid)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    (tags, earlier_calls + earlier_texts == 0, entered)
+                }
+                None => (Vec::new(), true, Vec::new()),
+            };
+            let rows = sqlx::query(
+                "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
+                 JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
+                 WHERE w.account_id = $1 AND w.active ORDER BY w.builtin DESC, w.id",
+            )
+            .bind(account_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut workflows = Vec::with_capacity(rows.len());
+            for r in rows {
+                workflows.push(WorkflowRecord {
+                    id: r.try_get("id")?,
+                    account_id: r.try_get("account_id")?,
+                    name: r.try_get("name")?,
+                    builtin: r.try_get("builtin")?,
+                    active: r.try_get("active")?,
+                    version: r.try_get("current_version")?,
+                    spec: r.try_get("spec")?,
+                });
+            }
+            let input = TriggerInput { kind: kind.clone(), at_ms, account, number, contact_id, new_contact, tags, workflows, entered_before };
+            let decided = plan(&input);
+            let mut started = Vec::new();
+            for run in &decided.runs {
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
+                     number_id, status, stop_on_reply, started_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10) ON CONFLICT DO NOTHING RETURNING id",
+                )
+                .bind(account_id)
+                .bind(run.workflow_id)
+                .bind(run.version)
+                .bind(&kind)
+                .bind(subject_id)
+                .bind(contact_id)
+                .bind(call_id)
+                .bind(number_id)
+                .bind(run.stop_on_reply)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(id) = id {
+                    let _queued = enqueue!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, now_ms);
+                    started.push(id);
+                }
+            }
+            if let (Some(call_id), true, Some(reason)) = (call_id, kind == "missed_call" && decided.runs.is_empty(), &decided.none_reason) {
+                sqlx::query(
+                    "UPDATE calls SET text_back_status = $4, text_back_reason = $2, updated_at = $3 \
+                     WHERE id = $1 AND text_back_status IS NULL",
+                )
+                .bind(call_id)
+                .bind(reason)
+                .bind(now_ms)
+                .bind(if decided.none_failed { "failed" } else { "skipped" })
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            started
+        });
+        if !started.is_empty() {
+            self.wake_workers();
+        }
+        Ok(started)
+    }
+
+    /// Advances one run: reads its facts, asks `plan` (pure: engine, rules, templates),
+    /// carries out the actions, and records where the run stands, all in one transaction.
+    pub async fn advance_run(
+        &self,
+        job: &Job,
+        now_ms: i64,
+        plan: impl FnOnce(&RunInput) -> RunPlan,
+    ) -> Result<()> {
+        let for_update = self.for_update();
+        let run_sql = format!(
+            "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
+             resume_at, started_at FROM workflow_runs WHERE id = $1{for_update}"
+        );
+        let queued = in_write_tx!(self, tx => 'done: {
+            let run = sqlx::query(sqlx::AssertSqlSafe(run_sql)).bind(job.subject_id).fetch_optional(&mut *tx).await?;
+            let Some(run) = run else {
+                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+                break 'done false;
+            };
+            let status: String = run.try_get("status")?;
+            let resume_at: Option<i64> = run.try_get("resume_at")?;
+            if !matches!(status.as_str(), "active" | "waiting") || resume_at.is_some_and(|t| t > now_ms) {
+                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+                break 'done false;
+            }
+            let run_id: i64 = run.try_get("id")?;
+            let account_id: i64 = run.try_get("account_id")?;
+            let workflow_id: i64 = run.try_get("workflow_id")?;
+            let version: i64 = run.try_get("version")?;
+            let contact_id: Option<i64> = run.try_get("contact_id")?;
+            let call_id: Option<i64> = run.try_get("call_id")?;
+            let mut number_id: Option<i64> = run.try_get("number_id")?;
+            let started_at_ms: i64 = run.try_get("started_at")?;
+            let spec: String = sqlx::query_scalar("SELECT spec FROM workflow_versions WHERE workflow_id = $1 AND version = $2")
+                .bind(workflow_id)
+                .bind(version)
+                .fetch_one(&mut *tx)
+                .await?;
+            let account = {
+                let a = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")))
+                    .bind(account_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                account_from_row!(a)
+            };
+            if number_id.is_none() {
+                number_id = sqlx::query_scalar("SELECT id FROM numbers WHERE account_id = $1 AND active ORDER BY id LIMIT 1")
+                    .bind(account_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            }
+            let number = match number_id {
+                Some(id) => {
+                    let n = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1")))
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    Some(number_from_row!(n))
+                }
+                None => None,
+            };
+            let call = match call_id {
+                Some(id) => {
+                    let c = sqlx::query("SELECT id, caller, caller_phone, started_at FROM calls WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    Some(RunCall {
+                        id: c.try_get("id")?,
+                        caller: c.try_get("caller")?,
+                        caller_phone: c.try_get("caller_phone")?,
+                        started_at_ms: c.try_get("started_at")?,
+                    })
+                }
+                None => None,
+            };
+            let contact = match contact_id {
+                Some(id) => {
+                    let c = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id, phone, first_name, last_name, opted_out, textable, last_replied_at FROM contacts WHERE id = $1{for_update}"
+                    )))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let replied: Option<i64> = c.try_get("last_replied_at")?;
+                    Some(RunContact {
+                        id: c.try_get("id")?,
+                        phone: c.try_get("phone")?,
+                        first_name: c.try_get("first_name")?,
+                        last_name: c.try_get("last_name")?,
+                        opted_out: c.try_get("opted_out")?,
+                        textable: c.try_get("textable")?,
+                        replied_since_start: replied.is_some_and(|t| t >= started_at_ms),
+                    })
+                }
+                None => None,
+            };
+            let tags: Vec<String> = match contact_id {
+                Some(id) => sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?,
+                None => Vec::new(),
+            };
+            let phone = contact.as_ref().map(|c| c.phone.clone());
+            let (last_text_back_at_ms, caller_line_type): (Option<i64>, Option<String>) = match &phone {
+                Some(p) => (
+                    sqlx::query_scalar(
+                        "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
+                         AND kind = 'text_back' AND status <> 'canceled'",
+                    )
+                    .bind(account_id)
+                    .bind(p)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                    sqlx::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
+                        .bind(p)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten(),
+                ),
+                None => (None, None),
+            };
+            let input = RunInput {
+                run_id,
+                trigger: run.try_get("trigger")?,
+                pc: run.try_get("pc")?,
+                waited: run.try_get("waited")?,
+                started_at_ms,
+                spec,
+                account,
+                number: number.clone(),
+                call,
+                contact,
+                tags,
+                last_text_back_at_ms,
+                caller_line_type,
+            };
+            let decided = plan(&input);
+            let mut queued = false;
+            let conversation_id: Option<i64> = match (contact_id, number_id) {
+                (Some(c), Some(n)) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
+                _ => None,
+            };
+            let from = number.as_ref().map(|n| n.e164.clone()).unwrap_or_default();
+            let log = |place: &str, what: &str| (place.to_owned(), what.to_owned());
+            let mut logs: Vec<(String, String)> = Vec::new();
+            for action in &decided.actions {
+                match action {
+                    RunAction::TextBack { body, carrier } => {
+                        let inserted: Option<i64> = sqlx::query_scalar(
+                            "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
+                             direction, from_phone, to_phone, body, status, carrier, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, 'pending', $10, $11, $11) \
+                             ON CONFLICT DO NOTHING RETURNING id",
+                        )
+                        .bind(account_id)
+                        .bind(number_id)
+                        .bind(contact_id)
+                        .bind(call_id)
+                        .bind(run_id)
+                        .bind(conversation_id)
+                        .bind(&from)
+                        .bind(phone.as_deref().unwrap_or_default())
+                        .bind(body)
+                        .bind(carrier)
+                        .bind(now_ms)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        match inserted {
+                            Some(id) => {
+                                let _q = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
+                                queued = true;
+                                sqlx::query(
+                                    "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
+                                )
+                                .bind(call_id)
+                                .bind(now_ms)
+                                .execute(&mut *tx)
+                                .await?;
+                                logs.push(log("text back", "queued"));
+                            }
+                            None => logs.push(log("text back", "already texted back: another automation sent this call's text back")),
+                        }
+                    }
+                    RunAction::TextBackNotSent { status, reason } => {
+                        if let Some(call_id) = call_id {
+                            sqlx::query(
+                                "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 \
+                                 WHERE id = $1 AND text_back_status IS NULL",
+                            )
+                            .bind(call_id)
+                            .bind(status)
+                            .bind(reason)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        logs.push(log("text back", &format!("{status}: {reason}")));
+                    }
+                    RunAction::Send { kind, body, carrier } => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
+                             from_phone, to_phone, body, status, carrier, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, 'pending', $10, $11, $11) RETURNING id",
+                        )
+                        .bind(account_id)
+                        .bind(number_id)
+                        .bind(contact_id)
+                        .bind(run_id)
+                        .bind(conversation_id)
+                        .bind(kind)
+                        .bind(&from)
+                        .bind(phone.as_deref().unwrap_or_default())
+                        .bind(body)
+                        .bind(carrier)
+                        .bind(now_ms)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let _q = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
+                        queued = true;
+                        logs.push(log(kind, "queued"));
+                    }
+                    RunAction::Task { title, due_at_ms, assignee } => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO tasks (account_id, contact_id, call_id, run_id, title, due_at, assignee, status, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id",
+                        )
+                        .bind(account_id)
+                        .bind(contact_id)
+                        .bind(call_id)
+                        .bind(run_id)
+                        .bind(title)
+                        .bind(due_at_ms)
+                        .bind(assignee)
+                        .bind(now_ms)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let _q = enqueue!(tx, JobKind::TaskDue, id, Some(format!("task_due:{id}")), *due_at_ms, now_ms);
+                        logs.push(log("create_task", &format!("task {id}: {title}")));
+                    }
+                    RunAction::AddTag(tag) => {
+                        if let Some(cid) = contact_id {
+                            sqlx::query(
+                                "INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) \
+                                 ON CONFLICT (contact_id, tag_key) DO NOTHING",
+                            )
+                            .bind(cid)
+                            .bind(tag)
+                            .bind(tag.to_lowercase())
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        logs.push(log("add_tag", tag));
+                    }
+                    RunAction::RemoveTag(tag) => {
+                        if let Some(cid) = contact_id {
+                            sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2")
+                                .bind(cid)
+                                .bind(tag.to_lowercase())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        logs.push(log("remove_tag", tag));
+                    }
+                    RunAction::Notify { to, body, carrier } => {
+                        for phone_to in to {
+                            let id: i64 = sqlx::query_scalar(
+                                "INSERT INTO messages (account_id, number_id, run_id, kind, direction, from_phone, to_phone, \
+                                 body, status, carrier, created_at, updated_at) \
+                                 VALUES ($1, $2, $3, 'notify', 'outbound', $4, $5, $6, 'pending', $7, $8, $8) RETURNING id",
+                            )
+                            .bind(account_id)
+                            .bind(number_id)
+                            .bind(run_id)
+                            .bind(&from)
+                            .bind(phone_to)
+                            .bind(body)
+                            .bind(carrier)
+                            .bind(now_ms)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            let _q = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
+                            queued = true;
+                        }
+                        logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
+                    }
+                    RunAction::Webhook { url, payload } => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO webhook_deliveries (account_id, run_id, url, payload, created_at) \
+                             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                        )
+                        .bind(account_id)
+                        .bind(run_id)
+                        .bind(url)
+                        .bind(payload)
+                        .bind(now_ms)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let _q = enqueue!(tx, JobKind::Webhook, id, Some(format!("webhook:{id}")), now_ms, now_ms);
+                        queued = true;
+                        logs.push(log("webhook", url));
+                    }
+                    RunAction::Log { place, what } => logs.push((place.clone(), what.clone())),
+                }
+            }
+            for (place, what) in &logs {
+                sqlx::query("INSERT INTO run_log (run_id, place, what, at) VALUES ($1, $2, $3, $4)")
+                    .bind(run_id)
+                    .bind(place)
+                    .bind(what)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            match &decided.next {
+                RunNext::Done | RunNext::Fail(_) => {
+                    let (status, reason) = match &decided.next {
+                        RunNext::Fail(why) => ("failed", Some(why.clone())),
+                        _ => ("done", None),
+                    };
+                    sqlx::query(
+                        "UPDATE workflow_runs SET status = $2, stop_reason = $3, resume_at = NULL, ended_at = $4, updated_at = $4 WHERE id = $1",
+                    )
+                    .bind(run_id)
+                    .bind(status)
+                    .bind(reason)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                RunNext::ResumeAt { pc, at_ms, waited } => {
+                    sqlx::query(
+                        "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, updated_at = $5 WHERE id = $1",
+                    )
+                    .bind(run_id)
+                    .bind(pc)
+                    .bind(waited)
+                    .bind(at_ms)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    let _q = enqueue!(tx, JobKind::AdvanceRun, run_id, Some(format!("advance_run:{run_id}:{pc}:{at_ms}")), *at_ms, now_ms);
+                }
+            }
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            queued
+        });
+        if queued {
+            self.wake_workers();
+        }
+        Ok(())
+    }
+
+    /// A task's due time came: fire `task_overdue` when it is still open.
+    pub async fn task_due(&self, job: &Job, now_ms: i64) -> Result<bool> {
+        let fired = in_write_tx!(self, tx => {
+            let task = sqlx::query("SELECT account_id, contact_id, status FROM tasks WHERE id = $1")
+                .bind(job.subject_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut fired = false;
+            if let Some(t) = task
+                && t.try_get::<String, _>("status")? == "open"
+            {
+                let account_id: i64 = t.try_get("account_id")?;
+                let contact_id: Option<i64> = t.try_get("contact_id")?;
+                let _event = fire_event!(tx, account_id, contact_id, "task_overdue", job.subject_id, now_ms);
+                fired = true;
+            }
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            fired
+        });
+        if fired {
+            self.wake_workers();
+        }
+        Ok(fired)
+    }
+
+    pub async fn tasks(
+        &self,
+        account_slug: Option<&str>,
+        filter: TaskFilter,
+        limit: i64,
+    ) -> Result<Vec<TaskView>> {
+        let (status_clause, due_before) = match filter {
+            TaskFilter::Open => ("t.status = 'open'", i64::MAX),
+            TaskFilter::OverdueAt(at) => ("t.status = 'open'", at),
+            TaskFilter::All => ("TRUE", i64::MAX),
+        };
+        let sql = format!(
+            "SELECT t.id, a.slug AS account, t.title, c.phone, t.due_at, t.assignee, t.status, t.call_id, \
+             k.recording_url, t.created_at FROM tasks t JOIN accounts a ON a.id = t.account_id \
+             LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN calls k ON k.id = t.call_id \
+             WHERE {status_clause} AND t.due_at < $1 AND ($2 IS NULL OR a.slug = $2) ORDER BY t.due_at, t.id LIMIT $3"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(due_before)
+                .bind(account_slug)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(TaskView {
+                    id: r.try_get("id")?,
+                    account: r.try_get("account")?,
+                    title: r.try_get("title")?,
+                    contact_phone: r.try_get("phone")?,
+                    due_at_ms: r.try_get("due_at")?,
+                    assignee: r.try_get("assignee")?,
+                    status: r.try_get("status")?,
+                    call_id: r.try_get("call_id")?,
+                    recording_url: r.try_get("recording_url")?,
+                    created_at_ms: r.try_get("created_at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Marks a task done; false when there is no such open task.
+    pub async fn complete_task(&self, id: i64, now_ms: i64) -> Result<bool> {
+        let done = in_write_tx!(self, tx => {
+            let row = sqlx::query(
+                "UPDATE tasks SET status = 'done', completed_at = $2 WHERE id = $1 AND status = 'open' RETURNING account_id, contact_id",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                Some(r) => {
+                    let account_id: i64 = r.try_get("account_id")?;
+                    let contact_id: Option<i64> = r.try_get("contact_id")?;
+                    sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'task_done', $3, $4)")
+                        .bind(account_id)
+                        .bind(contact_id)
+                        .bind(id)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    true
+                }
+                None => false,
+            }
+        });
+        Ok(done)
+    }
+
+    pub async fn contact_tags(&self, account_id: i64, phone: &str) -> Result<Vec<String>> {
+        on_pool!(self, pool => {
+            let tags: Vec<String> = sqlx::query_scalar(
+                "SELECT t.tag FROM contact_tags t JOIN contacts c ON c.id = t.contact_id \
+                 WHERE c.account_id = $1 AND c.phone = $2 ORDER BY t.tag_key",
+            )
+            .bind(account_id)
+            .bind(phone)
+            .fetch_all(pool)
+            .await?;
+            Ok(tags)
+        })
+    }
+
+    /// Recent runs with what each step did.
+    pub async fn runs(&self, account_id: i64, limit: i64) -> Result<Vec<RunView>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT r.id, w.name, r.version, r.trigger, c.phone, r.status, r.stop_reason, r.resume_at, r.started_at \
+                 FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id LEFT JOIN contacts c ON c.id = r.contact_id \
+                 WHERE r.account_id = $1 ORDER BY r.id DESC LIMIT $2",
+            )
+            .bind(account_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let id: i64 = r.try_get("id")?;
+                let log_rows = sqlx::query("SELECT place, what FROM run_log WHERE run_id = $1 ORDER BY id")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?;
+                let mut log = Vec::with_capacity(log_rows.len());
+                for l in log_rows {
+                    log.push((l.try_get("place")?, l.try_get("what")?));
+                }
+                out.push(RunView {
+                    id,
+                    workflow: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    trigger: r.try_get("trigger")?,
+                    contact_phone: r.try_get("phone")?,
+                    status: r.try_get("status")?,
+                    stop_reason: r.try_get("stop_reason")?,
+                    resume_at_ms: r.try_get("resume_at")?,
+                    started_at_ms: r.try_get("started_at")?,
+                    log,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
