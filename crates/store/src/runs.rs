@@ -506,10 +506,11 @@ impl Store {
                 Some(p) => (
                     sqlx::query_scalar(
                         "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
-                         AND kind = 'text_back' AND status <> 'canceled'",
+                         AND kind = 'text_back' AND status <> 'canceled' AND (call_id IS NULL OR call_id <> $3)",
                     )
                     .bind(account_id)
                     .bind(p)
+                    .bind(call_id.unwrap_or(-1))
                     .fetch_one(&mut *tx)
                     .await?,
                     sqlx::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")

@@ -5,8 +5,10 @@
 
 pub mod db;
 pub mod fake_twilio;
+pub mod receiver;
 pub mod test_app;
 
 pub use db::{Backend, TestDb};
 pub use fake_twilio::{FakeTwilio, Fault, SentMessage};
+pub use receiver::{Received, Receiver};
 pub use test_app::{TestApp, TestAppOptions};

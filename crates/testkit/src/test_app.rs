@@ -162,6 +162,13 @@ impl TestApp {
         self.worker().drain().await
     }
 
+    pub fn set_time(&self, to: &str) {
+        self.clock
+            .as_ref()
+            .expect("this test app has a manual clock")
+            .set(to.parse().expect("an RFC 3339 instant"));
+    }
+
     pub fn advance(&self, by: Duration) {
         self.clock
             .as_ref()

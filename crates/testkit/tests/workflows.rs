@@ -1,0 +1,567 @@
+//! Workflows end to end on both stores, driven with a manual clock: the recommended
+//! workflow, replies that stop follow-ups, one text back across automations, restarts in
+//! the middle of a wait, quiet hours, branches, team notifications, webhooks, tasks.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use textback_core::workflow::WorkflowSpec;
+use textback_store::TaskFilter;
+use textback_testkit::fake_twilio::ACCOUNT_SID;
+use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, TEAM_PHONE};
+use textback_testkit::{Backend, FakeTwilio, Receiver, TestApp, TestAppOptions, TestDb};
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = TestDb::create(Backend::Postgres).await else {
+                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    recommended_workflow_texts_tasks_tags_and_follows_up,
+    a_reply_before_the_wait_ends_stops_the_follow_up,
+    builtin_and_workflow_together_still_text_once,
+    a_restart_during_the_wait_changes_nothing,
+    a_follow_up_due_at_23_goes_out_at_8,
+    after_hours_branch_and_new_caller_filter,
+    team_notification_and_signed_webhook,
+    private_webhook_targets_are_refused_by_default,
+    no_reentry_and_version_pinning,
+    overdue_task_and_voicemail_triggers,
+    an_answered_call_stops_the_follow_up,
+);
+
+const CALLER: &str = "+15125550123";
+
+fn recommended() -> WorkflowSpec {
+    WorkflowSpec::recommended(MESSAGE)
+}
+
+fn spec(toml_text: &str) -> WorkflowSpec {
+    toml::from_str(toml_text).expect("workflow TOML")
+}
+
+/// An app with the built-in text back off and the given workflows on.
+async fn start(
+    url: &str,
+    workflows: &[WorkflowSpec],
+    options: TestAppOptions,
+) -> (TestApp, FakeTwilio, i64) {
+    let fake = FakeTwilio::start().await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            twilio: Some(fake.clone()),
+            manual_clock: true,
+            ..options
+        },
+    )
+    .await;
+    let (account, _) = app.seed_account(MESSAGE).await;
+    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
+    builtin.active = false;
+    app.save_workflow(account.id, &builtin, true).await;
+    for w in workflows {
+        app.save_workflow(account.id, w, false).await;
+    }
+    (app, fake, account.id)
+}
+
+async fn finish(app: TestApp, fake: FakeTwilio) {
+    app.stop().await;
+    fake.stop();
+}
+
+async fn text(app: &TestApp, from: &str, body: &str) {
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    let (status, _) = app
+        .post_signed(
+            "/webhooks/twilio/sms",
+            &[
+                ("MessageSid", &sid),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", from),
+                ("To", BUSINESS_NUMBER),
+                ("Body", body),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+fn bodies(fake: &FakeTwilio) -> Vec<String> {
+    fake.sent().into_iter().map(|m| m.body).collect()
+}
+
+async fn recommended_workflow_texts_tasks_tags_and_follows_up(url: &str) {
+    let (app, fake, account_id) = start(url, &[recommended()], TestAppOptions::default()).await;
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert_eq!(
+        bodies(&fake),
+        vec!["Hi there, it's Acme Plumbing. Sorry we missed your call! How can we help?"]
+    );
+    let call = app.store.call_by_carrier_id(&sid).await.unwrap().unwrap();
+    assert_eq!(call.text_back_status.as_deref(), Some("sent"));
+    let tasks = app
+        .store
+        .tasks(Some("acme-plumbing"), TaskFilter::Open, 10)
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].title, format!("Call back {CALLER}"));
+    // Monday 09:00 Chicago: due at the 17:00 close (23:00 UTC).
+    assert_eq!(
+        tasks[0].due_at_ms,
+        "2026-11-30T23:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
+    assert_eq!(
+        app.store.contact_tags(account_id, CALLER).await.unwrap(),
+        vec!["Missed Call"]
+    );
+    app.advance(Duration::from_secs(29 * 60));
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1, "nothing before the 30 minutes are up");
+    app.advance(Duration::from_secs(60));
+    app.drain().await;
+    let all = bodies(&fake);
+    assert_eq!(all.len(), 2);
+    assert!(
+        all[1].starts_with("Hi there, just checking in from Acme Plumbing"),
+        "{all:?}"
+    );
+    let thread = app
+        .store
+        .conversation("acme-plumbing", CALLER, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        thread.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
+        vec!["text_back", "follow_up"]
+    );
+    let runs = app.store.runs(account_id, 10).await.unwrap();
+    assert_eq!(runs[0].status, "done");
+    finish(app, fake).await;
+}
+
+async fn a_reply_before_the_wait_ends_stops_the_follow_up(url: &str) {
+    let (app, fake, account_id) = start(url, &[recommended()], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    app.advance(Duration::from_secs(10 * 60));
+    text(&app, CALLER, "Yes please, the kitchen sink is leaking").await;
+    app.advance(Duration::from_secs(60 * 60));
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1, "no follow-up after a reply");
+    let runs = app.store.runs(account_id, 10).await.unwrap();
+    assert_eq!(
+        (runs[0].status.as_str(), runs[0].stop_reason.as_deref()),
+        ("stopped", Some("contact_replied"))
+    );
+    finish(app, fake).await;
+}
+
+async fn builtin_and_workflow_together_still_text_once(url: &str) {
+    let (app, fake, account_id) = start(url, &[recommended()], TestAppOptions::default()).await;
+    app.save_workflow(account_id, &WorkflowSpec::builtin_text_back(MESSAGE), true)
+        .await;
+    let mut second = recommended();
+    second.name = "Another automation".into();
+    app.save_workflow(account_id, &second, false).await;
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1, "three automations, one text back");
+    let runs = app.store.runs(account_id, 10).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    let already = runs
+        .iter()
+        .filter(|r| {
+            r.log
+                .iter()
+                .any(|(_, what)| what.starts_with("already texted back"))
+        })
+        .count();
+    assert_eq!(already, 2, "{runs:#?}");
+    assert_eq!(
+        app.store
+            .call_by_carrier_id(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .text_back_status
+            .as_deref(),
+        Some("sent")
+    );
+    finish(app, fake).await;
+}
+
+async fn a_restart_during_the_wait_changes_nothing(url: &str) {
+    let (app, fake, _) = start(url, &[recommended()], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    app.advance(Duration::from_secs(10 * 60));
+    let app = app
+        .restart(TestAppOptions {
+            twilio: Some(fake.clone()),
+            manual_clock: true,
+            ..Default::default()
+        })
+        .await;
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1);
+    app.advance(Duration::from_secs(20 * 60));
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 2, "the follow-up survives the restart");
+    app.advance(Duration::from_secs(3600));
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 2, "and is sent once");
+    finish(app, fake).await;
+}
+
+async fn a_follow_up_due_at_23_goes_out_at_8(url: &str) {
+    let (app, fake, _) = start(url, &[recommended()], TestAppOptions::default()).await;
+    // Monday 22:30 in Chicago (04:30 UTC Tuesday).
+    app.set_time("2026-12-01T04:30:00Z");
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert_eq!(
+        fake.sent().len(),
+        1,
+        "the immediate text back is not held by quiet hours"
+    );
+    app.set_time("2026-12-01T05:00:00Z");
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1, "23:00: quiet hours");
+    app.set_time("2026-12-01T13:59:00Z");
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1, "07:59: still quiet");
+    app.set_time("2026-12-01T14:00:00Z");
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 2, "08:00: the follow-up");
+    finish(app, fake).await;
+}
+
+async fn after_hours_branch_and_new_caller_filter(url: &str) {
+    let after_hours = spec(
+        r#"
+name = "After hours"
+[trigger]
+type = "missed_call"
+business_hours = "closed"
+[[steps]]
+type = "send_sms"
+message = "{{business.name}} here: we're closed now and will call you first thing tomorrow."
+"#,
+    );
+    let open_new = spec(
+        r#"
+name = "Open, first-time callers"
+[trigger]
+type = "missed_call"
+business_hours = "open"
+contact = "new"
+[[steps]]
+type = "send_sms"
+message = "Hi from {{business.name}}! Sorry we missed you, we'll call right back."
+"#,
+    );
+    let (app, fake, _) = start(url, &[after_hours, open_new], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await; // Monday 09:00: open, new caller.
+    app.drain().await;
+    app.set_time("2026-12-01T03:00:00Z"); // Monday 21:00: closed.
+    app.missed_call("+15125550124", "busy").await;
+    app.drain().await;
+    app.set_time("2026-12-07T16:00:00Z"); // The next Monday 10:00: open, but a known caller.
+    let again = app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let b = bodies(&fake);
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert!(b[0].starts_with("Hi from Acme Plumbing!"));
+    assert!(b[1].contains("we're closed now"));
+    let call = app.store.call_by_carrier_id(&again).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            call.text_back_status.as_deref(),
+            call.text_back_reason.as_deref()
+        ),
+        (Some("skipped"), Some("no_workflow_matched"))
+    );
+    finish(app, fake).await;
+}
+
+fn verify(secret: &str, id: &str, ts: &str, body: &str, signature: &str) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    signature
+        .split(' ')
+        .any(|s| s == format!("v1,{}", b64.encode(mac.clone().finalize().into_bytes())))
+}
+
+async fn team_notification_and_signed_webhook(url: &str) {
+    let receiver = Receiver::start().await;
+    let notify = spec(&format!(
+        r#"
+name = "Tell the owner"
+[trigger]
+type = "missed_call"
+[[steps]]
+type = "notify_team"
+message = "Missed call from {{{{contact.name | default(contact.phone)}}}} at {{{{call.time}}}}; we texted them back."
+[[steps]]
+type = "webhook"
+url = "{}"
+"#,
+        receiver.url
+    ));
+    let (app, fake, account_id) =
+        start(url, &[notify, recommended()], TestAppOptions::default()).await;
+    receiver.answer_with(&[503]);
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let sent = fake.sent();
+    let to_team: Vec<_> = sent.iter().filter(|m| m.to == TEAM_PHONE).collect();
+    assert_eq!(to_team.len(), 1, "{sent:#?}");
+    assert_eq!(
+        to_team[0].body,
+        format!("Missed call from {CALLER} at 9:00 AM; we texted them back.")
+    );
+    // The receiver answered 503 once: retried later, delivered once.
+    assert_eq!(receiver.received().len(), 1);
+    app.advance(Duration::from_secs(600));
+    app.drain().await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    let secret = app
+        .store
+        .setting(&format!("webhook_secret:{account_id}"))
+        .await
+        .unwrap()
+        .expect("secret");
+    let r = &got[1];
+    assert!(verify(
+        &secret,
+        r.header("webhook-id").unwrap(),
+        r.header("webhook-timestamp").unwrap(),
+        &r.body,
+        r.header("webhook-signature").unwrap()
+    ));
+    let payload: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(payload["data"]["contact"]["phone"], CALLER);
+    assert_eq!(payload["data"]["workflow"], "Tell the owner");
+    let deliveries = app.store.deliveries(account_id, 10).await.unwrap();
+    assert_eq!(
+        (deliveries[0].status.as_str(), deliveries[0].attempts),
+        ("delivered", 2)
+    );
+    receiver.stop();
+    finish(app, fake).await;
+}
+
+async fn private_webhook_targets_are_refused_by_default(url: &str) {
+    let receiver = Receiver::start().await;
+    let hook = spec(&format!(
+        "name = \"Hook\"\n[trigger]\ntype = \"missed_call\"\n[[steps]]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        receiver.url
+    ));
+    let (app, fake, account_id) = start(
+        url,
+        &[hook],
+        TestAppOptions {
+            allow_private_webhooks: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert!(receiver.received().is_empty());
+    let d = &app.store.deliveries(account_id, 10).await.unwrap()[0];
+    assert_eq!(d.status, "refused");
+    assert!(
+        d.last_error
+            .as_deref()
+            .unwrap()
+            .contains("TEXTBACK_ALLOW_PRIVATE_WEBHOOKS")
+    );
+    receiver.stop();
+    finish(app, fake).await;
+}
+
+async fn no_reentry_and_version_pinning(url: &str) {
+    let mut once = recommended();
+    once.allow_reentry = false;
+    let (app, fake, account_id) = start(url, &[once.clone()], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    // Edited while the run waits: the run finishes on version 1.
+    let mut edited = once.clone();
+    if let Some(textback_core::workflow::StepSpec::If { otherwise, .. }) = edited.steps.last_mut() {
+        *otherwise = vec![textback_core::workflow::StepSpec::SendSms {
+            message: "{{business.name}}: version two follow-up".into(),
+        }];
+    }
+    app.save_workflow(account_id, &edited, false).await;
+    app.advance(Duration::from_secs(30 * 60));
+    app.drain().await;
+    let b = bodies(&fake);
+    assert!(
+        b[1].starts_with("Hi there, just checking in"),
+        "the run kept its version: {b:?}"
+    );
+    // The same caller again, after the cooldown: no re-entry.
+    app.advance(Duration::from_secs(3600));
+    let again = app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 2);
+    let call = app.store.call_by_carrier_id(&again).await.unwrap().unwrap();
+    assert_eq!(
+        call.text_back_reason.as_deref(),
+        Some("no_workflow_matched")
+    );
+    // A new caller runs version 2.
+    app.missed_call("+15125550124", "no-answer").await;
+    app.drain().await;
+    app.advance(Duration::from_secs(30 * 60));
+    app.drain().await;
+    assert_eq!(
+        bodies(&fake).last().map(String::as_str),
+        Some("Acme Plumbing: version two follow-up")
+    );
+    finish(app, fake).await;
+}
+
+async fn overdue_task_and_voicemail_triggers(url: &str) {
+    let overdue = spec(
+        r#"
+name = "Escalate overdue callbacks"
+[trigger]
+type = "task_overdue"
+[[steps]]
+type = "notify_team"
+message = "Overdue: nobody has called back {{contact.phone}} yet."
+"#,
+    );
+    let voicemail = spec(
+        r#"
+name = "Voicemail received"
+[trigger]
+type = "voicemail_left"
+[[steps]]
+type = "add_tag"
+tag = "Voicemail"
+"#,
+    );
+    let mut task_only = recommended();
+    task_only.steps.truncate(2);
+    let (app, fake, account_id) = start(
+        url,
+        &[task_only, overdue, voicemail],
+        TestAppOptions::default(),
+    )
+    .await;
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let recording = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1";
+    app.post_signed(
+        "/webhooks/twilio/voice/recording",
+        &[
+            ("CallSid", &sid),
+            ("From", CALLER),
+            ("To", BUSINESS_NUMBER),
+            ("RecordingUrl", recording),
+        ],
+    )
+    .await;
+    app.drain().await;
+    assert_eq!(
+        app.store.contact_tags(account_id, CALLER).await.unwrap(),
+        vec!["Voicemail"]
+    );
+    let tasks = app.store.tasks(None, TaskFilter::Open, 10).await.unwrap();
+    assert_eq!(
+        tasks[0].recording_url.as_deref(),
+        Some(recording),
+        "the task carries the voicemail"
+    );
+    // 17:00 passes with the task open.
+    app.set_time("2026-11-30T23:00:01Z");
+    app.drain().await;
+    let to_team: Vec<_> = fake
+        .sent()
+        .into_iter()
+        .filter(|m| m.to == TEAM_PHONE)
+        .collect();
+    assert_eq!(to_team.len(), 1);
+    assert_eq!(
+        app.store
+            .tasks(None, TaskFilter::OverdueAt(app.state.now_ms()), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        app.store
+            .complete_task(tasks[0].id, app.state.now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !app.store
+            .complete_task(tasks[0].id, app.state.now_ms())
+            .await
+            .unwrap(),
+        "done once"
+    );
+    assert!(
+        app.store
+            .tasks(None, TaskFilter::Open, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    finish(app, fake).await;
+}
+
+async fn an_answered_call_stops_the_follow_up(url: &str) {
+    let (app, fake, account_id) = start(url, &[recommended()], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    app.advance(Duration::from_secs(5 * 60));
+    // The caller tries again and someone picks up.
+    let sid = textback_testkit::test_app::new_call_sid();
+    app.ring(&sid, CALLER, BUSINESS_NUMBER).await;
+    app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "completed")
+        .await;
+    app.advance(Duration::from_secs(3600));
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1);
+    let runs = app.store.runs(account_id, 10).await.unwrap();
+    assert_eq!(runs[0].stop_reason.as_deref(), Some("call_answered"));
+    finish(app, fake).await;
+}
