@@ -5,10 +5,12 @@
 use serde::Serialize;
 use textback_carriers::twilio::TwilioClient;
 use textback_carriers::twilio::client::IncomingNumber;
-use textback_core::MessageTemplate;
 use textback_core::carrier_error::{Effect, describe};
 use textback_core::phone::redact;
-use textback_store::{AccountRecord, CallView, ErrorCount, NumberRecord, Store, StoreError};
+use textback_core::workflow::{Instr, TriggerKind, Workflow, WorkflowSpec};
+use textback_store::{
+    AccountRecord, CallView, ErrorCount, NumberRecord, Store, StoreError, WorkflowRecord,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +54,7 @@ pub enum CarrierView {
 
 pub struct AccountFacts {
     pub account: AccountRecord,
+    pub workflows: Vec<WorkflowRecord>,
     pub numbers: Vec<(NumberRecord, CarrierView)>,
     pub errors: Vec<ErrorCount>,
     pub last_missed: Option<CallView>,
@@ -111,45 +114,64 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
         }
     }
 
-    if f.account.text_back_enabled {
-        add(
-            None,
-            "text_back",
-            Status::Pass,
-            "text back is on".into(),
-            None,
-        );
-    } else {
-        add(
+    // Which automations would text a missed call, and whether each one is valid.
+    let mut texting = Vec::new();
+    for w in f.workflows.iter().filter(|w| w.active) {
+        let compiled = serde_json::from_str::<WorkflowSpec>(&w.spec)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| Workflow::from_spec(&spec).map_err(|e| e.to_string()));
+        match compiled {
+            Err(e) => add(
+                None,
+                "workflows",
+                Status::Fail,
+                format!("workflow {:?} is not valid: {e}", w.name),
+                Some("fix it in the account file and apply".into()),
+            ),
+            Ok(wf) => {
+                let texts = wf
+                    .program
+                    .instrs
+                    .iter()
+                    .any(|i| matches!(i, Instr::SendSms { .. }));
+                if wf.trigger.kind == TriggerKind::MissedCall && texts {
+                    texting.push(w.name.clone());
+                }
+            }
+        }
+    }
+    match texting.len() {
+        0 => add(
             None,
             "text_back",
             Status::Warn,
-            "text back is off: missed calls are recorded but not texted".into(),
-            Some("set [accounts.text_back] enabled = true and apply".into()),
-        );
-    }
-    match MessageTemplate::parse(&f.account.text_back_template) {
-        Ok(_) => add(
+            "no active automation texts missed calls: they are recorded but not texted".into(),
+            Some("turn on [accounts.text_back] or a missed_call workflow and apply".into()),
+        ),
+        1 => add(
             None,
-            "message",
+            "text_back",
             Status::Pass,
-            "the text back message is valid".into(),
+            format!("missed calls are texted back by {:?}", texting[0]),
             None,
         ),
-        Err(e) => add(
+        _ => add(
             None,
-            "message",
-            Status::Fail,
-            format!("the text back message is not valid: {e}"),
-            Some("fix [accounts.text_back] message and apply".into()),
+            "text_back",
+            Status::Pass,
+            format!(
+                "missed calls are texted back by {} automations ({}); each call still gets one text back, the others record \"already texted back\"",
+                texting.len(),
+                texting.join(", ")
+            ),
+            None,
         ),
     }
     add(
         None,
         "automations",
         Status::Pass,
-        "one automation texts missed calls (the built-in text back), so no call is texted twice"
-            .into(),
+        "one text back per missed call is enforced across all automations".into(),
         None,
     );
 
@@ -333,6 +355,7 @@ pub async fn gather(
         }
         let since = now_ms - ERROR_WINDOW_DAYS * 24 * 3600 * 1000;
         out.push(AccountFacts {
+            workflows: store.workflows_of_account(account.id).await?,
             errors: store.carrier_errors_since(account.id, since).await?,
             last_missed: store.last_missed_call(account.id).await?,
             account,
@@ -401,6 +424,18 @@ mod tests {
                 },
                 view,
             )],
+            workflows: vec![WorkflowRecord {
+                id: 1,
+                account_id: 1,
+                name: "Text back (built-in)".into(),
+                builtin: true,
+                active: true,
+                version: 1,
+                spec: WorkflowSpec::builtin_text_back(
+                    "{{business.name}} here, sorry we missed you!",
+                )
+                .versioned_json(),
+            }],
             errors: vec![],
             last_missed: None,
             public_url: "https://tb.example.com".into(),
@@ -454,6 +489,21 @@ mod tests {
                 .unwrap()
                 .contains("https://tb.example.com/webhooks/twilio/voice")
         );
+    }
+
+    #[test]
+    fn automations_are_counted_and_broken_ones_fail() {
+        let mut x = facts(false, CarrierView::NotChecked, "approved");
+        let f = evaluate(&x);
+        assert!(f.iter().any(|f| f.check == "text_back"
+            && f.status == Status::Pass
+            && f.message.contains("Text back (built-in)")));
+        x.workflows[0].active = false;
+        assert_eq!(status_of(&evaluate(&x), "text_back"), Status::Warn);
+        x.workflows[0].active = true;
+        x.workflows[0].spec =
+            WorkflowSpec::builtin_text_back("Hey {{contact.first_name}}").versioned_json();
+        assert_eq!(status_of(&evaluate(&x), "workflows"), Status::Fail);
     }
 
     #[test]

@@ -178,6 +178,38 @@ async fn quick_start_on_the_sandbox() {
     let messages = stdout(&textback(&dir.0, &[], &["messages"]));
     assert_eq!(messages.lines().count(), 1, "{messages}");
 
+    // The recommended workflow left a callback task and a run waiting for its follow-up.
+    let tasks = stdout(&textback(&dir.0, &[], &["tasks"]));
+    assert_eq!(tasks.lines().count(), 1, "{tasks}");
+    assert!(tasks.contains("[open]  Call back +15125550123"), "{tasks}");
+    let id = tasks.split_whitespace().next().unwrap().to_owned();
+    let done = textback(&dir.0, &[], &["tasks", "done", &id]);
+    assert!(done.status.success(), "{done:?}");
+    assert!(stdout(&textback(&dir.0, &[], &["tasks"])).is_empty());
+    assert!(
+        !textback(&dir.0, &[], &["tasks", "done", &id])
+            .status
+            .success(),
+        "done once"
+    );
+    let workflows = stdout(&textback(
+        &dir.0,
+        &[],
+        &["workflows", "--account", "acme-plumbing", "--runs"],
+    ));
+    assert!(
+        workflows.contains("Missed call  version 1  active"),
+        "{workflows}"
+    );
+    assert!(
+        workflows.contains("missed_call  +15125550123  waiting until"),
+        "{workflows}"
+    );
+    assert!(
+        workflows.contains("create_task: task 1: Call back +15125550123"),
+        "{workflows}"
+    );
+
     let (clean, log) = server.terminate();
     assert!(clean, "graceful shutdown on SIGTERM: {log}");
     assert!(log.contains("stopped"), "{log}");
