@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use textback_core::workflow::{BUILTIN_NAME, QuietHours, Workflow, WorkflowSpec};
+use textback_core::lint::{LintInput, MessageKind, Severity, lint};
+use textback_core::workflow::{
+    BUILTIN_NAME, QuietHours, StepSpec, TriggerSpec, Workflow, WorkflowSpec,
+};
 use textback_core::{
     AccountSlug, BusinessHours, HumanDuration, MessageTemplate, Phone, TimeZoneName,
 };
@@ -116,6 +119,86 @@ struct Planned {
     workflows: Vec<(WorkflowSpec, bool)>,
     /// Names of the explicit workflows, when the file lists them.
     keep: Option<Vec<String>>,
+    /// Linter warnings on the account's messages, reported with the changes.
+    warnings: Vec<String>,
+}
+
+/// Runs the linter on one message: errors reject the file, warnings are reported.
+fn lint_message(
+    place: &str,
+    text: &str,
+    kind: MessageKind,
+    account: &AccountSpec,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApplyError> {
+    let report = lint(&LintInput {
+        text,
+        kind,
+        business_name: Some(account.name.trim()),
+        booking_link: account.booking_link.as_deref(),
+    });
+    for f in &report.findings {
+        match f.severity {
+            Severity::Error => return Err(invalid(place, format!("{}: {}", f.rule, f.message))),
+            Severity::Warning => {
+                warnings.push(format!("warning: {place}: {}: {}", f.rule, f.message))
+            }
+            Severity::Info => {}
+        }
+    }
+    Ok(())
+}
+
+/// Lints every message of a workflow: a `send_sms` before any wait of a missed-call
+/// workflow is the text back; later ones are follow-ups; team texts are replies.
+fn lint_steps(
+    place: &str,
+    steps: &[StepSpec],
+    mut waited: bool,
+    missed_call: bool,
+    account: &AccountSpec,
+    warnings: &mut Vec<String>,
+) -> Result<bool, ApplyError> {
+    for (i, step) in steps.iter().enumerate() {
+        let here = format!("{place}.steps[{i}]");
+        match step {
+            StepSpec::SendSms { message } => {
+                let kind = if missed_call && !waited {
+                    MessageKind::TextBack
+                } else {
+                    MessageKind::FollowUp
+                };
+                lint_message(&here, message, kind, account, warnings)?;
+            }
+            StepSpec::NotifyTeam { message, .. } => {
+                lint_message(&here, message, MessageKind::Reply, account, warnings)?
+            }
+            StepSpec::Wait { .. } => waited = true,
+            StepSpec::If {
+                then, otherwise, ..
+            } => {
+                let a = lint_steps(
+                    &format!("{here}.then"),
+                    then,
+                    waited,
+                    missed_call,
+                    account,
+                    warnings,
+                )?;
+                let b = lint_steps(
+                    &format!("{here}.else"),
+                    otherwise,
+                    waited,
+                    missed_call,
+                    account,
+                    warnings,
+                )?;
+                waited = a || b;
+            }
+            _ => {}
+        }
+    }
+    Ok(waited)
 }
 
 pub fn parse(text: &str) -> Result<AccountFile, ApplyError> {
@@ -168,6 +251,16 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             .unwrap_or_else(|| DEFAULT_MESSAGE.to_owned());
         MessageTemplate::parse(&message)
             .map_err(|e| invalid(format!("{at}.text_back.message"), e))?;
+        let mut warnings = Vec::new();
+        if tb.is_some_and(|t| t.message.is_some()) {
+            lint_message(
+                &format!("{at}.text_back.message"),
+                &message,
+                MessageKind::TextBack,
+                a,
+                &mut warnings,
+            )?;
+        }
         let cooldown = tb
             .and_then(|t| t.cooldown)
             .map(|d| d.as_secs() as i64)
@@ -285,6 +378,8 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                         ));
                     }
                     Workflow::from_spec(w).map_err(|e| invalid(&wp, e))?;
+                    let missed_call = matches!(w.trigger, TriggerSpec::MissedCall { .. });
+                    lint_steps(&wp, &w.steps, false, missed_call, a, &mut warnings)?;
                     if names.contains(&w.name.trim().to_owned()) {
                         return Err(invalid(wp, "two workflows have this name"));
                     }
@@ -301,6 +396,7 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             numbers,
             workflows,
             keep,
+            warnings,
         });
     }
     Ok(planned)
@@ -445,6 +541,7 @@ pub async fn apply(store: &Store, text: &str, now_ms: i64) -> Result<Vec<String>
                 spec.name, p.account.slug
             ));
         }
+        report.extend(p.warnings.iter().cloned());
         if let Some(keep) = &p.keep {
             for name in store
                 .deactivate_other_workflows(account_id, keep, now_ms)

@@ -83,6 +83,20 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Grade a message: segments, encoding, and what good missed-call texts do.
+    Lint {
+        /// The message (read from standard input when left out).
+        message: Vec<String>,
+        /// Grade with this account's business name and booking link.
+        #[arg(long)]
+        account: Option<String>,
+        /// What the message is: text-back (default), follow-up or reply.
+        #[arg(long, default_value = "text-back")]
+        kind: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// An account's workflows, and what their recent runs did.
     Workflows {
         #[arg(long)]
@@ -441,6 +455,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Lint {
+            message,
+            account,
+            kind,
+            json,
+        } => lint_command(&database_url, message, account, &kind, json).await,
         Command::Workflows { account, runs } => {
             let store = open_store(&database_url).await?;
             let Some(acct) = store.account_by_slug(&account).await? else {
@@ -500,6 +520,90 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+    }
+}
+
+async fn lint_command(
+    database_url: &str,
+    message: Vec<String>,
+    account: Option<String>,
+    kind: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    use std::io::Read;
+    use textback_core::lint::{LintInput, MessageKind, Severity, lint};
+    let kind = match kind {
+        "text-back" | "text_back" => MessageKind::TextBack,
+        "follow-up" | "follow_up" => MessageKind::FollowUp,
+        "reply" => MessageKind::Reply,
+        other => {
+            return Err(CliError::Refused(format!(
+                "--kind {other:?}: use text-back, follow-up or reply"
+            )));
+        }
+    };
+    let text = if message.is_empty() {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            CliError::Refused(format!("cannot read the message from standard input: {e}"))
+        })?;
+        s.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        message.join(" ")
+    };
+    let acct = match &account {
+        Some(slug) => {
+            let store = open_store(database_url).await?;
+            Some(
+                store
+                    .account_by_slug(slug)
+                    .await?
+                    .ok_or_else(|| CliError::Refused(format!("no account {slug:?}")))?,
+            )
+        }
+        None => None,
+    };
+    let report = lint(&LintInput {
+        text: &text,
+        kind,
+        business_name: acct.as_ref().map(|a| a.name.as_str()),
+        booking_link: acct.as_ref().and_then(|a| a.booking_link.as_deref()),
+    });
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_else(|_| "{}".into())
+        );
+    } else {
+        let (lo, hi) = report.rendered_segments;
+        let rendered = if lo == hi {
+            format!("{hi}")
+        } else {
+            format!("{lo} to {hi}")
+        };
+        println!(
+            "{}, {} segment(s), {} characters; rendered for real contacts: {rendered} segment(s)",
+            report.encoding, report.segments, report.characters
+        );
+        for f in &report.findings {
+            let label = match f.severity {
+                Severity::Error => "error  ",
+                Severity::Warning => "warning",
+                Severity::Info => "info   ",
+            };
+            println!("{label}  {}: {}", f.rule, f.message);
+        }
+        if let (Some(s), Some(n)) = (&report.suggestion, report.suggestion_segments) {
+            println!("suggestion ({n} segment(s)): {s}");
+        }
+        if report.findings.iter().all(|f| f.severity == Severity::Info) {
+            println!("looks good");
+        }
+    }
+    if report.has_errors() {
+        Err(CliError::Refused("the message has errors".into()))
+    } else {
+        Ok(())
     }
 }
 
