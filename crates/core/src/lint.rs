@@ -510,7 +510,7 @@ mod tests {
     fn a_curly_apostrophe_is_caught_with_the_gsm_suggestion() {
         let m = format!(
             "Hi, it\u{2019}s Acme Plumbing, sorry we missed your call. {} Reply here.",
-            "We are on a job across town today but will call you back.".repeat(1)
+            "We are on a job across town today but will call you back."
         );
         let r = text_back(&m);
         assert_eq!(r.encoding, "UCS-2");
