@@ -51,7 +51,8 @@ impl Worker {
         let mut set = JoinSet::new();
         for job in jobs {
             let state = self.state.clone();
-            set.spawn(async move { run_job(&state, job).await });
+            let name = self.name.clone();
+            set.spawn(async move { run_job(&state, &name, job).await });
         }
         while set.join_next().await.is_some() {}
         n
@@ -95,29 +96,53 @@ impl Worker {
     }
 }
 
-async fn run_job(state: &AppState, job: Job) {
+/// Runs a job, then the follow-on jobs it created for right now (the run it started, the
+/// text it queued), each claimed by id under the usual lease: one missed call goes from
+/// trigger to carrier in one task, without waiting for another claim round.
+async fn run_job(state: &AppState, worker: &str, job: Job) {
+    let mut next = run_one(state, job).await;
+    while let Some(id) = next.pop() {
+        match state
+            .store
+            .claim_job(id, worker, state.now_ms(), LEASE)
+            .await
+        {
+            Ok(Some(job)) => next.extend(run_one(state, job).await),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(job = id, error = %e, "could not claim a follow-on job; a worker will pick it up")
+            }
+        }
+    }
+}
+
+async fn run_one(state: &AppState, job: Job) -> Vec<i64> {
     let result = match job.kind {
         JobKind::Trigger => start_runs(state, &job).await,
         JobKind::AdvanceRun => advance_run(state, &job).await,
-        JobKind::SendMessage => send(state, &job).await,
-        JobKind::TaskDue => task_due(state, &job).await,
-        JobKind::Webhook => deliver(state, &job).await,
+        JobKind::SendMessage => send(state, &job).await.map(|()| Vec::new()),
+        JobKind::TaskDue => task_due(state, &job).await.map(|()| Vec::new()),
+        JobKind::Webhook => deliver(state, &job).await.map(|()| Vec::new()),
     };
-    if let Err(failure) = result {
-        let delay = failure
-            .retry_after
-            .unwrap_or_else(|| retry_delay(job.attempts));
-        let run_at = state.now_ms() + delay.as_millis() as i64;
-        match state.store.retry_job(&job, &failure.message, run_at).await {
-            Ok(true) => {
-                tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed; will retry")
+    match result {
+        Ok(next) => next,
+        Err(failure) => {
+            let delay = failure
+                .retry_after
+                .unwrap_or_else(|| retry_delay(job.attempts));
+            let run_at = state.now_ms() + delay.as_millis() as i64;
+            match state.store.retry_job(&job, &failure.message, run_at).await {
+                Ok(true) => {
+                    tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed; will retry")
+                }
+                Ok(false) => {
+                    tracing::error!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed for the last time")
+                }
+                Err(e) => {
+                    tracing::error!(job = job.id, error = %e, "could not reschedule job; its lease will expire")
+                }
             }
-            Ok(false) => {
-                tracing::error!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed for the last time")
-            }
-            Err(e) => {
-                tracing::error!(job = job.id, error = %e, "could not reschedule job; its lease will expire")
-            }
+            Vec::new()
         }
     }
 }
@@ -140,16 +165,16 @@ impl From<textback_store::StoreError> for JobFailure {
 /// Line types are cached this long (about three months).
 const LOOKUP_MAX_AGE_MS: i64 = 90 * 24 * 3600 * 1000;
 
-async fn start_runs(state: &AppState, job: &Job) -> Result<(), JobFailure> {
-    let runs = state
+async fn start_runs(state: &AppState, job: &Job) -> Result<Vec<i64>, JobFailure> {
+    let jobs = state
         .store
         .start_runs(job, state.now_ms(), plan_start)
         .await?;
-    tracing::debug!(event = job.subject_id, runs = runs.len(), "trigger handled");
-    Ok(())
+    tracing::debug!(event = job.subject_id, runs = jobs.len(), "trigger handled");
+    Ok(jobs)
 }
 
-async fn advance_run(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+async fn advance_run(state: &AppState, job: &Job) -> Result<Vec<i64>, JobFailure> {
     look_up_line_type(state, job.subject_id).await?;
     let now = state.clock.now();
     let carrier_of = |c: &str| state.carrier_for(c);
@@ -163,8 +188,8 @@ async fn advance_run(state: &AppState, job: &Job) -> Result<(), JobFailure> {
                 .unwrap_or("sandbox");
             plan_run(input, now, carrier)
         })
-        .await?;
-    Ok(())
+        .await
+        .map_err(JobFailure::from)
 }
 
 async fn task_due(state: &AppState, job: &Job) -> Result<(), JobFailure> {

@@ -74,14 +74,14 @@ pub fn retry_delay(attempts: i64) -> Duration {
 }
 
 /// Enqueues a job on an open transaction; a job whose unique key is already queued is
-/// not added twice. Evaluates to whether a row was inserted.
+/// not added twice. Evaluates to the new job's id, if one was inserted.
 macro_rules! enqueue {
     ($tx:expr, $kind:expr, $subject:expr, $unique_key:expr, $run_at:expr, $now:expr) => {{
         let kind: $crate::JobKind = $kind;
         let unique_key: Option<String> = $unique_key;
-        sqlx::query(
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO jobs (kind, subject_id, unique_key, run_at, max_attempts, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (unique_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (unique_key) DO NOTHING RETURNING id",
         )
         .bind(kind.as_str())
         .bind($subject)
@@ -89,10 +89,9 @@ macro_rules! enqueue {
         .bind($run_at)
         .bind(kind.max_attempts())
         .bind($now)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected()
-            > 0
+        .fetch_optional(&mut *$tx)
+        .await?;
+        id
     }};
 }
 
@@ -110,7 +109,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         let added = in_write_tx!(self, tx => {
-            enqueue!(tx, kind, subject_id, unique_key.map(str::to_owned), run_at_ms, now_ms)
+            enqueue!(tx, kind, subject_id, unique_key.map(str::to_owned), run_at_ms, now_ms).is_some()
         });
         if added {
             self.wake_workers();
@@ -159,6 +158,42 @@ impl Store {
             jobs
         });
         Ok(rows)
+    }
+
+    /// Claims one job by id, when it is queued and nobody holds it: a worker that just
+    /// created follow-on work runs it at once, under the same lease rules as any claim.
+    pub async fn claim_job(
+        &self,
+        job_id: i64,
+        worker: &str,
+        now_ms: i64,
+        lease: Duration,
+    ) -> Result<Option<Job>> {
+        let until = now_ms + lease.as_millis() as i64;
+        let job = in_write_tx!(self, tx => {
+            let row = sqlx::query(
+                "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1 \
+                 WHERE id = $3 AND status = 'queued' AND run_at <= $4 AND (locked_until IS NULL OR locked_until <= $4) \
+                 RETURNING id, kind, subject_id, attempts, max_attempts",
+            )
+            .bind(until)
+            .bind(worker)
+            .bind(job_id)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                Some(r) => Some(Job {
+                    id: r.try_get("id")?,
+                    kind: JobKind::parse(r.try_get::<&str, _>("kind")?)?,
+                    subject_id: r.try_get("subject_id")?,
+                    attempts: r.try_get("attempts")?,
+                    max_attempts: r.try_get("max_attempts")?,
+                }),
+                None => None,
+            }
+        });
+        Ok(job)
     }
 
     pub async fn complete_job(&self, job_id: i64) -> Result<()> {

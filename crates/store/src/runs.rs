@@ -249,6 +249,7 @@ pub enum TaskFilter {
 
 impl Store {
     /// Starts the runs a trigger event matches, in one transaction with the event's job.
+    /// Returns the ids of the jobs that will advance the new runs.
     pub async fn start_runs(
         &self,
         job: &Job,
@@ -371,9 +372,10 @@ impl Store {
                 .bind(now_ms)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if let Some(id) = id {
-                    let _queued = enqueue!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, now_ms);
-                    started.push(id);
+                if let Some(id) = id
+                    && let Some(job) = enqueue!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, now_ms)
+                {
+                    started.push(job);
                 }
             }
             if let (Some(call_id), true, Some(reason)) = (call_id, kind == "missed_call" && decided.runs.is_empty(), &decided.none_reason) {
@@ -399,28 +401,29 @@ impl Store {
 
     /// Advances one run: reads its facts, asks `plan` (pure: engine, rules, templates),
     /// carries out the actions, and records where the run stands, all in one transaction.
+    /// Returns the ids of the jobs it queued to run now (sends, webhooks).
     pub async fn advance_run(
         &self,
         job: &Job,
         now_ms: i64,
         plan: impl FnOnce(&RunInput) -> RunPlan,
-    ) -> Result<()> {
+    ) -> Result<Vec<i64>> {
         let for_update = self.for_update();
         let run_sql = format!(
             "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
              resume_at, started_at FROM workflow_runs WHERE id = $1{for_update}"
         );
-        let queued = in_write_tx!(self, tx => 'done: {
+        let queued: Vec<i64> = in_write_tx!(self, tx => 'done: {
             let run = sqlx::query(sqlx::AssertSqlSafe(run_sql)).bind(job.subject_id).fetch_optional(&mut *tx).await?;
             let Some(run) = run else {
                 sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
-                break 'done false;
+                break 'done Vec::new();
             };
             let status: String = run.try_get("status")?;
             let resume_at: Option<i64> = run.try_get("resume_at")?;
             if !matches!(status.as_str(), "active" | "waiting") || resume_at.is_some_and(|t| t > now_ms) {
                 sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
-                break 'done false;
+                break 'done Vec::new();
             }
             let run_id: i64 = run.try_get("id")?;
             let account_id: i64 = run.try_get("account_id")?;
@@ -537,7 +540,7 @@ impl Store {
                 caller_line_type,
             };
             let decided = plan(&input);
-            let mut queued = false;
+            let mut queued: Vec<i64> = Vec::new();
             let conversation_id: Option<i64> = match (contact_id, number_id) {
                 (Some(c), Some(n)) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
                 _ => None,
@@ -569,8 +572,7 @@ impl Store {
                         .await?;
                         match inserted {
                             Some(id) => {
-                                let _q = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
-                                queued = true;
+                                queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));
                                 sqlx::query(
                                     "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
                                 )
@@ -617,8 +619,7 @@ impl Store {
                         .bind(now_ms)
                         .fetch_one(&mut *tx)
                         .await?;
-                        let _q = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
-                        queued = true;
+                        queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));
                         logs.push(log(kind, "queued"));
                     }
                     RunAction::Task { title, due_at_ms, assignee } => {
@@ -681,8 +682,7 @@ impl Store {
                             .bind(now_ms)
                             .fetch_one(&mut *tx)
                             .await?;
-                            let _q = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
-                            queued = true;
+                            queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));
                         }
                         logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
                     }
@@ -698,8 +698,7 @@ impl Store {
                         .bind(now_ms)
                         .fetch_one(&mut *tx)
                         .await?;
-                        let _q = enqueue!(tx, JobKind::Webhook, id, Some(format!("webhook:{id}")), now_ms, now_ms);
-                        queued = true;
+                        queued.extend(enqueue!(tx, JobKind::Webhook, id, Some(format!("webhook:{id}")), now_ms, now_ms));
                         logs.push(log("webhook", url));
                     }
                     RunAction::Log { place, what } => logs.push((place.clone(), what.clone())),
@@ -747,10 +746,10 @@ impl Store {
             sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
             queued
         });
-        if queued {
+        if !queued.is_empty() {
             self.wake_workers();
         }
-        Ok(())
+        Ok(queued)
     }
 
     /// A task's due time came: fire `task_overdue` when it is still open.

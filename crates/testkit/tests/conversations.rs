@@ -425,8 +425,31 @@ async fn team_replies_go_through_the_outbox(url: &str) {
         thread.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
         vec!["text_back", "inbound", "reply"]
     );
-    // Refusals are specific and change nothing.
+    // A reply queued just before the contact says STOP is stopped by the sender's final
+    // consent check, the last step before the carrier.
+    let late = Reply {
+        body: "One more thing!".into(),
+        ..reply.clone()
+    };
+    app.store
+        .queue_reply(&late, app.state.now_ms())
+        .await
+        .unwrap()
+        .expect("queued");
     text(&app, CALLER, "STOP", &[]).await;
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 2, "the late reply never left");
+    let last = app
+        .store
+        .conversation("acme-plumbing", CALLER, 10)
+        .await
+        .unwrap();
+    let late_msg = last.iter().find(|m| m.body == "One more thing!").unwrap();
+    assert_eq!(
+        (late_msg.status.as_str(), late_msg.error_message.as_deref()),
+        ("canceled", Some("opted_out"))
+    );
+    // Refusals are specific and change nothing.
     assert_eq!(
         app.store
             .queue_reply(&reply, app.state.now_ms())

@@ -775,24 +775,26 @@ async fn stop_opts_out_and_no_text_follows(url: &str) {
         "never a text to someone who said STOP"
     );
 
-    // Opted out after the text was queued but before it left: the sender's final check.
+    // Opted out while the text was still waiting to go out (the carrier failed the first
+    // attempt): it never goes.
     assert_eq!(text("start").await, 200);
+    fake.push_fault(Fault::ServerError);
     let sid = app.missed_call(CALLER, "no-answer").await;
-    // The trigger starts the run, the run queues the text back; then the contact opts out;
-    // then the sender runs.
-    app.worker().step().await;
-    app.worker().step().await;
+    app.drain().await;
+    assert_eq!(fake.create_requests(), 1);
     assert_eq!(
         call(&app, &sid).await.text_back_status.as_deref(),
         Some("queued")
     );
     assert_eq!(text("STOP").await, 200);
+    app.advance(Duration::from_secs(3600));
     app.drain().await;
     let c = call(&app, &sid).await;
     assert_eq!(
         (c.text_back_status.as_deref(), c.text_back_reason.as_deref()),
         (Some("canceled"), Some("opted_out"))
     );
-    assert_eq!(fake.create_requests(), 0);
+    assert_eq!(fake.create_requests(), 1, "no second attempt after STOP");
+    assert!(fake.sent().is_empty());
     finish(app, fake).await;
 }
