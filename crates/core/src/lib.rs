@@ -14,6 +14,7 @@ pub mod phone;
 pub mod segments;
 pub mod template;
 pub mod text_back;
+pub mod variants;
 pub mod workflow;
 
 pub use account::{AccountSlug, TimeZoneName};

@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 use textback_core::text_back::decide;
 use textback_core::workflow::{
     Effect, Instr, Next, QuietHours, RunContext, SendKind, TriggerFacts, TriggerKind, Workflow,
-    WorkflowSpec, advance,
+    WorkflowSpec, advance, choose_variant,
 };
 use textback_core::{
     BusinessHours, CallerId, MessageTemplate, Phone, RenderContext, TextBackDecision, TextBackFacts,
@@ -177,6 +177,8 @@ fn text_back(
         Ok(body) => RunAction::TextBack {
             body,
             carrier: carrier.to_owned(),
+            variant: None,
+            step: String::new(),
         },
         Err(e) => RunAction::TextBackNotSent {
             status: "failed".into(),
@@ -237,13 +239,28 @@ pub fn plan_run(input: &RunInput, now: Timestamp, carrier: &str) -> RunPlan {
     for effect in effects {
         match effect {
             Effect::SendSms { pc, kind } => {
-                let (Some(Instr::SendSms { template }), place) =
+                let (Some(Instr::SendSms { variants }), place) =
                     (program.instrs.get(pc), &program.places[pc])
                 else {
                     continue;
                 };
+                // Random by weight, fixed per run: the contact keeps their variant.
+                let Some(chosen) = variants.get(choose_variant(variants, input.run_id as u64))
+                else {
+                    continue;
+                };
+                let template = &chosen.template;
+                let variant = chosen.name.clone();
                 if kind == SendKind::TextBack {
-                    actions.push(text_back(input, template, &render, now, carrier));
+                    actions.push(match text_back(input, template, &render, now, carrier) {
+                        RunAction::TextBack { body, carrier, .. } => RunAction::TextBack {
+                            body,
+                            carrier,
+                            variant,
+                            step: place.clone(),
+                        },
+                        other => other,
+                    });
                     continue;
                 }
                 match &input.contact {
@@ -255,6 +272,8 @@ pub fn plan_run(input: &RunInput, now: Timestamp, carrier: &str) -> RunPlan {
                             kind: kind.as_str().to_owned(),
                             body,
                             carrier: carrier.to_owned(),
+                            variant,
+                            step: place.clone(),
                         }),
                         Err(e) => actions.push(log(place, format!("failed: {e}"))),
                     },

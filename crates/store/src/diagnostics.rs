@@ -67,3 +67,47 @@ impl Store {
         })
     }
 }
+
+/// Sends of one variant of one workflow step, with deliveries and replies within 24 hours.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VariantRow {
+    pub workflow: String,
+    pub step: String,
+    pub variant: String,
+    pub sent: i64,
+    pub delivered: i64,
+    pub replied: i64,
+}
+
+impl Store {
+    pub async fn variant_counts(&self, account_id: i64) -> Result<Vec<VariantRow>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT w.name AS workflow, m.step, m.variant, COUNT(*) AS sent, \
+                 SUM(CASE WHEN m.status IN ('delivered', 'read') THEN 1 ELSE 0 END) AS delivered, \
+                 SUM(CASE WHEN EXISTS (SELECT 1 FROM messages r WHERE r.contact_id = m.contact_id \
+                   AND r.direction = 'inbound' AND r.created_at > m.created_at \
+                   AND r.created_at <= m.created_at + 86400000) THEN 1 ELSE 0 END) AS replied \
+                 FROM messages m JOIN workflow_runs ru ON ru.id = m.run_id JOIN workflows w ON w.id = ru.workflow_id \
+                 WHERE m.account_id = $1 AND m.variant IS NOT NULL \
+                 AND m.status NOT IN ('pending', 'submitting', 'canceled', 'failed') \
+                 GROUP BY w.name, m.step, m.variant ORDER BY w.name, m.step, m.variant",
+            )
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(VariantRow {
+                    workflow: r.try_get("workflow")?,
+                    step: r.try_get("step")?,
+                    variant: r.try_get("variant")?,
+                    sent: r.try_get("sent")?,
+                    delivered: r.try_get("delivered")?,
+                    replied: r.try_get("replied")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}

@@ -35,7 +35,7 @@ pub use calls::{CallView, DialFacts, NewCall};
 pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
 pub use conversations::{Reply, ReplyRefused};
 pub use deliveries::{Delivery, DeliveryView};
-pub use diagnostics::ErrorCount;
+pub use diagnostics::{ErrorCount, VariantRow};
 pub use jobs::{Job, JobKind, retry_delay};
 pub use messages::{
     ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,

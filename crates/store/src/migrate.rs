@@ -28,6 +28,11 @@ macro_rules! migrations {
                 name: "workflows",
                 sql: include_str!(concat!("../migrations/", $dir, "/0003_workflows.sql")),
             },
+            Migration {
+                version: 4,
+                name: "variants",
+                sql: include_str!(concat!("../migrations/", $dir, "/0004_variants.sql")),
+            },
         ]
     };
 }

@@ -154,10 +154,13 @@ pub struct RunInput {
 /// What a run does, decided by pure code and carried out by the store in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunAction {
-    /// The call's text back: one per call across all automations.
+    /// The call's text back: one per call across all automations. `variant` names the
+    /// message variant when the step has several; `step` says which step sent it.
     TextBack {
         body: String,
         carrier: String,
+        variant: Option<String>,
+        step: String,
     },
     /// The call's text back is not sent: `status` `skipped` or `failed`, with the reason.
     TextBackNotSent {
@@ -169,6 +172,8 @@ pub enum RunAction {
         kind: String,
         body: String,
         carrier: String,
+        variant: Option<String>,
+        step: String,
     },
     Task {
         title: String,
@@ -550,11 +555,11 @@ impl Store {
             let mut logs: Vec<(String, String)> = Vec::new();
             for action in &decided.actions {
                 match action {
-                    RunAction::TextBack { body, carrier } => {
+                    RunAction::TextBack { body, carrier, variant, step } => {
                         let inserted: Option<i64> = sqlx::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
-                             direction, from_phone, to_phone, body, status, carrier, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, 'pending', $10, $11, $11) \
+                             direction, from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) \
                              ON CONFLICT DO NOTHING RETURNING id",
                         )
                         .bind(account_id)
@@ -568,6 +573,8 @@ impl Store {
                         .bind(body)
                         .bind(carrier)
                         .bind(now_ms)
+                        .bind(variant)
+                        .bind(step)
                         .fetch_optional(&mut *tx)
                         .await?;
                         match inserted {
@@ -600,11 +607,11 @@ impl Store {
                         }
                         logs.push(log("text back", &format!("{status}: {reason}")));
                     }
-                    RunAction::Send { kind, body, carrier } => {
+                    RunAction::Send { kind, body, carrier, variant, step } => {
                         let id: i64 = sqlx::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
-                             from_phone, to_phone, body, status, carrier, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, 'pending', $10, $11, $11) RETURNING id",
+                             from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) RETURNING id",
                         )
                         .bind(account_id)
                         .bind(number_id)
@@ -617,6 +624,8 @@ impl Store {
                         .bind(body)
                         .bind(carrier)
                         .bind(now_ms)
+                        .bind(variant)
+                        .bind(step)
                         .fetch_one(&mut *tx)
                         .await?;
                         queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));

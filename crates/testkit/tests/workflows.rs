@@ -421,9 +421,9 @@ async fn no_reentry_and_version_pinning(url: &str) {
     // Edited while the run waits: the run finishes on version 1.
     let mut edited = once.clone();
     if let Some(textback_core::workflow::StepSpec::If { otherwise, .. }) = edited.steps.last_mut() {
-        *otherwise = vec![textback_core::workflow::StepSpec::SendSms {
-            message: "{{business.name}}: version two follow-up".into(),
-        }];
+        *otherwise = vec![textback_core::workflow::StepSpec::sms(
+            "{{business.name}}: version two follow-up",
+        )];
     }
     app.save_workflow(account_id, &edited, false).await;
     app.advance(Duration::from_secs(30 * 60));
@@ -564,4 +564,120 @@ async fn an_answered_call_stops_the_follow_up(url: &str) {
     let runs = app.store.runs(account_id, 10).await.unwrap();
     assert_eq!(runs[0].stop_reason.as_deref(), Some("call_answered"));
     finish(app, fake).await;
+}
+
+mod variants_report {
+    use super::*;
+    use textback_core::variants::{VariantCounts, compare};
+    use textback_core::workflow::{StepSpec, VariantSpec};
+
+    async fn two_variants_report_counts_and_rates(url: &str) {
+        let mut w = recommended();
+        w.steps = vec![StepSpec::SendSms {
+            message: String::new(),
+            variants: vec![
+                VariantSpec {
+                    name: Some("warm".into()),
+                    message:
+                        "Hi, it's {{business.name}}! Sorry we missed your call, how can we help?"
+                            .into(),
+                    weight: 1,
+                },
+                VariantSpec {
+                    name: Some("short".into()),
+                    message: "{{business.name}}: sorry we missed you. Reply here.".into(),
+                    weight: 1,
+                },
+            ],
+        }];
+        let (app, fake, account_id) = start(url, &[w], TestAppOptions::default()).await;
+        let callers: Vec<String> = (0..40)
+            .map(|i| format!("+1512555{:04}", 1000 + i))
+            .collect();
+        for c in &callers {
+            app.missed_call(c, "no-answer").await;
+        }
+        app.drain().await;
+        let sent = fake.sent();
+        assert_eq!(sent.len(), 40);
+        let warm: Vec<&str> = sent
+            .iter()
+            .filter(|m| m.body.starts_with("Hi, it's"))
+            .map(|m| m.to.as_str())
+            .collect();
+        let short: Vec<&str> = sent
+            .iter()
+            .filter(|m| m.body.starts_with("Acme Plumbing: sorry"))
+            .map(|m| m.to.as_str())
+            .collect();
+        assert_eq!(warm.len() + short.len(), 40);
+        assert!(
+            warm.len() >= 8 && short.len() >= 8,
+            "both variants are used: {} / {}",
+            warm.len(),
+            short.len()
+        );
+        // Every warm recipient is delivered and half of them reply; no short recipient replies.
+        for m in sent.iter().filter(|m| warm.contains(&m.to.as_str())) {
+            app.post_signed(
+                "/webhooks/twilio/sms/status",
+                &[("MessageSid", &m.sid), ("MessageStatus", "delivered")],
+            )
+            .await;
+        }
+        let repliers: Vec<&str> = warm.iter().step_by(2).copied().collect();
+        app.advance(Duration::from_secs(600));
+        for r in &repliers {
+            text(&app, r, "yes please").await;
+        }
+        app.drain().await;
+        let rows = app.store.variant_counts(account_id).await.unwrap();
+        assert_eq!(rows.len(), 2, "{rows:#?}");
+        let get = |name: &str| rows.iter().find(|r| r.variant == name).unwrap().clone();
+        let (w_row, s_row) = (get("warm"), get("short"));
+        assert_eq!(
+            (w_row.sent, w_row.delivered, w_row.replied),
+            (warm.len() as i64, warm.len() as i64, repliers.len() as i64)
+        );
+        assert_eq!(
+            (s_row.sent, s_row.delivered, s_row.replied),
+            (short.len() as i64, 0, 0)
+        );
+        let c = compare(&[
+            VariantCounts {
+                name: "warm".into(),
+                sent: w_row.sent as u64,
+                delivered: w_row.delivered as u64,
+                replied: w_row.replied as u64,
+            },
+            VariantCounts {
+                name: "short".into(),
+                sent: s_row.sent as u64,
+                delivered: s_row.delivered as u64,
+                replied: s_row.replied as u64,
+            },
+        ]);
+        assert_eq!(c.leader.as_deref(), Some("warm"));
+        assert!(c.confidence.unwrap() > 0.99, "{c:?}");
+        let expected_rate = repliers.len() as f64 / warm.len() as f64;
+        assert!((c.variants[0].reply_rate - expected_rate).abs() < 1e-9);
+        finish(app, fake).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+        two_variants_report_counts_and_rates(&db.url).await;
+        db.drop_db().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(db) = TestDb::create(Backend::Postgres).await else {
+            eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        two_variants_report_counts_and_rates(&db.url).await;
+        db.drop_db().await;
+    }
 }

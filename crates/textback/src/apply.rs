@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use textback_core::lint::{LintInput, MessageKind, Severity, lint};
 use textback_core::workflow::{
-    BUILTIN_NAME, QuietHours, StepSpec, TriggerSpec, Workflow, WorkflowSpec,
+    BUILTIN_NAME, QuietHours, StepSpec, TriggerSpec, VariantSpec, Workflow, WorkflowSpec,
 };
 use textback_core::{
     AccountSlug, BusinessHours, HumanDuration, MessageTemplate, Phone, TimeZoneName,
@@ -52,6 +52,9 @@ pub struct TextBackSpec {
     #[serde(default = "yes")]
     pub enabled: bool,
     pub message: Option<String>,
+    /// Message variants to compare instead of one `message`.
+    #[serde(default)]
+    pub variants: Vec<VariantSpec>,
     pub cooldown: Option<HumanDuration>,
 }
 
@@ -162,13 +165,24 @@ fn lint_steps(
     for (i, step) in steps.iter().enumerate() {
         let here = format!("{place}.steps[{i}]");
         match step {
-            StepSpec::SendSms { message } => {
+            StepSpec::SendSms { message, variants } => {
                 let kind = if missed_call && !waited {
                     MessageKind::TextBack
                 } else {
                     MessageKind::FollowUp
                 };
-                lint_message(&here, message, kind, account, warnings)?;
+                if !message.is_empty() {
+                    lint_message(&here, message, kind, account, warnings)?;
+                }
+                for (k, v) in variants.iter().enumerate() {
+                    lint_message(
+                        &format!("{here}.variants[{k}]"),
+                        &v.message,
+                        kind,
+                        account,
+                        warnings,
+                    )?;
+                }
             }
             StepSpec::NotifyTeam { message, .. } => {
                 lint_message(&here, message, MessageKind::Reply, account, warnings)?
@@ -246,8 +260,16 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             );
         }
         let tb = a.text_back.as_ref();
+        let variants: Vec<VariantSpec> = tb.map(|t| t.variants.clone()).unwrap_or_default();
+        if tb.is_some_and(|t| t.message.is_some()) && !variants.is_empty() {
+            return Err(invalid(
+                format!("{at}.text_back"),
+                "give message or variants, not both",
+            ));
+        }
         let message = tb
             .and_then(|t| t.message.clone())
+            .or_else(|| variants.first().map(|v| v.message.clone()))
             .unwrap_or_else(|| DEFAULT_MESSAGE.to_owned());
         MessageTemplate::parse(&message)
             .map_err(|e| invalid(format!("{at}.text_back.message"), e))?;
@@ -261,6 +283,30 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                 &mut warnings,
             )?;
         }
+        // The text back step, with one message or the variants to compare.
+        let first_step = if variants.is_empty() {
+            StepSpec::sms(&message)
+        } else {
+            let step = StepSpec::SendSms {
+                message: String::new(),
+                variants: variants.clone(),
+            };
+            let check = WorkflowSpec {
+                steps: vec![step.clone()],
+                ..WorkflowSpec::builtin_text_back(&message)
+            };
+            Workflow::from_spec(&check)
+                .map_err(|e| invalid(format!("{at}.text_back.variants"), e.why))?;
+            lint_steps(
+                &format!("{at}.text_back"),
+                std::slice::from_ref(&step),
+                false,
+                true,
+                a,
+                &mut warnings,
+            )?;
+            step
+        };
         let cooldown = tb
             .and_then(|t| t.cooldown)
             .map(|d| d.as_secs() as i64)
@@ -355,8 +401,10 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
         let keep = match &a.workflows {
             None => {
                 let mut recommended = WorkflowSpec::recommended(&account.text_back_template);
+                recommended.steps[0] = first_step.clone();
                 recommended.active = tb.is_none_or(|t| t.enabled);
                 let mut builtin = WorkflowSpec::builtin_text_back(&account.text_back_template);
+                builtin.steps[0] = first_step.clone();
                 builtin.active = false;
                 workflows.push((builtin, true));
                 workflows.push((recommended, false));
@@ -364,6 +412,7 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             }
             Some(list) => {
                 let mut builtin = WorkflowSpec::builtin_text_back(&account.text_back_template);
+                builtin.steps[0] = first_step.clone();
                 builtin.active = enabled;
                 workflows.push((builtin, true));
                 let mut names = Vec::new();

@@ -97,6 +97,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare message variants: sent, delivered, replied within 24 h, reply rate with its
+    /// 95% interval, and which variant leads with what confidence.
+    Variants {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// An account's workflows, and what their recent runs did.
     Workflows {
         #[arg(long)]
@@ -461,6 +469,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             kind,
             json,
         } => lint_command(&database_url, message, account, &kind, json).await,
+        Command::Variants { account, json } => {
+            variants_command(&database_url, &account, json).await
+        }
         Command::Workflows { account, runs } => {
             let store = open_store(&database_url).await?;
             let Some(acct) = store.account_by_slug(&account).await? else {
@@ -521,6 +532,70 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+async fn variants_command(database_url: &str, account: &str, json: bool) -> Result<(), CliError> {
+    use textback_core::variants::{VariantCounts, compare};
+    let store = open_store(database_url).await?;
+    let Some(acct) = store.account_by_slug(account).await? else {
+        return Err(CliError::Refused(format!("no account {account:?}")));
+    };
+    let rows = store.variant_counts(acct.id).await?;
+    // One comparison per workflow step that has variants.
+    let mut groups: Vec<((String, String), Vec<VariantCounts>)> = Vec::new();
+    for r in rows {
+        let key = (r.workflow.clone(), r.step.clone());
+        let counts = VariantCounts {
+            name: r.variant,
+            sent: r.sent.max(0) as u64,
+            delivered: r.delivered.max(0) as u64,
+            replied: r.replied.max(0) as u64,
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(counts),
+            None => groups.push((key, vec![counts])),
+        }
+    }
+    let compared: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|((workflow, step), counts)| {
+            let c = compare(counts);
+            serde_json::json!({"workflow": workflow, "step": step, "comparison": c})
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&compared).unwrap_or_else(|_| "[]".into())
+        );
+        return Ok(());
+    }
+    if groups.is_empty() {
+        println!("no texts with variants yet");
+    }
+    for ((workflow, step), counts) in &groups {
+        let c = compare(counts);
+        println!("{workflow} / {step}");
+        for v in &c.variants {
+            println!(
+                "  {:<10} sent {:>5}  delivered {:>5}  replied {:>5}  reply rate {:>5.1}% (95% CI {:.1}-{:.1}%)",
+                v.name,
+                v.sent,
+                v.delivered,
+                v.replied,
+                v.reply_rate * 100.0,
+                v.ci_low * 100.0,
+                v.ci_high * 100.0
+            );
+        }
+        if let (Some(leader), Some(conf)) = (&c.leader, c.confidence) {
+            println!(
+                "  {leader} leads; confidence it is really better: {:.0}%",
+                conf * 100.0
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn lint_command(

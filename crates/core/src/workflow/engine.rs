@@ -208,16 +208,35 @@ mod tests {
             stop_on_reply: true,
             allow_reentry: true,
             time_zone: None,
-            trigger: TriggerSpec::MissedCall { numbers: vec![], business_hours: None, contact: None, tag_present: vec![], tag_absent: vec![] },
+            trigger: TriggerSpec::MissedCall {
+                numbers: vec![],
+                business_hours: None,
+                contact: None,
+                tag_present: vec![],
+                tag_absent: vec![],
+            },
             steps: vec![
-                StepSpec::SendSms { message: "Hi {{contact.first_name | default('there')}}, it's {{business.name}}. Sorry we missed your call!".into() },
-                StepSpec::CreateTask { title: "Call back {{contact.name | default(contact.phone)}}".into(), due: Some("end_of_day".into()), assignee: None },
-                StepSpec::AddTag { tag: "Missed Call".into() },
-                StepSpec::Wait { duration: Some("30m".into()), until: None },
+                StepSpec::sms(
+                    "Hi {{contact.first_name | default('there')}}, it's {{business.name}}. Sorry we missed your call!",
+                ),
+                StepSpec::CreateTask {
+                    title: "Call back {{contact.name | default(contact.phone)}}".into(),
+                    due: Some("end_of_day".into()),
+                    assignee: None,
+                },
+                StepSpec::AddTag {
+                    tag: "Missed Call".into(),
+                },
+                StepSpec::Wait {
+                    duration: Some("30m".into()),
+                    until: None,
+                },
                 StepSpec::If {
                     condition: ConditionSpec::ContactReplied,
                     then: vec![StepSpec::End],
-                    otherwise: vec![StepSpec::SendSms { message: "{{business.name}} again: still need a hand? Reply here.".into() }],
+                    otherwise: vec![StepSpec::sms(
+                        "{{business.name}} again: still need a hand? Reply here.",
+                    )],
                 },
             ],
         }

@@ -12,10 +12,10 @@ pub mod spec;
 
 pub use engine::{Effect, Next, RunContext, SendKind, advance};
 pub use model::{
-    Condition, Due, Instr, Program, TriggerFacts, TriggerFilter, TriggerKind, WaitFor, Workflow,
-    WorkflowError,
+    Condition, Due, Instr, Program, TriggerFacts, TriggerFilter, TriggerKind, Variant, WaitFor,
+    Workflow, WorkflowError, choose_variant,
 };
 pub use quiet::{QuietHours, QuietHoursError};
 pub use spec::{
-    BUILTIN_NAME, ConditionSpec, RECOMMENDED_NAME, StepSpec, TriggerSpec, WorkflowSpec,
+    BUILTIN_NAME, ConditionSpec, RECOMMENDED_NAME, StepSpec, TriggerSpec, VariantSpec, WorkflowSpec,
 };

@@ -128,7 +128,7 @@ pub const CONTACT_FIELDS: &[&str] = &["first_name", "last_name", "phone"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Instr {
     SendSms {
-        template: MessageTemplate,
+        variants: Vec<Variant>,
     },
     CreateTask {
         title: MessageTemplate,
@@ -152,6 +152,41 @@ pub enum Instr {
         url: String,
     },
     End,
+}
+
+/// One message of a `send_sms` step. `name` is `None` for a step with a single message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    pub name: Option<String>,
+    pub template: MessageTemplate,
+    pub weight: u32,
+}
+
+fn variant_letter(k: usize) -> String {
+    char::from(b'A' + (k % 26) as u8).to_string()
+}
+
+/// Picks the variant for a run: random by weight, but fixed by the run's `seed`, so a
+/// contact keeps the same variant for every step of their run (and a retried step too).
+pub fn choose_variant(variants: &[Variant], seed: u64) -> usize {
+    let total: u64 = variants.iter().map(|v| u64::from(v.weight)).sum();
+    if total == 0 {
+        return 0;
+    }
+    // splitmix64: spreads consecutive run ids evenly.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let mut pick = z % total;
+    for (i, v) in variants.iter().enumerate() {
+        let w = u64::from(v.weight);
+        if pick < w {
+            return i;
+        }
+        pick -= w;
+    }
+    0
 }
 
 /// A compiled program and, per instruction, the step it came from (for messages and logs).
@@ -319,9 +354,52 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
         }
         let template = |text: &str| MessageTemplate::parse(text).map_err(|e| err(place.clone(), e));
         match step {
-            StepSpec::SendSms { message } => {
-                let t = template(message)?;
-                p.push(Instr::SendSms { template: t }, &place);
+            StepSpec::SendSms { message, variants } => {
+                let list = match (message.trim().is_empty(), variants.is_empty()) {
+                    (false, true) => vec![Variant {
+                        name: None,
+                        template: template(message)?,
+                        weight: 1,
+                    }],
+                    (true, false) => {
+                        if variants.len() > 26 {
+                            return Err(err(place, "at most 26 variants"));
+                        }
+                        let mut list = Vec::with_capacity(variants.len());
+                        for (k, v) in variants.iter().enumerate() {
+                            if v.weight == 0 || v.weight > 1000 {
+                                return Err(err(
+                                    place,
+                                    format!("variant {}: weight is 1 to 1000", k + 1),
+                                ));
+                            }
+                            let name = v
+                                .name
+                                .clone()
+                                .filter(|n| !n.trim().is_empty())
+                                .unwrap_or_else(|| variant_letter(k));
+                            if list
+                                .iter()
+                                .any(|x: &Variant| x.name.as_deref() == Some(name.as_str()))
+                            {
+                                return Err(err(place, format!("two variants are named {name:?}")));
+                            }
+                            let t = MessageTemplate::parse(&v.message)
+                                .map_err(|e| err(place.clone(), format!("variant {name}: {e}")))?;
+                            list.push(Variant {
+                                name: Some(name),
+                                template: t,
+                                weight: v.weight,
+                            });
+                        }
+                        list
+                    }
+                    (false, false) => return Err(err(place, "give message or variants, not both")),
+                    (true, true) => {
+                        return Err(err(place, "a send_sms step needs a message (or variants)"));
+                    }
+                };
+                p.push(Instr::SendSms { variants: list }, &place);
             }
             StepSpec::CreateTask {
                 title,
@@ -494,7 +572,7 @@ mod tests {
     }
 
     fn sms(m: &str) -> StepSpec {
-        StepSpec::SendSms { message: m.into() }
+        StepSpec::sms(m)
     }
 
     #[test]
@@ -562,6 +640,57 @@ mod tests {
         .unwrap_err();
         assert!(e.why.contains("shoe_size"));
         assert!(Workflow::from_spec(&spec(vec![])).is_err());
+    }
+
+    #[test]
+    fn variants_are_named_weighted_and_sticky() {
+        let w = Workflow::from_spec(&spec(vec![StepSpec::SendSms {
+            message: String::new(),
+            variants: vec![
+                crate::workflow::spec::VariantSpec {
+                    name: None,
+                    message: "{{business.name}}: A".into(),
+                    weight: 3,
+                },
+                crate::workflow::spec::VariantSpec {
+                    name: Some("short".into()),
+                    message: "{{business.name}}: B".into(),
+                    weight: 1,
+                },
+            ],
+        }]))
+        .unwrap();
+        let Instr::SendSms { variants } = &w.program.instrs[0] else {
+            panic!()
+        };
+        assert_eq!(
+            variants
+                .iter()
+                .map(|v| v.name.clone().unwrap())
+                .collect::<Vec<_>>(),
+            vec!["A", "short"]
+        );
+        let mut counts = [0usize; 2];
+        for run in 0..4000u64 {
+            counts[choose_variant(variants, run)] += 1;
+        }
+        // 3:1 by weight, within a few percent.
+        assert!((2800..3200).contains(&counts[0]), "{counts:?}");
+        assert_eq!(choose_variant(variants, 17), choose_variant(variants, 17));
+        let both = StepSpec::SendSms {
+            message: "x {{business.name}}".into(),
+            variants: vec![crate::workflow::spec::VariantSpec {
+                name: None,
+                message: "y".into(),
+                weight: 1,
+            }],
+        };
+        assert!(
+            Workflow::from_spec(&spec(vec![both]))
+                .unwrap_err()
+                .why
+                .contains("not both")
+        );
     }
 
     #[test]

@@ -56,8 +56,12 @@ pub enum TriggerSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepSpec {
+    /// One `message`, or `variants` to compare (each contact gets one, at random by weight).
     SendSms {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         message: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        variants: Vec<VariantSpec>,
     },
     CreateTask {
         title: String,
@@ -98,6 +102,33 @@ pub enum StepSpec {
         url: String,
     },
     End,
+}
+
+/// One message variant of a `send_sms` step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Shown in reports; `A`, `B`, … by position when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub message: String,
+    /// Relative share of contacts (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl StepSpec {
+    /// A `send_sms` step with one message.
+    pub fn sms(message: &str) -> StepSpec {
+        StepSpec::SendSms {
+            message: message.to_owned(),
+            variants: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,9 +179,7 @@ impl WorkflowSpec {
                 tag_present: vec![],
                 tag_absent: vec![],
             },
-            steps: vec![StepSpec::SendSms {
-                message: message.to_owned(),
-            }],
+            steps: vec![StepSpec::sms(message)],
         }
     }
 
@@ -160,9 +189,7 @@ impl WorkflowSpec {
         WorkflowSpec {
             name: RECOMMENDED_NAME.to_owned(),
             steps: vec![
-                StepSpec::SendSms {
-                    message: message.to_owned(),
-                },
+                StepSpec::sms(message),
                 StepSpec::CreateTask {
                     title: "Call back {{contact.name | default(contact.phone)}}".to_owned(),
                     due: Some("end_of_day".to_owned()),
@@ -178,9 +205,7 @@ impl WorkflowSpec {
                 StepSpec::If {
                     condition: ConditionSpec::ContactReplied,
                     then: vec![StepSpec::End],
-                    otherwise: vec![StepSpec::SendSms {
-                        message: RECOMMENDED_FOLLOW_UP.to_owned(),
-                    }],
+                    otherwise: vec![StepSpec::sms(RECOMMENDED_FOLLOW_UP)],
                 },
             ],
             ..WorkflowSpec::builtin_text_back(message)
