@@ -463,3 +463,61 @@ async fn reply_conversation_and_doctor() {
     assert!(clean);
     fake.stop();
 }
+
+#[test]
+fn lint_grades_a_message_as_json_and_fails_on_errors() {
+    let dir = Workdir::new();
+    let good = textback(
+        &dir.0,
+        &[],
+        &[
+            "lint",
+            "--json",
+            "Hi, it's Acme Plumbing. Sorry we missed your call! Reply here and we'll call you right back.",
+        ],
+    );
+    assert!(good.status.success(), "{good:?}");
+    let report: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(report["encoding"], "GSM-7");
+    assert_eq!(report["segments"], 1);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
+    assert!(report["suggestion"].is_null());
+
+    // From standard input, with a curly apostrophe and a link shortener.
+    let mut child = Command::new(BIN)
+        .current_dir(&dir.0)
+        .args(["lint", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("Hi, it\u{2019}s Acme Plumbing, sorry we missed your call! Book here: https://bit.ly/acme-book and we\u{2019}ll confirm by text right away.\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a link shortener is an error");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["encoding"], "UCS-2");
+    assert_eq!(report["segments"], 2);
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"link_shortener") && rules.contains(&"ucs2"),
+        "{rules:?}"
+    );
+    assert_eq!(report["suggestion_segments"], 1);
+    assert!(report["suggestion"].as_str().unwrap().contains("it's"));
+    assert!(
+        !dir.0.join("textback.db").exists(),
+        "lint without --account touches no database"
+    );
+}
