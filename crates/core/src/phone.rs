@@ -50,6 +50,13 @@ impl Phone {
         &self.0
     }
 
+    /// Toll-free numbers register through toll-free verification, not A2P 10DLC.
+    pub fn is_toll_free(&self) -> bool {
+        phonenumber::parse(None, &self.0)
+            .map(|p| p.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::TollFree)
+            .unwrap_or(false)
+    }
+
     /// The number with all but the last four digits hidden, for logs: full numbers never
     /// go into a log line.
     pub fn redacted(&self) -> String {
@@ -202,6 +209,13 @@ mod tests {
             CallerId::from_carrier("sip:someone@example.com"),
             CallerId::Unparseable(_)
         ));
+    }
+
+    #[test]
+    fn toll_free_numbers() {
+        assert!(Phone::parse("+18005550100").unwrap().is_toll_free());
+        assert!(Phone::parse("+18885550123").unwrap().is_toll_free());
+        assert!(!Phone::parse("+15125550100").unwrap().is_toll_free());
     }
 
     #[test]

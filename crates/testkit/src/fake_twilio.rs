@@ -52,6 +52,10 @@ struct Inner {
     lookups: usize,
     /// Numbers the account owns: (number, voice URL, SMS URL, status callback).
     incoming: Vec<(String, String, String, String)>,
+    /// Messaging Services: (number in it, A2P campaign status).
+    a2p: Vec<(String, String)>,
+    /// Toll-free verifications: (number, status).
+    tollfree: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -84,6 +88,19 @@ impl FakeTwilio {
                 axum::routing::get(list_incoming),
             )
             .route("/v2/PhoneNumbers/{number}", axum::routing::get(lookup))
+            .route("/v1/Services", axum::routing::get(list_services))
+            .route(
+                "/v1/Services/{service}/PhoneNumbers",
+                axum::routing::get(service_numbers),
+            )
+            .route(
+                "/v1/Services/{service}/Compliance/Usa2p",
+                axum::routing::get(service_campaigns),
+            )
+            .route(
+                "/v1/Tollfree/Verifications",
+                axum::routing::get(tollfree_verifications),
+            )
             .with_state(fake.clone());
         let stop = fake.shutdown.clone();
         tokio::spawn(async move {
@@ -144,6 +161,25 @@ impl FakeTwilio {
             sms_url.to_owned(),
             status_callback.to_owned(),
         ));
+    }
+
+    /// Puts `number` in its own Messaging Service with an A2P campaign in `campaign_status`
+    /// (`VERIFIED`, `IN_PROGRESS`, `FAILED`, …).
+    pub fn set_a2p(&self, number: &str, campaign_status: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .a2p
+            .push((number.to_owned(), campaign_status.to_owned()));
+    }
+
+    /// A toll-free verification for `number` (`TWILIO_APPROVED`, `PENDING_REVIEW`, …).
+    pub fn set_tollfree(&self, number: &str, status: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .tollfree
+            .push((number.to_owned(), status.to_owned()));
     }
 
     pub fn stop(&self) {
@@ -419,4 +455,96 @@ async fn list_incoming(
         "incoming_phone_numbers": numbers,
     }))
     .into_response()
+}
+
+fn service_sid(i: usize) -> String {
+    format!("MG{i:032x}")
+}
+
+fn meta(key: &str, url: &str) -> Value {
+    json!({"first_page_url": url, "key": key, "next_page_url": null, "page": 0, "page_size": 50, "previous_page_url": null, "url": url})
+}
+
+async fn list_services(State(fake): State<FakeTwilio>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, ACCOUNT_SID) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let n = fake.inner.lock().expect("lock").a2p.len();
+    let services: Vec<Value> = (0..n)
+        .map(|i| json!({"sid": service_sid(i), "account_sid": ACCOUNT_SID, "friendly_name": format!("Service {i}")}))
+        .collect();
+    axum::Json(json!({"services": services, "meta": meta("services", "https://messaging.twilio.com/v1/Services")})).into_response()
+}
+
+fn service_index(service: &str) -> Option<usize> {
+    usize::from_str_radix(service.strip_prefix("MG")?, 16).ok()
+}
+
+async fn service_numbers(
+    State(fake): State<FakeTwilio>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, ACCOUNT_SID) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let inner = fake.inner.lock().expect("lock");
+    let Some((number, _)) = service_index(&service).and_then(|i| inner.a2p.get(i)) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        );
+    };
+    let numbers = vec![
+        json!({"sid": "PN00000000000000000000000000000001", "phone_number": number, "service_sid": service}),
+    ];
+    axum::Json(json!({"phone_numbers": numbers, "meta": meta("phone_numbers", "")})).into_response()
+}
+
+async fn service_campaigns(
+    State(fake): State<FakeTwilio>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, ACCOUNT_SID) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let inner = fake.inner.lock().expect("lock");
+    let Some((_, status)) = service_index(&service).and_then(|i| inner.a2p.get(i)) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        );
+    };
+    let compliance = vec![
+        json!({"sid": "QE00000000000000000000000000000001", "campaign_status": status, "messaging_service_sid": service}),
+    ];
+    axum::Json(json!({"compliance": compliance, "meta": meta("compliance", "")})).into_response()
+}
+
+async fn tollfree_verifications(
+    State(fake): State<FakeTwilio>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, ACCOUNT_SID) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let inner = fake.inner.lock().expect("lock");
+    let wanted = query
+        .iter()
+        .find(|(k, _)| k == "TollfreePhoneNumberSid")
+        .map(|(_, v)| v.clone());
+    let verifications: Vec<Value> = inner
+        .incoming
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| wanted.as_deref().is_none_or(|w| w == format!("PN{i:032x}")))
+        .filter_map(|(_, (n, ..))| inner.tollfree.iter().find(|(t, _)| t == n))
+        .map(|(_, status)| json!({"sid": "HH00000000000000000000000000000001", "status": status}))
+        .collect();
+    axum::Json(json!({"verifications": verifications, "meta": meta("verifications", "")}))
+        .into_response()
 }

@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub twilio_auth_token: Option<String>,
     pub twilio_api_base: Option<String>,
     pub twilio_lookup_base: Option<String>,
+    pub twilio_messaging_base: Option<String>,
     pub twilio_webhook_shared_key: Option<String>,
     pub workers: Option<usize>,
 }
@@ -191,6 +192,17 @@ pub fn twilio_lookup_base(flag: Option<String>, file: &FileConfig) -> Result<Str
         .or_else(|| file.twilio_lookup_base.clone())
         .unwrap_or_else(|| textback_carriers::twilio::client::DEFAULT_LOOKUP_BASE.to_owned());
     check_base_url("TEXTBACK_TWILIO_LOOKUP_BASE", &raw)?;
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+pub fn twilio_messaging_base(
+    flag: Option<String>,
+    file: &FileConfig,
+) -> Result<String, ConfigError> {
+    let raw = flag
+        .or_else(|| file.twilio_messaging_base.clone())
+        .unwrap_or_else(|| textback_carriers::twilio::client::DEFAULT_MESSAGING_BASE.to_owned());
+    check_base_url("TEXTBACK_TWILIO_MESSAGING_BASE", &raw)?;
     Ok(raw.trim_end_matches('/').to_owned())
 }
 

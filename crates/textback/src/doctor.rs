@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use textback_carriers::twilio::TwilioClient;
-use textback_carriers::twilio::client::IncomingNumber;
+use textback_carriers::twilio::client::{IncomingNumber, Registration};
 use textback_core::carrier_error::{Effect, describe};
 use textback_core::phone::redact;
 use textback_core::workflow::{Instr, TriggerKind, Workflow, WorkflowSpec};
@@ -52,10 +52,18 @@ pub enum CarrierView {
     Unreadable(String),
 }
 
+/// The registration Twilio reports for a number, when it could be read.
+#[derive(Debug, Clone)]
+pub enum RegistrationView {
+    NotRead,
+    Read(Registration),
+    Unreadable(String),
+}
+
 pub struct AccountFacts {
     pub account: AccountRecord,
     pub workflows: Vec<WorkflowRecord>,
-    pub numbers: Vec<(NumberRecord, CarrierView)>,
+    pub numbers: Vec<(NumberRecord, CarrierView, RegistrationView)>,
     pub errors: Vec<ErrorCount>,
     pub last_missed: Option<CallView>,
     pub public_url: String,
@@ -184,7 +192,7 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
             Some("add one under [[accounts.numbers]] and apply".into()),
         );
     }
-    for (n, view) in &f.numbers {
+    for (n, view, reg) in &f.numbers {
         let num = Some(n.e164.as_str());
         if !n.active {
             add(
@@ -246,10 +254,27 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
             }
         }
         if f.twilio {
-            match n.registration.as_str() {
-                "approved" => add(num, "registration", Status::Pass, "A2P 10DLC / toll-free registration approved".into(), None),
-                "pending" => add(num, "registration", Status::Fail, "A2P 10DLC / toll-free registration is pending: carriers may filter or block texts until it is approved".into(), Some("follow the registration in the Twilio console; set registration = \"approved\" when it is".into())),
-                other => add(num, "registration", Status::Fail, format!("A2P 10DLC / toll-free registration is {other}: US carriers block unregistered traffic"), Some("register the brand and campaign (or verify the toll-free number) in the Twilio console".into())),
+            let (status, from) = match reg {
+                RegistrationView::Read(r) => (
+                    r.status.to_owned(),
+                    format!(
+                        " (Twilio: {}; the account file says {})",
+                        r.detail, n.registration
+                    ),
+                ),
+                RegistrationView::Unreadable(e) => (
+                    n.registration.clone(),
+                    format!(" (from the account file; Twilio could not be asked: {e})"),
+                ),
+                RegistrationView::NotRead => (
+                    n.registration.clone(),
+                    " (from the account file)".to_owned(),
+                ),
+            };
+            match status.as_str() {
+                "approved" => add(num, "registration", Status::Pass, format!("A2P 10DLC / toll-free registration approved{from}"), None),
+                "pending" => add(num, "registration", Status::Fail, format!("A2P 10DLC / toll-free registration is pending: carriers may filter or block texts until it is approved{from}"), Some("follow the registration in the Twilio console; set registration = \"approved\" when it is".into())),
+                other => add(num, "registration", Status::Fail, format!("A2P 10DLC / toll-free registration is {other}: US carriers block unregistered traffic{from}"), Some("register the brand and campaign (or verify the toll-free number) in the Twilio console".into())),
             }
         }
     }
@@ -291,7 +316,7 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
             Status::Warn,
             "no missed call recorded yet".into(),
             Some(match f.numbers.first() {
-                Some((n, _)) => format!(
+                Some((n, _, _)) => format!(
                     "call {} and do not answer, or run: textback simulate-call --from +15125550123 --to {}",
                     n.e164, n.e164
                 ),
@@ -351,7 +376,18 @@ pub async fn gather(
                 },
                 _ => CarrierView::NotChecked,
             };
-            numbers.push((n, view));
+            let reg = match (twilio, &view) {
+                (Some(client), CarrierView::Found(_)) => {
+                    let toll_free =
+                        textback_core::Phone::parse(&n.e164).is_ok_and(|p| p.is_toll_free());
+                    match client.registration(&n.e164, toll_free).await {
+                        Ok(r) => RegistrationView::Read(r),
+                        Err(e) => RegistrationView::Unreadable(e),
+                    }
+                }
+                _ => RegistrationView::NotRead,
+            };
+            numbers.push((n, view, reg));
         }
         let since = now_ms - ERROR_WINDOW_DAYS * 24 * 3600 * 1000;
         out.push(AccountFacts {
@@ -423,6 +459,7 @@ mod tests {
                     registration: registration.into(),
                 },
                 view,
+                RegistrationView::NotRead,
             )],
             workflows: vec![WorkflowRecord {
                 id: 1,

@@ -51,6 +51,9 @@ struct ServerArgs {
     /// Twilio Lookup's base URL, for landline detection.
     #[arg(long, env = "TEXTBACK_TWILIO_LOOKUP_BASE")]
     twilio_lookup_base: Option<String>,
+    /// Twilio Messaging's base URL (A2P 10DLC and toll-free status, read by doctor).
+    #[arg(long, env = "TEXTBACK_TWILIO_MESSAGING_BASE")]
+    twilio_messaging_base: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -799,6 +802,7 @@ async fn doctor(
     let twilio = config::twilio(server.twilio_account_sid, server.twilio_auth_token, file)?;
     let api_base = config::twilio_api_base(server.twilio_api_base, file)?;
     let lookup_base = config::twilio_lookup_base(server.twilio_lookup_base, file)?;
+    let messaging_base = config::twilio_messaging_base(server.twilio_messaging_base, file)?;
     let client = match twilio {
         Some(t) => Some(
             textback_carriers::twilio::TwilioClient::new(
@@ -810,7 +814,8 @@ async fn doctor(
                 },
                 Duration::from_secs(10),
             )
-            .map_err(|e| CliError::Refused(format!("cannot build the HTTP client: {e}")))?,
+            .map_err(|e| CliError::Refused(format!("cannot build the HTTP client: {e}")))?
+            .with_messaging_base(&messaging_base),
         ),
         None => None,
     };

@@ -336,6 +336,7 @@ async fn reply_conversation_and_doctor() {
         ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
         ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
         ("TEXTBACK_TWILIO_API_BASE", fake.base_url.as_str()),
+        ("TEXTBACK_TWILIO_MESSAGING_BASE", fake.base_url.as_str()),
         ("TEXTBACK_PUBLIC_URL", public),
         ("TEXTBACK_LISTEN", listen.as_str()),
     ];
@@ -430,6 +431,20 @@ async fn reply_conversation_and_doctor() {
             .ends_with("Mike is on his way"),
         "{thread}"
     );
+
+    // Registration comes from Twilio when it can be read, whatever the file says.
+    let report = stdout(&textback(&dir.0, &env, &["doctor"]));
+    assert!(
+        report.contains("registration: A2P 10DLC / toll-free registration is unregistered"),
+        "{report}"
+    );
+    assert!(
+        report.contains("the number is in no Messaging Service with an A2P campaign"),
+        "{report}"
+    );
+    fake.set_a2p("+15125550100", "VERIFIED");
+    let report = stdout(&textback(&dir.0, &env, &["doctor"]));
+    assert!(report.contains("PASS  acme-plumbing +15125550100  registration: A2P 10DLC / toll-free registration approved (Twilio: A2P campaign VERIFIED"), "{report}");
 
     let json = stdout(&textback(&dir.0, &env, &["doctor", "--json"]));
     let findings: serde_json::Value =

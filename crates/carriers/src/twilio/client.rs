@@ -15,6 +15,7 @@ use crate::SendResult;
 
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 pub const DEFAULT_LOOKUP_BASE: &str = "https://lookups.twilio.com";
+pub const DEFAULT_MESSAGING_BASE: &str = "https://messaging.twilio.com";
 
 #[derive(Clone)]
 pub struct TwilioCredentials {
@@ -37,6 +38,7 @@ pub struct TwilioClient {
     http: reqwest::Client,
     base: String,
     lookup_base: String,
+    messaging_base: String,
     creds: TwilioCredentials,
 }
 
@@ -94,6 +96,55 @@ struct IncomingNumberList {
     incoming_phone_numbers: Vec<IncomingNumber>,
 }
 
+/// A number's A2P 10DLC campaign or toll-free verification status, as Twilio reports it,
+/// mapped to `approved`, `pending`, `rejected` or `unregistered`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub status: &'static str,
+    /// What Twilio said, for the operator.
+    pub detail: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceList {
+    services: Vec<Sid>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Sid {
+    sid: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceNumbers {
+    phone_numbers: Vec<ServiceNumber>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceNumber {
+    phone_number: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Usa2pList {
+    compliance: Vec<Usa2p>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Usa2p {
+    campaign_status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TollfreeList {
+    verifications: Vec<TollfreeVerification>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TollfreeVerification {
+    status: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct MessageList {
     messages: Vec<MessageResource>,
@@ -124,6 +175,7 @@ impl TwilioClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             lookup_base: lookup_base.trim_end_matches('/').to_owned(),
+            messaging_base: DEFAULT_MESSAGING_BASE.to_owned(),
             creds,
         })
     }
@@ -317,6 +369,109 @@ impl TwilioClient {
         Ok(LineType {
             line_type: lti.line_type,
             carrier_name: lti.carrier_name,
+        })
+    }
+
+    /// Points the A2P / toll-free status reads at another base URL (tests use a stand-in).
+    pub fn with_messaging_base(mut self, base: &str) -> TwilioClient {
+        self.messaging_base = base.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The number's registration: toll-free verification for toll-free numbers, else the
+    /// A2P 10DLC campaign of the Messaging Service that holds the number.
+    pub async fn registration(&self, e164: &str, toll_free: bool) -> Result<Registration, String> {
+        if toll_free {
+            let Some(number) = self.incoming_number(e164).await? else {
+                return Err("the Twilio account does not own this number".into());
+            };
+            let url = format!("{}/v1/Tollfree/Verifications", self.messaging_base);
+            let list: TollfreeList = self
+                .get_json(
+                    &url,
+                    &[
+                        ("TollfreePhoneNumberSid", number.sid.as_str()),
+                        ("PageSize", "20"),
+                    ],
+                    "reading toll-free verification",
+                )
+                .await?;
+            let status = list
+                .verifications
+                .into_iter()
+                .find_map(|v| v.status)
+                .unwrap_or_default();
+            let mapped = match status.as_str() {
+                "TWILIO_APPROVED" => "approved",
+                "PENDING_REVIEW" | "IN_REVIEW" => "pending",
+                "TWILIO_REJECTED" => "rejected",
+                _ => "unregistered",
+            };
+            let detail = if status.is_empty() {
+                "no toll-free verification".to_owned()
+            } else {
+                format!("toll-free verification {status}")
+            };
+            return Ok(Registration {
+                status: mapped,
+                detail,
+            });
+        }
+        let services: ServiceList = self
+            .get_json(
+                &format!("{}/v1/Services", self.messaging_base),
+                &[("PageSize", "100")],
+                "listing Messaging Services",
+            )
+            .await?;
+        for service in services.services {
+            let numbers: ServiceNumbers = self
+                .get_json(
+                    &format!(
+                        "{}/v1/Services/{}/PhoneNumbers",
+                        self.messaging_base, service.sid
+                    ),
+                    &[("PageSize", "1000")],
+                    "listing a Messaging Service's numbers",
+                )
+                .await?;
+            if !numbers.phone_numbers.iter().any(|n| n.phone_number == e164) {
+                continue;
+            }
+            let campaigns: Usa2pList = self
+                .get_json(
+                    &format!(
+                        "{}/v1/Services/{}/Compliance/Usa2p",
+                        self.messaging_base, service.sid
+                    ),
+                    &[],
+                    "reading the A2P campaign",
+                )
+                .await?;
+            let status = campaigns
+                .compliance
+                .into_iter()
+                .find_map(|c| c.campaign_status)
+                .unwrap_or_default();
+            let mapped = match status.as_str() {
+                "VERIFIED" => "approved",
+                "IN_PROGRESS" | "PENDING" => "pending",
+                "FAILED" => "rejected",
+                _ => "unregistered",
+            };
+            let detail = if status.is_empty() {
+                format!("Messaging Service {} has no A2P campaign", service.sid)
+            } else {
+                format!("A2P campaign {status} (Messaging Service {})", service.sid)
+            };
+            return Ok(Registration {
+                status: mapped,
+                detail,
+            });
+        }
+        Ok(Registration {
+            status: "unregistered",
+            detail: "the number is in no Messaging Service with an A2P campaign".into(),
         })
     }
 
