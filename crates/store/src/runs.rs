@@ -858,6 +858,66 @@ impl Store {
         Ok(done)
     }
 
+    /// Who a callback task is about: (contact phone, business number, team phones).
+    pub async fn callback_target(
+        &self,
+        task_id: i64,
+    ) -> Result<Option<(String, String, Vec<String>)>> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT c.phone, n.e164, n.ring_to FROM tasks t JOIN contacts c ON c.id = t.contact_id \
+                 JOIN numbers n ON n.id = COALESCE((SELECT number_id FROM calls WHERE id = t.call_id), \
+                   (SELECT id FROM numbers WHERE account_id = t.account_id ORDER BY id LIMIT 1)) \
+                 WHERE t.id = $1 AND t.status = 'open'",
+            )
+            .bind(task_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(r) => Some((
+                    r.try_get("phone")?,
+                    r.try_get("e164")?,
+                    crate::from_json("ring_to", &r.try_get::<String, _>("ring_to")?)?,
+                )),
+                None => None,
+            })
+        })
+    }
+
+    /// The team's call back through the business number reached the contact: the task is
+    /// done, and what was still waiting to text them is moot.
+    pub async fn record_callback_answered(&self, task_id: i64, now_ms: i64) -> Result<bool> {
+        let done = in_write_tx!(self, tx => {
+            let row = sqlx::query(
+                "UPDATE tasks SET status = 'done', completed_at = $2 WHERE id = $1 AND status = 'open' \
+                 RETURNING account_id, contact_id",
+            )
+            .bind(task_id)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                Some(r) => {
+                    let account_id: i64 = r.try_get("account_id")?;
+                    let contact_id: Option<i64> = r.try_get("contact_id")?;
+                    if let Some(cid) = contact_id {
+                        resolve_contact!(tx, cid, "called_back", now_ms);
+                    }
+                    sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'called_back', $3, $4)")
+                        .bind(account_id)
+                        .bind(contact_id)
+                        .bind(task_id)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    true
+                }
+                None => false,
+            }
+        });
+        Ok(done)
+    }
+
     pub async fn contact_tags(&self, account_id: i64, phone: &str) -> Result<Vec<String>> {
         on_pool!(self, pool => {
             let tags: Vec<String> = sqlx::query_scalar(

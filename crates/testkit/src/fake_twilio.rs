@@ -56,6 +56,8 @@ struct Inner {
     a2p: Vec<(String, String)>,
     /// Toll-free verifications: (number, status).
     tollfree: Vec<(String, String)>,
+    /// Calls placed through the Calls API: (To, From, Url).
+    calls: Vec<(String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -88,6 +90,10 @@ impl FakeTwilio {
                 axum::routing::get(list_incoming),
             )
             .route("/v2/PhoneNumbers/{number}", axum::routing::get(lookup))
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls.json",
+                post(create_call),
+            )
             .route("/v1/Services", axum::routing::get(list_services))
             .route(
                 "/v1/Services/{service}/PhoneNumbers",
@@ -180,6 +186,11 @@ impl FakeTwilio {
             .expect("lock")
             .tollfree
             .push((number.to_owned(), status.to_owned()));
+    }
+
+    /// Calls placed through the Calls API: (To, From, Url).
+    pub fn placed_calls(&self) -> Vec<(String, String, String)> {
+        self.inner.lock().expect("lock").calls.clone()
     }
 
     pub fn stop(&self) {
@@ -546,5 +557,36 @@ async fn tollfree_verifications(
         .map(|(_, status)| json!({"sid": "HH00000000000000000000000000000001", "status": status}))
         .collect();
     axum::Json(json!({"verifications": verifications, "meta": meta("verifications", "")}))
+        .into_response()
+}
+
+async fn create_call(
+    State(fake): State<FakeTwilio>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &account) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (Some(to), Some(from), Some(url)) = (field("To"), field("From"), field("Url")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21205,
+            "Url, To and From are required",
+        );
+    };
+    fake.inner
+        .lock()
+        .expect("lock")
+        .calls
+        .push((to.clone(), from.clone(), url));
+    let sid = format!("CA{:032x}", fastrand::u128(..));
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"sid": sid, "account_sid": ACCOUNT_SID, "to": to, "from": from, "status": "queued", "direction": "outbound-api", "api_version": "2010-04-01"})),
+    )
         .into_response()
 }

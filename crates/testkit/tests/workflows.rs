@@ -49,6 +49,7 @@ on_both_stores!(
     no_reentry_and_version_pinning,
     overdue_task_and_voicemail_triggers,
     an_answered_call_stops_the_follow_up,
+    a_team_call_back_completes_the_task_and_stops_the_follow_up,
 );
 
 const CALLER: &str = "+15125550123";
@@ -680,4 +681,62 @@ mod variants_report {
         two_variants_report_counts_and_rates(&db.url).await;
         db.drop_db().await;
     }
+}
+
+async fn a_team_call_back_completes_the_task_and_stops_the_follow_up(url: &str) {
+    let (app, fake, account_id) = start(url, &[recommended()], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let task = app.store.tasks(None, TaskFilter::Open, 10).await.unwrap()[0].id;
+    let (contact, number, team) = app.store.callback_target(task).await.unwrap().unwrap();
+    assert_eq!(
+        (contact.as_str(), number.as_str(), team),
+        (CALLER, BUSINESS_NUMBER, vec![TEAM_PHONE.to_owned()])
+    );
+    // Twilio rings the team phone and fetches the TwiML that dials the contact.
+    let sid = textback_testkit::test_app::new_call_sid();
+    let (status, twiml) = app
+        .post_signed(
+            &format!("/webhooks/twilio/voice/callback?task={task}"),
+            &[
+                ("CallSid", &sid),
+                ("From", BUSINESS_NUMBER),
+                ("To", TEAM_PHONE),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml.contains(&format!("callerId=\"{BUSINESS_NUMBER}\""))
+            && twiml.contains(&format!("<Number>{CALLER}</Number>")),
+        "{twiml}"
+    );
+    // The contact picks up.
+    app.advance(Duration::from_secs(5 * 60));
+    let (status, _) = app
+        .post_signed(
+            &format!("/webhooks/twilio/voice/callback-status?task={task}"),
+            &[
+                ("CallSid", &sid),
+                ("From", BUSINESS_NUMBER),
+                ("To", TEAM_PHONE),
+                ("DialCallStatus", "completed"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        app.store
+            .tasks(None, TaskFilter::Open, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the task is done"
+    );
+    app.advance(Duration::from_secs(3600));
+    app.drain().await;
+    assert_eq!(fake.sent().len(), 1, "no follow-up after the call back");
+    let runs = app.store.runs(account_id, 10).await.unwrap();
+    assert_eq!(runs[0].stop_reason.as_deref(), Some("called_back"));
+    finish(app, fake).await;
 }

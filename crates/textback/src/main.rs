@@ -100,6 +100,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Call a missed caller back through the business number: Twilio rings the team phone,
+    /// then connects it to the contact. An answered call-back completes the task.
+    CallBack {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The callback task.
+        task: i64,
+        /// The team phone to ring first (default: the number's first team phone).
+        #[arg(long)]
+        team_phone: Option<String>,
+    },
     /// Compare message variants: sent, delivered, replied within 24 h, reply rate with its
     /// 95% interval, and which variant leads with what confidence.
     Variants {
@@ -475,6 +486,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Variants { account, json } => {
             variants_command(&database_url, &account, json).await
         }
+        Command::CallBack {
+            server,
+            task,
+            team_phone,
+        } => call_back(&database_url, &file, server, task, team_phone).await,
         Command::Workflows { account, runs } => {
             let store = open_store(&database_url).await?;
             let Some(acct) = store.account_by_slug(&account).await? else {
@@ -535,6 +551,56 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+async fn call_back(
+    database_url: &str,
+    file: &config::FileConfig,
+    server: ServerArgs,
+    task: i64,
+    team_phone: Option<String>,
+) -> Result<(), CliError> {
+    let listen = config::listen(server.listen, file)?;
+    let public_url = config::public_url(server.public_url, file, listen)?;
+    let Some(twilio) = config::twilio(server.twilio_account_sid, server.twilio_auth_token, file)?
+    else {
+        return Err(CliError::Refused(
+            "calling back needs Twilio: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN".into(),
+        ));
+    };
+    let api_base = config::twilio_api_base(server.twilio_api_base, file)?;
+    let lookup_base = config::twilio_lookup_base(server.twilio_lookup_base, file)?;
+    let store = open_store(database_url).await?;
+    let Some((_, number, team)) = store.callback_target(task).await? else {
+        return Err(CliError::Refused(format!(
+            "there is no open task {task} with a contact to call"
+        )));
+    };
+    let team_phone = match team_phone {
+        Some(p) => textback_core::Phone::parse(&p)
+            .map_err(|e| CliError::Refused(format!("--team-phone: {e}")))?
+            .to_string(),
+        None => team.first().cloned().ok_or_else(|| {
+            CliError::Refused("the number has no team phone; pass --team-phone".into())
+        })?,
+    };
+    let client = textback_carriers::twilio::TwilioClient::new(
+        &api_base,
+        &lookup_base,
+        TwilioCredentials {
+            account_sid: twilio.account_sid,
+            auth_token: twilio.auth_token,
+        },
+        Duration::from_secs(10),
+    )
+    .map_err(|e| CliError::Refused(format!("cannot build the HTTP client: {e}")))?;
+    let url = format!("{public_url}/webhooks/twilio/voice/callback?task={task}");
+    let sid = client
+        .place_call(&team_phone, &number, &url)
+        .await
+        .map_err(CliError::Refused)?;
+    println!("calling {team_phone} now (call {sid}); answering connects you to the caller");
+    Ok(())
 }
 
 async fn variants_command(database_url: &str, account: &str, json: bool) -> Result<(), CliError> {

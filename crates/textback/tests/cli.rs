@@ -460,6 +460,24 @@ async fn reply_conversation_and_doctor() {
         "{last}"
     );
 
+    // Call the missed caller back through the business number.
+    let tasks = stdout(&textback(&dir.0, &[], &["tasks"]));
+    let task = tasks
+        .split_whitespace()
+        .next()
+        .expect("a callback task")
+        .to_owned();
+    let out = textback(&dir.0, &env, &["call-back", &task]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        fake.placed_calls(),
+        vec![(
+            "+15125550199".to_owned(),
+            "+15125550100".to_owned(),
+            format!("{public}/webhooks/twilio/voice/callback?task={task}")
+        )]
+    );
+
     let refused = textback(
         &dir.0,
         &env,

@@ -372,6 +372,45 @@ impl TwilioClient {
         })
     }
 
+    /// Places an outbound call (the team's call back): Twilio calls `to` from `from` and
+    /// fetches TwiML from `url` when it answers. Returns the call's sid.
+    pub async fn place_call(&self, to: &str, from: &str, url: &str) -> Result<String, String> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/2010-04-01/Accounts/{}/Calls.json",
+                self.base, self.creds.account_sid
+            ))
+            .basic_auth(&self.creds.account_sid, Some(&self.creds.auth_token))
+            .form(&[("To", to), ("From", from), ("Url", url), ("Method", "POST")])
+            .send()
+            .await
+            .map_err(|e| format!("placing the call failed: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Option<ErrorBody> = response.json().await.ok();
+            let detail = body
+                .map(|b| {
+                    format!(
+                        "{} {}",
+                        b.code.map(|c| c.to_string()).unwrap_or_default(),
+                        b.message.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            return Err(format!(
+                "Twilio answered {}: {}",
+                status.as_u16(),
+                detail.trim()
+            ));
+        }
+        let call: Sid = response
+            .json()
+            .await
+            .map_err(|e| format!("unreadable call resource: {e}"))?;
+        Ok(call.sid)
+    }
+
     /// Points the A2P / toll-free status reads at another base URL (tests use a stand-in).
     pub fn with_messaging_base(mut self, base: &str) -> TwilioClient {
         self.messaging_base = base.trim_end_matches('/').to_owned();

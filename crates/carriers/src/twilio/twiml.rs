@@ -90,6 +90,17 @@ pub fn message(body: &str) -> String {
     wrap(&format!("<Message>{}</Message>", escape(body)))
 }
 
+/// The team member answered the call-back: say so, then dial the contact with the business
+/// number as caller id.
+pub fn call_back(contact: &str, business_number: &str, action: &str) -> String {
+    wrap(&format!(
+        "<Say>Calling back your missed caller now.</Say><Dial callerId=\"{}\" action=\"{}\" method=\"POST\"><Number>{}</Number></Dial>",
+        escape(business_number),
+        escape(action),
+        escape(contact)
+    ))
+}
+
 /// A short spoken message, then hang up.
 pub fn say(text: &str) -> String {
     wrap(&format!("<Say>{}</Say><Hangup/>", escape(text)))

@@ -22,6 +22,11 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/twilio/voice/screen", post(screen))
         .route("/webhooks/twilio/voice/screen-result", post(screen_result))
         .route("/webhooks/twilio/voice/recording", post(recording))
+        .route("/webhooks/twilio/voice/callback", post(callback))
+        .route(
+            "/webhooks/twilio/voice/callback-status",
+            post(callback_status),
+        )
 }
 
 fn twiml_response(body: String) -> Response {
@@ -247,6 +252,49 @@ async fn recording(
             .store
             .record_voicemail(sid, url, secs, state.now_ms())
             .await?;
+    }
+    Ok(twiml_response(twiml::hangup()))
+}
+
+fn task_param(form: &TwilioForm) -> Result<i64, WebhookError> {
+    form.query("task")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| WebhookError::BadRequest("missing or invalid task".into()))
+}
+
+/// The team member picked up the call-back Textback placed: connect them to the contact,
+/// showing the business number.
+async fn callback(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
+    let task = task_param(&form)?;
+    let Some((contact, number, _)) = state.store.callback_target(task).await? else {
+        return Ok(twiml_response(twiml::say(
+            "This callback is no longer needed. Goodbye.",
+        )));
+    };
+    let action = state.public(&format!(
+        "/webhooks/twilio/voice/callback-status?task={task}"
+    ));
+    Ok(twiml_response(twiml::call_back(&contact, &number, &action)))
+}
+
+/// How the call-back's `<Dial>` to the contact ended: answered means the contact was called
+/// back; the task is done and pending texts to them are cancelled.
+async fn callback_status(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
+    let task = task_param(&form)?;
+    let status = DialStatus::parse(form.require("DialCallStatus")?)
+        .map_err(|e| WebhookError::BadRequest(e.to_string()))?;
+    if matches!(status, DialStatus::Completed | DialStatus::Answered) {
+        state
+            .store
+            .record_callback_answered(task, state.now_ms())
+            .await?;
+        tracing::info!(task, "contact called back");
     }
     Ok(twiml_response(twiml::hangup()))
 }
