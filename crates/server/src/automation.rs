@@ -230,6 +230,10 @@ pub fn plan_run(input: &RunInput, now: Timestamp, carrier: &str) -> RunPlan {
             .is_some_and(|c| c.replied_since_start),
         tags: input.tags.clone(),
         fields,
+        task_done: input.task_done,
+        wait_deadline: input
+            .wait_deadline_ms
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
     };
     let pc = usize::try_from(input.pc).unwrap_or(usize::MAX);
     let (effects, next) = advance(&workflow.program, pc, &ctx);
@@ -352,6 +356,15 @@ pub fn plan_run(input: &RunInput, now: Timestamp, carrier: &str) -> RunPlan {
     }
     let next = match next {
         Next::Done => RunNext::Done,
+        Next::AwaitEvent {
+            pc,
+            event,
+            deadline,
+        } => RunNext::AwaitEvent {
+            pc: pc as i64,
+            event: event.as_str().to_owned(),
+            deadline_ms: deadline.as_millisecond(),
+        },
         Next::ResumeAt { pc, at, waited } => RunNext::ResumeAt {
             pc: pc as i64,
             at_ms: at.as_millisecond(),

@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use crate::conversations::upsert_conversation;
-use crate::runs::{fire_event, resolve_contact};
+use crate::runs::{fire_event, resolve_contact, wake_waiting};
 use crate::{Result, Store, in_write_tx, on_pool, to_json};
 
 /// Applies what a carrier error says about the contact of message `$message_id`.
@@ -164,6 +164,7 @@ impl Store {
                     // back still queued is cancelled, and message_received workflows start.
                     let why = if msg.consent.as_ref().is_some_and(|c| c.opted_out) { "opted_out" } else { "contact_replied" };
                     resolve_contact!(tx, contact_id, why, now_ms);
+                    wake_waiting!(tx, "reply", "contact_id = $1", contact_id, now_ms);
                     let _event = fire_event!(tx, msg.account_id, Some(contact_id), "message_received", message_id, now_ms);
                     if let Some(change) = msg.consent.as_ref().filter(|c| c.opted_out != opted_out) {
                         sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")

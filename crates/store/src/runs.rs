@@ -77,7 +77,35 @@ macro_rules! resolve_contact {
     }};
 }
 
-pub(crate) use {fire_event, resolve_contact};
+/// Resumes, now, the runs waiting for `event` that match `condition` (bound to `$1`).
+macro_rules! wake_waiting {
+    ($tx:expr, $event:expr, $condition:expr, $id:expr, $now:expr) => {{
+        let now: i64 = $now;
+        let sql = format!(
+            "UPDATE workflow_runs SET resume_at = $2, updated_at = $2 \
+             WHERE status = 'waiting' AND waiting_for = $3 AND {} RETURNING id",
+            $condition
+        );
+        let woken: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind($id)
+            .bind(now)
+            .bind($event)
+            .fetch_all(&mut *$tx)
+            .await?;
+        for run_id in woken {
+            let _q = $crate::jobs::enqueue!(
+                $tx,
+                $crate::JobKind::AdvanceRun,
+                run_id,
+                Some(format!("advance_run:{run_id}:woken:{now}")),
+                now,
+                now
+            );
+        }
+    }};
+}
+
+pub(crate) use {fire_event, resolve_contact, wake_waiting};
 
 /// What the start of runs is decided on.
 #[derive(Debug, Clone)]
@@ -149,6 +177,10 @@ pub struct RunInput {
     pub tags: Vec<String>,
     pub last_text_back_at_ms: Option<i64>,
     pub caller_line_type: Option<String>,
+    /// A task this run created is done.
+    pub task_done: bool,
+    /// The deadline of the event wait the run is resuming at, if any.
+    pub wait_deadline_ms: Option<i64>,
 }
 
 /// What a run does, decided by pure code and carried out by the store in one transaction.
@@ -205,6 +237,12 @@ pub enum RunNext {
         pc: i64,
         at_ms: i64,
         waited: bool,
+    },
+    /// Waiting at the wait step `pc` for `event` (`reply`, `task_done`) until `deadline_ms`.
+    AwaitEvent {
+        pc: i64,
+        event: String,
+        deadline_ms: i64,
     },
     /// The run cannot go on (its version no longer compiles): ended with the reason.
     Fail(String),
@@ -416,7 +454,7 @@ impl Store {
         let for_update = self.for_update();
         let run_sql = format!(
             "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
-             resume_at, started_at FROM workflow_runs WHERE id = $1{for_update}"
+             resume_at, started_at, wait_deadline FROM workflow_runs WHERE id = $1{for_update}"
         );
         let queued: Vec<i64> = in_write_tx!(self, tx => 'done: {
             let run = sqlx::query(sqlx::AssertSqlSafe(run_sql)).bind(job.subject_id).fetch_optional(&mut *tx).await?;
@@ -529,7 +567,15 @@ impl Store {
                 ),
                 None => (None, None),
             };
+            let task_done: bool = sqlx::query_scalar(
+                "SELECT COUNT(*) > 0 FROM tasks WHERE run_id = $1 AND status = 'done'",
+            )
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
             let input = RunInput {
+                task_done,
+                wait_deadline_ms: run.try_get("wait_deadline")?,
                 run_id,
                 trigger: run.try_get("trigger")?,
                 pc: run.try_get("pc")?,
@@ -738,9 +784,24 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                RunNext::AwaitEvent { pc, event, deadline_ms } => {
+                    sqlx::query(
+                        "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = TRUE, resume_at = $3, \
+                         waiting_for = $4, wait_deadline = $3, updated_at = $5 WHERE id = $1",
+                    )
+                    .bind(run_id)
+                    .bind(pc)
+                    .bind(deadline_ms)
+                    .bind(event)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    let _q = enqueue!(tx, JobKind::AdvanceRun, run_id, Some(format!("advance_run:{run_id}:{pc}:{deadline_ms}")), *deadline_ms, now_ms);
+                }
                 RunNext::ResumeAt { pc, at_ms, waited } => {
                     sqlx::query(
-                        "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, updated_at = $5 WHERE id = $1",
+                        "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, \
+                         waiting_for = NULL, wait_deadline = NULL, updated_at = $5 WHERE id = $1",
                     )
                     .bind(run_id)
                     .bind(pc)
@@ -833,7 +894,7 @@ impl Store {
     pub async fn complete_task(&self, id: i64, now_ms: i64) -> Result<bool> {
         let done = in_write_tx!(self, tx => {
             let row = sqlx::query(
-                "UPDATE tasks SET status = 'done', completed_at = $2 WHERE id = $1 AND status = 'open' RETURNING account_id, contact_id",
+                "UPDATE tasks SET status = 'done', completed_at = $2 WHERE id = $1 AND status = 'open' RETURNING account_id, contact_id, run_id",
             )
             .bind(id)
             .bind(now_ms)
@@ -843,6 +904,10 @@ impl Store {
                 Some(r) => {
                     let account_id: i64 = r.try_get("account_id")?;
                     let contact_id: Option<i64> = r.try_get("contact_id")?;
+                    let run_id: Option<i64> = r.try_get("run_id")?;
+                    if let Some(run_id) = run_id {
+                        wake_waiting!(tx, "task_done", "id = $1", run_id, now_ms);
+                    }
                     sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'task_done', $3, $4)")
                         .bind(account_id)
                         .bind(contact_id)
@@ -890,7 +955,7 @@ impl Store {
         let done = in_write_tx!(self, tx => {
             let row = sqlx::query(
                 "UPDATE tasks SET status = 'done', completed_at = $2 WHERE id = $1 AND status = 'open' \
-                 RETURNING account_id, contact_id",
+                 RETURNING account_id, contact_id, run_id",
             )
             .bind(task_id)
             .bind(now_ms)
@@ -902,6 +967,10 @@ impl Store {
                     let contact_id: Option<i64> = r.try_get("contact_id")?;
                     if let Some(cid) = contact_id {
                         resolve_contact!(tx, cid, "called_back", now_ms);
+                    }
+                    let run_id: Option<i64> = r.try_get("run_id")?;
+                    if let Some(run_id) = run_id {
+                        wake_waiting!(tx, "task_done", "id = $1", run_id, now_ms);
                     }
                     sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'called_back', $3, $4)")
                         .bind(account_id)

@@ -740,3 +740,118 @@ async fn a_team_call_back_completes_the_task_and_stops_the_follow_up(url: &str) 
     assert_eq!(runs[0].stop_reason.as_deref(), Some("called_back"));
     finish(app, fake).await;
 }
+
+mod event_waits {
+    use super::*;
+
+    fn reply_wait() -> WorkflowSpec {
+        spec(
+            r#"
+name = "Wait for a reply"
+stop_on_reply = false
+[trigger]
+type = "missed_call"
+[[steps]]
+type = "send_sms"
+message = "Hi, it's {{business.name}}, sorry we missed your call. Reply here!"
+[[steps]]
+type = "wait"
+until = "reply"
+for = "1h"
+[[steps]]
+type = "if"
+condition = { type = "contact_replied" }
+then = [{ type = "add_tag", tag = "Engaged" }]
+else = [{ type = "send_sms", message = "{{business.name}} again: still need a hand?" }]
+"#,
+        )
+    }
+
+    fn task_wait() -> WorkflowSpec {
+        spec(
+            r#"
+name = "Escalate slow call-backs"
+[trigger]
+type = "missed_call"
+[[steps]]
+type = "create_task"
+title = "Call back {{contact.phone}}"
+due = "2h"
+[[steps]]
+type = "wait"
+until = "task_done"
+for = "2h"
+[[steps]]
+type = "if"
+condition = { type = "task_done" }
+then = [{ type = "add_tag", tag = "Called back" }]
+else = [{ type = "notify_team", message = "Nobody has called back {{contact.phone}} after 2 hours." }]
+"#,
+        )
+    }
+
+    async fn a_reply_wakes_the_wait_at_once(url: &str) {
+        let (app, fake, account_id) = start(url, &[reply_wait()], TestAppOptions::default()).await;
+        app.missed_call(CALLER, "no-answer").await;
+        app.drain().await;
+        app.advance(Duration::from_secs(10 * 60));
+        text(&app, CALLER, "yes, can you come today?").await;
+        app.drain().await;
+        assert_eq!(
+            app.store.contact_tags(account_id, CALLER).await.unwrap(),
+            vec!["Engaged"],
+            "woken by the reply, not the deadline"
+        );
+        app.advance(Duration::from_secs(3600));
+        app.drain().await;
+        assert_eq!(fake.sent().len(), 1, "no follow-up");
+        // Another caller never replies: the deadline ends the wait.
+        let other = "+15125550124";
+        app.missed_call(other, "no-answer").await;
+        app.drain().await;
+        app.advance(Duration::from_secs(59 * 60));
+        app.drain().await;
+        assert_eq!(fake.sent().len(), 2);
+        app.advance(Duration::from_secs(60));
+        app.drain().await;
+        assert_eq!(
+            fake.sent().last().unwrap().body,
+            "Acme Plumbing again: still need a hand?"
+        );
+        finish(app, fake).await;
+    }
+
+    async fn a_done_task_wakes_the_wait(url: &str) {
+        let (app, fake, account_id) = start(url, &[task_wait()], TestAppOptions::default()).await;
+        app.missed_call(CALLER, "no-answer").await;
+        app.drain().await;
+        let task = app.store.tasks(None, TaskFilter::Open, 10).await.unwrap()[0].id;
+        app.advance(Duration::from_secs(30 * 60));
+        assert!(
+            app.store
+                .complete_task(task, app.state.now_ms())
+                .await
+                .unwrap()
+        );
+        app.drain().await;
+        assert_eq!(
+            app.store.contact_tags(account_id, CALLER).await.unwrap(),
+            vec!["Called back"]
+        );
+        // Nobody calls the second one back: the team hears about it after two hours.
+        app.missed_call("+15125550124", "no-answer").await;
+        app.drain().await;
+        app.advance(Duration::from_secs(2 * 3600));
+        app.drain().await;
+        let to_team: Vec<_> = fake
+            .sent()
+            .into_iter()
+            .filter(|m| m.to == TEAM_PHONE)
+            .collect();
+        assert_eq!(to_team.len(), 1);
+        assert!(to_team[0].body.contains("+15125550124"));
+        finish(app, fake).await;
+    }
+
+    on_both_stores!(a_reply_wakes_the_wait_at_once, a_done_task_wakes_the_wait);
+}

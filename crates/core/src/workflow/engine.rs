@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 
 use crate::hours::BusinessHours;
 
-use super::model::{Condition, Due, FieldOp, Instr, Program, TriggerKind, WaitFor};
+use super::model::{Condition, Due, FieldOp, Instr, Program, TriggerKind, WaitEvent, WaitFor};
 use super::quiet::QuietHours;
 
 /// What kind of text a `send_sms` step sends.
@@ -52,6 +52,13 @@ pub enum Next {
         at: Timestamp,
         waited: bool,
     },
+    /// Waiting at the wait step `pc` for `event`, at most until `deadline`; the run is
+    /// resumed at once when the event happens.
+    AwaitEvent {
+        pc: usize,
+        event: WaitEvent,
+        deadline: Timestamp,
+    },
 }
 
 pub struct RunContext<'a> {
@@ -66,11 +73,16 @@ pub struct RunContext<'a> {
     pub contact_replied: bool,
     pub tags: Vec<String>,
     pub fields: BTreeMap<&'static str, Option<String>>,
+    /// A task this run created is done.
+    pub task_done: bool,
+    /// When resuming at an event wait: the deadline set when the wait began.
+    pub wait_deadline: Option<Timestamp>,
 }
 
 fn holds(c: &Condition, ctx: &RunContext<'_>, tags: &[String]) -> bool {
     match c {
         Condition::ContactReplied => ctx.contact_replied,
+        Condition::TaskDone => ctx.task_done,
         Condition::HasTag(t) => tags.iter().any(|x| x.eq_ignore_ascii_case(t)),
         Condition::BusinessHours => ctx.hours.is_empty() || ctx.hours.is_open(ctx.now, ctx.tz),
         Condition::ContactField { field, op } => {
@@ -145,6 +157,28 @@ pub fn advance(program: &Program, mut pc: usize, ctx: &RunContext<'_>) -> (Vec<E
                 tags.retain(|x| !x.eq_ignore_ascii_case(t));
                 effects.push(Effect::RemoveTag(t.clone()));
             }
+            Instr::Wait(WaitFor::Event { event, at_most }) => {
+                let happened = match event {
+                    WaitEvent::Reply => ctx.contact_replied,
+                    WaitEvent::TaskDone => ctx.task_done,
+                };
+                let timed_out = ctx.wait_deadline.is_some_and(|d| ctx.now >= d);
+                if !happened && !timed_out {
+                    let deadline = ctx.wait_deadline.unwrap_or_else(|| {
+                        ctx.now
+                            .checked_add(jiff::SignedDuration::from_secs(at_most.as_secs() as i64))
+                            .unwrap_or(ctx.now)
+                    });
+                    return (
+                        effects,
+                        Next::AwaitEvent {
+                            pc,
+                            event: *event,
+                            deadline,
+                        },
+                    );
+                }
+            }
             Instr::Wait(w) => {
                 let at = match w {
                     WaitFor::Duration(d) => ctx
@@ -155,6 +189,7 @@ pub fn advance(program: &Program, mut pc: usize, ctx: &RunContext<'_>) -> (Vec<E
                     WaitFor::BusinessHoursOpen => {
                         ctx.hours.next_open(ctx.now, ctx.tz).unwrap_or(ctx.now)
                     }
+                    WaitFor::Event { .. } => ctx.now,
                 };
                 if at > ctx.now {
                     return (
@@ -259,6 +294,8 @@ mod tests {
             contact_replied: replied,
             tags: vec![],
             fields: BTreeMap::new(),
+            task_done: false,
+            wait_deadline: None,
         }
     }
 
@@ -367,6 +404,55 @@ mod tests {
             Effect::SendSms {
                 pc: 0,
                 kind: SendKind::TextBack
+            }
+        );
+    }
+
+    #[test]
+    fn waits_for_a_reply_or_the_deadline() {
+        use crate::duration::HumanDuration;
+        use crate::workflow::model::{Instr, Program, WaitEvent, WaitFor};
+        let p = Program {
+            instrs: vec![
+                Instr::Wait(WaitFor::Event {
+                    event: WaitEvent::Reply,
+                    at_most: HumanDuration::parse("1h").unwrap(),
+                }),
+                Instr::AddTag("Replied or timed out".into()),
+            ],
+            places: vec!["1".into(), "2".into()],
+        };
+        let tz = TimeZone::UTC;
+        let hours = BusinessHours::default();
+        let mut c = ctx("2026-11-30T16:00:00Z", &tz, &hours, false, false);
+        let (e, next) = advance(&p, 0, &c);
+        assert!(e.is_empty());
+        let deadline: Timestamp = "2026-11-30T17:00:00Z".parse().unwrap();
+        assert_eq!(
+            next,
+            Next::AwaitEvent {
+                pc: 0,
+                event: WaitEvent::Reply,
+                deadline
+            }
+        );
+        // Woken early by a reply.
+        c.contact_replied = true;
+        c.wait_deadline = Some(deadline);
+        assert_eq!(advance(&p, 0, &c).0.len(), 1);
+        // Or at the deadline without one.
+        let mut late = ctx("2026-11-30T17:00:00Z", &tz, &hours, true, false);
+        late.wait_deadline = Some(deadline);
+        assert_eq!(advance(&p, 0, &late).0.len(), 1);
+        // Woken by something else before the deadline: keeps waiting, same deadline.
+        let mut early = ctx("2026-11-30T16:10:00Z", &tz, &hours, true, false);
+        early.wait_deadline = Some(deadline);
+        assert_eq!(
+            advance(&p, 0, &early).1,
+            Next::AwaitEvent {
+                pc: 0,
+                event: WaitEvent::Reply,
+                deadline
             }
         );
     }

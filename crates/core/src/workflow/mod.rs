@@ -12,8 +12,8 @@ pub mod spec;
 
 pub use engine::{Effect, Next, RunContext, SendKind, advance};
 pub use model::{
-    Condition, Due, Instr, Program, TriggerFacts, TriggerFilter, TriggerKind, Variant, WaitFor,
-    Workflow, WorkflowError, choose_variant,
+    Condition, Due, Instr, Program, TriggerFacts, TriggerFilter, TriggerKind, Variant, WaitEvent,
+    WaitFor, Workflow, WorkflowError, choose_variant,
 };
 pub use quiet::{QuietHours, QuietHoursError};
 pub use spec::{

@@ -104,6 +104,29 @@ pub enum Due {
 pub enum WaitFor {
     Duration(HumanDuration),
     BusinessHoursOpen,
+    /// Until the event happens, or `at_most` has passed.
+    Event {
+        event: WaitEvent,
+        at_most: HumanDuration,
+    },
+}
+
+/// Events a run can wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEvent {
+    /// The contact texts.
+    Reply,
+    /// A task this run created is marked done (or an answered call-back completed it).
+    TaskDone,
+}
+
+impl WaitEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitEvent::Reply => "reply",
+            WaitEvent::TaskDone => "task_done",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +140,7 @@ pub enum FieldOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
     ContactReplied,
+    TaskDone,
     HasTag(String),
     BusinessHours,
     ContactField { field: String, op: FieldOp },
@@ -300,6 +324,7 @@ fn trigger(spec: &TriggerSpec) -> Result<TriggerFilter, WorkflowError> {
 fn condition(place: &str, c: &ConditionSpec) -> Result<Condition, WorkflowError> {
     Ok(match c {
         ConditionSpec::ContactReplied => Condition::ContactReplied,
+        ConditionSpec::TaskDone => Condition::TaskDone,
         ConditionSpec::HasTag { tag: t } => Condition::HasTag(tag(place, t)?),
         ConditionSpec::BusinessHours => Condition::BusinessHours,
         ConditionSpec::ContactField { field, op, value } => {
@@ -441,14 +466,29 @@ fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), Work
                         WaitFor::Duration(d)
                     }
                     (None, Some("business_hours")) => WaitFor::BusinessHoursOpen,
-                    (None, Some(other)) => {
+                    (Some(d), Some(ev @ ("reply" | "task_done"))) => {
+                        let d = HumanDuration::parse(d).map_err(|e| err(place.clone(), e))?;
+                        if d.as_secs() == 0 || d.as_secs() > MAX_WAIT_SECS {
+                            return Err(err(place, "a wait is between 1s and 30d"));
+                        }
+                        let event = if ev == "reply" {
+                            WaitEvent::Reply
+                        } else {
+                            WaitEvent::TaskDone
+                        };
+                        WaitFor::Event { event, at_most: d }
+                    }
+                    (None, Some("reply" | "task_done")) => {
                         return Err(err(
                             place,
-                            format!("until {other:?}: the only bound is business_hours"),
+                            "waiting for an event needs a bound too: for = \"1d\" is the longest it waits",
                         ));
                     }
-                    (Some(_), Some(_)) => {
-                        return Err(err(place, "give either for or until, not both"));
+                    (_, Some(other)) => {
+                        return Err(err(
+                            place,
+                            format!("until {other:?}: use business_hours, reply or task_done"),
+                        ));
                     }
                     (None, None) => {
                         return Err(err(

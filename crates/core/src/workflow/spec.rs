@@ -136,6 +136,8 @@ impl StepSpec {
 pub enum ConditionSpec {
     /// The contact texted since the run started.
     ContactReplied,
+    /// A task this run created is done.
+    TaskDone,
     HasTag {
         tag: String,
     },
