@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// Countries numbers without a `+` are read in.
+pub use phonenumber::country::Id as Country;
+
 /// A phone number that is known to be valid, always held in E.164 form (`+15125550100`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Phone(String);
@@ -48,6 +51,35 @@ impl Phone {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Parses a number as people type it: international (`+1 512 555 0123`) or, without a
+    /// `+`, national in the default country (`(512) 555-0123` for the US).
+    pub fn parse_in(
+        input: &str,
+        default_country: phonenumber::country::Id,
+    ) -> Result<Phone, PhoneError> {
+        let trimmed = input.trim();
+        if trimmed.starts_with('+') {
+            return Phone::parse(trimmed);
+        }
+        if trimmed.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        if !trimmed
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        {
+            return Err(PhoneError::BadCharacters(trimmed.to_owned()));
+        }
+        let parsed = phonenumber::parse(Some(default_country), trimmed)
+            .map_err(|_| PhoneError::Invalid(trimmed.to_owned()))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(PhoneError::Invalid(trimmed.to_owned()));
+        }
+        Ok(Phone(
+            parsed.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     /// Toll-free numbers register through toll-free verification, not A2P 10DLC.
@@ -209,6 +241,26 @@ mod tests {
             CallerId::from_carrier("sip:someone@example.com"),
             CallerId::Unparseable(_)
         ));
+    }
+
+    #[test]
+    fn national_formats_in_a_default_country() {
+        use phonenumber::country::Id::US;
+        for s in [
+            "(512) 555-0123",
+            "512-555-0123",
+            "512.555.0123",
+            "5125550123",
+            "+1 512 555 0123",
+        ] {
+            assert_eq!(
+                Phone::parse_in(s, US).unwrap().as_str(),
+                "+15125550123",
+                "{s}"
+            );
+        }
+        assert!(Phone::parse_in("555-0123", US).is_err());
+        assert!(Phone::parse_in("512-CALL-NOW", US).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Textback server: carrier webhooks, health endpoints and the background workers that
 //! turn a missed call into one text back.
 
+pub mod api;
 mod automation;
 mod deliver;
 mod error;
@@ -122,6 +123,7 @@ impl App {
         Router::new()
             .merge(health::routes())
             .merge(webhooks::routes())
+            .merge(api::routes())
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.state.clone())
     }

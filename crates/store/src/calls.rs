@@ -40,10 +40,13 @@ pub struct CallView {
     pub started_at_ms: i64,
     pub text_back_status: Option<String>,
     pub text_back_reason: Option<String>,
+    pub recording_url: Option<String>,
+    pub contact_id: Option<i64>,
 }
 
 pub(crate) const CALL_VIEW: &str = "SELECT c.id, a.slug AS account, c.carrier_call_id, c.caller, n.e164 AS number, \
-    c.status, c.dial_status, c.outcome, c.started_at, c.text_back_status, c.text_back_reason \
+    c.status, c.dial_status, c.outcome, c.started_at, c.text_back_status, c.text_back_reason, \
+    c.recording_url, c.contact_id \
     FROM calls c JOIN accounts a ON a.id = c.account_id JOIN numbers n ON n.id = c.number_id";
 
 macro_rules! call_view_from_row {
@@ -61,6 +64,8 @@ macro_rules! call_view_from_row {
             started_at_ms: r.try_get("started_at")?,
             text_back_status: r.try_get("text_back_status")?,
             text_back_reason: r.try_get("text_back_reason")?,
+            recording_url: r.try_get("recording_url")?,
+            contact_id: r.try_get("contact_id")?,
         }
     }};
 }

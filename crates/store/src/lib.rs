@@ -17,6 +17,7 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Notify;
 
 mod accounts;
+mod api;
 mod calls;
 mod consent;
 mod conversations;
@@ -31,6 +32,7 @@ mod settings;
 mod workflows;
 
 pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
+pub use api::{ApiKeyView, ContactView, ConversationView, StoredResponse};
 pub use calls::{CallView, DialFacts, NewCall};
 pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
 pub use conversations::{Reply, ReplyRefused};

@@ -33,6 +33,11 @@ macro_rules! migrations {
                 name: "variants",
                 sql: include_str!(concat!("../migrations/", $dir, "/0004_variants.sql")),
             },
+            Migration {
+                version: 5,
+                name: "api",
+                sql: include_str!(concat!("../migrations/", $dir, "/0005_api.sql")),
+            },
         ]
     };
 }

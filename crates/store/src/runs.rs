@@ -890,6 +890,14 @@ impl Store {
         })
     }
 
+    /// The account a task belongs to.
+    pub async fn task_account(&self, id: i64) -> Result<Option<i64>> {
+        on_pool!(self, pool => {
+            let v: Option<i64> = sqlx::query_scalar("SELECT account_id FROM tasks WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            Ok(v)
+        })
+    }
+
     /// Marks a task done; false when there is no such open task.
     pub async fn complete_task(&self, id: i64, now_ms: i64) -> Result<bool> {
         let done = in_write_tx!(self, tx => {

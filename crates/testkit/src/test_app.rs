@@ -280,6 +280,60 @@ impl TestApp {
         (status, resp.text().await.unwrap_or_default())
     }
 
+    /// Makes an API key for the account and returns it.
+    pub async fn api_key(&self, account_id: i64) -> String {
+        let key = textback_server::api::new_key();
+        self.store
+            .create_api_key(
+                account_id,
+                "test",
+                &key[..10],
+                &textback_server::api::key_hash(&key),
+                0,
+            )
+            .await
+            .expect("create key");
+        key
+    }
+
+    /// A REST API request: (status, content type, body as JSON or null).
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            ct,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let resp = self
             .http

@@ -111,6 +111,11 @@ enum Command {
         #[arg(long)]
         team_phone: Option<String>,
     },
+    /// API keys for the REST API: each is scoped to one account.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
     /// Compare message variants: sent, delivered, replied within 24 h, reply rate with its
     /// 95% interval, and which variant leads with what confidence.
     Variants {
@@ -203,6 +208,29 @@ enum Command {
     Messages {
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Make a key and print it (the only time it is shown).
+    Create {
+        #[arg(long)]
+        account: String,
+        /// What the key is for, to tell keys apart later.
+        #[arg(long, default_value = "api")]
+        name: String,
+    },
+    /// List an account's keys (without the keys themselves).
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    /// Revoke a key by its id: requests with it are refused from now on.
+    Revoke {
+        #[arg(long)]
+        account: String,
+        id: i64,
     },
 }
 
@@ -491,6 +519,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             task,
             team_phone,
         } => call_back(&database_url, &file, server, task, team_phone).await,
+        Command::ApiKey { command } => api_key(&database_url, command).await,
         Command::Workflows { account, runs } => {
             let store = open_store(&database_url).await?;
             let Some(acct) = store.account_by_slug(&account).await? else {
@@ -551,6 +580,65 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+async fn api_key(database_url: &str, command: ApiKeyCommand) -> Result<(), CliError> {
+    let store = open_store(database_url).await?;
+    let account_id = |slug: String| {
+        let store = store.clone();
+        async move {
+            store
+                .account_by_slug(&slug)
+                .await?
+                .map(|a| a.id)
+                .ok_or_else(|| CliError::Refused(format!("no account {slug:?}")))
+        }
+    };
+    let now = SystemClock.now().as_millisecond();
+    match command {
+        ApiKeyCommand::Create { account, name } => {
+            let id = account_id(account).await?;
+            let key = textback_server::api::new_key();
+            let prefix: String = key.chars().take(10).collect();
+            store
+                .create_api_key(
+                    id,
+                    name.trim(),
+                    &prefix,
+                    &textback_server::api::key_hash(&key),
+                    now,
+                )
+                .await?;
+            println!("{key}");
+            eprintln!("this key is shown once: keep it somewhere safe");
+        }
+        ApiKeyCommand::List { account } => {
+            let id = account_id(account).await?;
+            for k in store.api_keys(id).await? {
+                println!(
+                    "{:>4}  {}…  {}  created {}  last used {}{}",
+                    k.id,
+                    k.prefix,
+                    k.name,
+                    format_time(k.created_at_ms),
+                    k.last_used_at_ms
+                        .map(format_time)
+                        .unwrap_or_else(|| "never".into()),
+                    if k.revoked { "  (revoked)" } else { "" }
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { account, id } => {
+            let account = account_id(account).await?;
+            if !store.revoke_api_key(account, id, now).await? {
+                return Err(CliError::Refused(format!(
+                    "no active key {id} in this account"
+                )));
+            }
+            println!("key {id}: revoked");
+        }
+    }
+    Ok(())
 }
 
 async fn call_back(

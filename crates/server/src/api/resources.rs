@@ -1,0 +1,721 @@
+//! The resources of `/api/v1`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use textback_core::Phone;
+use textback_store::{
+    CallView, ContactView, MessageView, Reply, ReplyRefused, StoredResponse, TaskFilter,
+};
+
+use super::error::json_rejection;
+use super::{ApiAccount, ApiError, PageQuery, page, time};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(account))
+        .route("/numbers", get(numbers))
+        .route("/contacts", get(contacts).post(create_contact))
+        .route("/contacts/{id}", get(contact).patch(update_contact))
+        .route("/contacts/{id}/tags", post(add_tag))
+        .route("/contacts/{id}/tags/{tag}", delete(remove_tag))
+        .route("/contacts/{id}/opt-out", post(opt_out))
+        .route("/contacts/{id}/opt-in", post(opt_in))
+        .route("/contacts/{id}/consent", get(consent))
+        .route("/calls", get(calls))
+        .route("/calls/{id}", get(call))
+        .route("/conversations", get(conversations))
+        .route(
+            "/conversations/{id}/messages",
+            get(messages).post(send_message),
+        )
+        .route("/tasks", get(tasks))
+        .route("/tasks/{id}/complete", post(complete_task))
+        .route("/workflows", get(workflows))
+        .route("/workflows/{id}/runs", get(runs))
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(v: Value) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+fn id_param(raw: &str, what: &'static str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(ApiError::NotFound(what))
+}
+
+fn contact_json(c: &ContactView) -> Value {
+    json!({
+        "id": c.id,
+        "phone": c.phone,
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "tags": c.tags,
+        "opted_out": c.opted_out,
+        "textable": c.textable,
+        "created_at": time(Some(c.created_at_ms)),
+        "last_replied_at": time(c.last_replied_at_ms),
+    })
+}
+
+fn call_json(c: &CallView) -> Value {
+    json!({
+        "id": c.id,
+        "carrier_call_id": c.carrier_call_id,
+        "caller": c.caller,
+        "number": c.number,
+        "contact_id": c.contact_id,
+        "status": c.status,
+        "dial_status": c.dial_status,
+        "outcome": c.outcome,
+        "started_at": time(Some(c.started_at_ms)),
+        "text_back": { "status": c.text_back_status, "reason": c.text_back_reason },
+        "voicemail_url": c.recording_url,
+    })
+}
+
+fn message_json(m: &MessageView) -> Value {
+    json!({
+        "id": m.id,
+        "kind": m.kind,
+        "direction": m.direction,
+        "from": m.from,
+        "to": m.to,
+        "body": m.body,
+        "status": m.status,
+        "carrier_status": m.carrier_status,
+        "error_code": m.error_code,
+        "error_message": m.error_message,
+        "media": m.media,
+        "segments": m.segments,
+        "created_at": time(Some(m.created_at_ms)),
+    })
+}
+
+fn phone(field: &str, raw: &str) -> Result<String, ApiError> {
+    Phone::parse_in(raw, phonenumber_us())
+        .map(|p| p.to_string())
+        .map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// Numbers without a country code are read as US numbers (the carriers Textback speaks
+/// to are North American first).
+fn phonenumber_us() -> textback_core::phone::Country {
+    textback_core::phone::Country::US
+}
+
+async fn account(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
+    let a = state
+        .store
+        .account_by_id(account)
+        .await?
+        .ok_or(ApiError::NotFound("account"))?;
+    ok(json!({
+        "slug": a.slug,
+        "name": a.name,
+        "time_zone": a.time_zone,
+        "booking_link": a.booking_link,
+        "business_hours": a.business_hours,
+        "quiet_hours": a.quiet_hours,
+        "text_back": {
+            "enabled": a.text_back_enabled,
+            "message": a.text_back_template,
+            "cooldown_seconds": a.cooldown_secs,
+        },
+        "do_not_text": a.do_not_text,
+        "landline_lookup": a.landline_lookup,
+    }))
+}
+
+async fn numbers(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
+    let list: Vec<Value> = state
+        .store
+        .numbers_of_account(account)
+        .await?
+        .into_iter()
+        .map(|n| {
+            json!({
+                "id": n.id,
+                "number": n.e164,
+                "carrier": n.carrier,
+                "ring": n.ring_to,
+                "ring_seconds": n.ring_seconds,
+                "call_screening": n.call_screening,
+                "active": n.active,
+                "registration": n.registration,
+            })
+        })
+        .collect();
+    ok(json!({ "data": list, "next_cursor": null }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ContactFilter {
+    phone: Option<String>,
+    tag: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+async fn contacts(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Query(q): Query<ContactFilter>,
+) -> ApiResult {
+    let (before, limit) = q.page.parse()?;
+    let phone = match q.phone.as_deref().filter(|p| !p.trim().is_empty()) {
+        Some(p) => Some(phone("phone", p)?),
+        None => None,
+    };
+    let list = state
+        .store
+        .contacts_page(account, phone.as_deref(), q.tag.as_deref(), before, limit)
+        .await?;
+    let items: Vec<Value> = list.iter().map(contact_json).collect();
+    ok(page(items, |v| v["id"].as_i64().unwrap_or(0), limit))
+}
+
+async fn contact(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = id_param(&id, "contact")?;
+    let c = state
+        .store
+        .contact(account, id)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))?;
+    ok(contact_json(&c))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewContact {
+    phone: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+fn name(field: &str, v: Option<&str>) -> Result<Option<String>, ApiError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(n) if n.chars().count() > 100 => {
+            Err(ApiError::invalid(field, "at most 100 characters"))
+        }
+        Some(n) if n.contains(['{', '}']) => {
+            Err(ApiError::invalid(field, "names cannot contain { or }"))
+        }
+        Some(n) => Ok(Some(n.to_owned())),
+    }
+}
+
+fn tag(raw: &str) -> Result<String, ApiError> {
+    let t = raw.trim();
+    if t.is_empty() || t.chars().count() > 64 {
+        return Err(ApiError::invalid("tag", "a tag is 1 to 64 characters"));
+    }
+    Ok(t.to_owned())
+}
+
+async fn create_contact(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    body: Result<Json<NewContact>, JsonRejection>,
+) -> ApiResult {
+    let Json(c) = body.map_err(json_rejection)?;
+    let phone = phone("phone", &c.phone)?;
+    let first = name("first_name", c.first_name.as_deref())?;
+    let last = name("last_name", c.last_name.as_deref())?;
+    let tags = c
+        .tags
+        .iter()
+        .map(|t| tag(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = state
+        .store
+        .create_contact(
+            account,
+            &phone,
+            first.as_deref(),
+            last.as_deref(),
+            &tags,
+            state.now_ms(),
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!("a contact with phone {phone} already exists"))
+        })?;
+    let created = state
+        .store
+        .contact(account, id)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))?;
+    Ok((StatusCode::CREATED, Json(contact_json(&created))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactPatch {
+    #[serde(default, with = "double_option")]
+    first_name: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    last_name: Option<Option<String>>,
+}
+
+/// `null` clears a field, leaving it out keeps it.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Ok(Some(Option::deserialize(d)?))
+    }
+}
+
+async fn update_contact(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    body: Result<Json<ContactPatch>, JsonRejection>,
+) -> ApiResult {
+    let id = id_param(&id, "contact")?;
+    let Json(p) = body.map_err(json_rejection)?;
+    let first = match &p.first_name {
+        Some(v) => Some(name("first_name", v.as_deref())?),
+        None => None,
+    };
+    let last = match &p.last_name {
+        Some(v) => Some(name("last_name", v.as_deref())?),
+        None => None,
+    };
+    let found = state
+        .store
+        .update_contact(
+            account,
+            id,
+            first.as_ref().map(|o| o.as_deref()),
+            last.as_ref().map(|o| o.as_deref()),
+            state.now_ms(),
+        )
+        .await?;
+    if !found {
+        return Err(ApiError::NotFound("contact"));
+    }
+    contact(State(state), ApiAccount(account), Path(id.to_string())).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagBody {
+    tag: String,
+}
+
+async fn add_tag(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    body: Result<Json<TagBody>, JsonRejection>,
+) -> ApiResult {
+    let id = id_param(&id, "contact")?;
+    let Json(b) = body.map_err(json_rejection)?;
+    let t = tag(&b.tag)?;
+    if !state
+        .store
+        .tag_contact(account, id, &t, true, state.now_ms())
+        .await?
+    {
+        return Err(ApiError::NotFound("contact"));
+    }
+    contact(State(state), ApiAccount(account), Path(id.to_string())).await
+}
+
+async fn remove_tag(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path((id, t)): Path<(String, String)>,
+) -> ApiResult {
+    let id = id_param(&id, "contact")?;
+    if !state
+        .store
+        .tag_contact(account, id, &tag(&t)?, false, state.now_ms())
+        .await?
+    {
+        return Err(ApiError::NotFound("contact"));
+    }
+    contact(State(state), ApiAccount(account), Path(id.to_string())).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentBody {
+    /// What the business's own record says (a signed form, a call).
+    note: Option<String>,
+}
+
+async fn set_consent(
+    state: AppState,
+    account: i64,
+    id: String,
+    opted_out: bool,
+    body: Option<Json<ConsentBody>>,
+) -> ApiResult {
+    let id = id_param(&id, "contact")?;
+    let note = body
+        .and_then(|Json(b)| b.note)
+        .filter(|n| !n.trim().is_empty());
+    if !state
+        .store
+        .set_consent(
+            account,
+            id,
+            opted_out,
+            "api",
+            note.as_deref(),
+            state.now_ms(),
+        )
+        .await?
+    {
+        return Err(ApiError::NotFound("contact"));
+    }
+    contact(State(state), ApiAccount(account), Path(id.to_string())).await
+}
+
+async fn opt_out(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    body: Option<Json<ConsentBody>>,
+) -> ApiResult {
+    set_consent(state, account, id, true, body).await
+}
+
+async fn opt_in(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    body: Option<Json<ConsentBody>>,
+) -> ApiResult {
+    set_consent(state, account, id, false, body).await
+}
+
+async fn consent(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = id_param(&id, "contact")?;
+    let c = state
+        .store
+        .contact(account, id)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))?;
+    let history: Vec<Value> = state
+        .store
+        .consent_history(account, &c.phone)
+        .await?
+        .into_iter()
+        .map(|e| json!({"opted_out": e.opted_out, "source": e.source, "detail": e.detail, "at": time(Some(e.at_ms))}))
+        .collect();
+    ok(json!({ "data": history, "next_cursor": null }))
+}
+
+async fn calls(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let (before, limit) = q.parse()?;
+    let items: Vec<Value> = state
+        .store
+        .calls_page(account, before, limit)
+        .await?
+        .iter()
+        .map(call_json)
+        .collect();
+    ok(page(items, |v| v["id"].as_i64().unwrap_or(0), limit))
+}
+
+async fn call(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = id_param(&id, "call")?;
+    let c = state
+        .store
+        .call(account, id)
+        .await?
+        .ok_or(ApiError::NotFound("call"))?;
+    ok(call_json(&c))
+}
+
+async fn conversations(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let (before, limit) = q.parse()?;
+    let items: Vec<Value> = state
+        .store
+        .conversations_page(account, before, limit)
+        .await?
+        .into_iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "number": c.number,
+                "contact_id": c.contact_id,
+                "contact_phone": c.contact_phone,
+                "last_message_at": time(Some(c.last_message_at_ms)),
+                "last_inbound_at": time(c.last_inbound_at_ms),
+            })
+        })
+        .collect();
+    ok(page(items, |v| v["id"].as_i64().unwrap_or(0), limit))
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let id = id_param(&id, "conversation")?;
+    let (before, limit) = q.parse()?;
+    state
+        .store
+        .conversation_parties(account, id)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    let items: Vec<Value> = state
+        .store
+        .conversation_messages(account, id, before, limit)
+        .await?
+        .iter()
+        .map(message_json)
+        .collect();
+    ok(page(items, |v| v["id"].as_i64().unwrap_or(0), limit))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMessage {
+    body: String,
+}
+
+/// A team reply into the conversation, through the outbox. With `Idempotency-Key`, a
+/// repeated request returns the first answer and sends nothing more.
+async fn send_message(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<NewMessage>, JsonRejection>,
+) -> ApiResult {
+    let id = id_param(&id, "conversation")?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    if let Some(k) = key {
+        if k.len() > 255 {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "at most 255 characters",
+            ));
+        }
+        if let Some(prev) = state.store.idempotent_response(account, k).await? {
+            let status = StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK);
+            return Ok((
+                status,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                prev.body,
+            )
+                .into_response());
+        }
+    }
+    let Json(m) = body.map_err(json_rejection)?;
+    let text = m.body.trim();
+    if text.is_empty() {
+        return Err(ApiError::invalid("body", "the message is empty"));
+    }
+    if text.chars().count() > 1600 {
+        return Err(ApiError::invalid("body", "at most 1600 characters"));
+    }
+    let (slug, number, to) = state
+        .store
+        .conversation_parties(account, id)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    let carrier = match state.store.number_by_e164(&number).await? {
+        Some(n) => state.carrier_for(&n.carrier),
+        None => "sandbox",
+    };
+    let reply = Reply {
+        account_slug: slug,
+        from_number: Some(number),
+        to_phone: to,
+        body: text.to_owned(),
+        carrier: carrier.to_owned(),
+    };
+    let message_id = match state.store.queue_reply(&reply, state.now_ms()).await? {
+        Ok(id) => id,
+        Err(ReplyRefused::OptedOut) => {
+            return Err(ApiError::Conflict(
+                "the contact opted out of texts; nothing was sent".into(),
+            ));
+        }
+        Err(other) => return Err(ApiError::Conflict(other.to_string())),
+    };
+    let body = json!({ "id": message_id, "status": "pending", "body": text }).to_string();
+    if let Some(k) = key {
+        let stored = StoredResponse {
+            status: 202,
+            body: body.clone(),
+        };
+        state
+            .store
+            .store_idempotent_response(account, k, &stored, state.now_ms())
+            .await?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TaskQuery {
+    status: Option<String>,
+    assignee: Option<String>,
+}
+
+async fn tasks(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Query(q): Query<TaskQuery>,
+) -> ApiResult {
+    let filter = match q.status.as_deref().unwrap_or("open") {
+        "open" => TaskFilter::Open,
+        "overdue" => TaskFilter::OverdueAt(state.now_ms()),
+        "all" => TaskFilter::All,
+        other => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("{other:?} is not one of open, overdue, all"),
+            ));
+        }
+    };
+    let slug = state
+        .store
+        .account_by_id(account)
+        .await?
+        .ok_or(ApiError::NotFound("account"))?
+        .slug;
+    let items: Vec<Value> = state
+        .store
+        .tasks(Some(&slug), filter, super::MAX_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            q.assignee
+                .as_deref()
+                .is_none_or(|a| t.assignee.as_deref() == Some(a))
+        })
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "title": t.title,
+                "contact_phone": t.contact_phone,
+                "due_at": time(Some(t.due_at_ms)),
+                "assignee": t.assignee,
+                "status": t.status,
+                "call_id": t.call_id,
+                "voicemail_url": t.recording_url,
+                "created_at": time(Some(t.created_at_ms)),
+            })
+        })
+        .collect();
+    ok(json!({ "data": items, "next_cursor": null }))
+}
+
+async fn complete_task(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = id_param(&id, "task")?;
+    if state.store.task_account(id).await? != Some(account) {
+        return Err(ApiError::NotFound("task"));
+    }
+    let done = state.store.complete_task(id, state.now_ms()).await?;
+    ok(json!({ "id": id, "status": "done", "changed": done }))
+}
+
+async fn workflows(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
+    let items: Vec<Value> = state
+        .store
+        .workflows_of_account(account)
+        .await?
+        .into_iter()
+        .map(|w| {
+            let spec: Value = serde_json::from_str(&w.spec).unwrap_or(Value::Null);
+            json!({"id": w.id, "name": w.name, "builtin": w.builtin, "active": w.active, "version": w.version, "spec": spec})
+        })
+        .collect();
+    ok(json!({ "data": items, "next_cursor": null }))
+}
+
+async fn runs(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = id_param(&id, "workflow")?;
+    let name = state
+        .store
+        .workflows_of_account(account)
+        .await?
+        .into_iter()
+        .find(|w| w.id == id)
+        .ok_or(ApiError::NotFound("workflow"))?
+        .name;
+    let items: Vec<Value> = state
+        .store
+        .runs(account, super::MAX_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|r| r.workflow == name)
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "version": r.version,
+                "trigger": r.trigger,
+                "contact_phone": r.contact_phone,
+                "status": r.status,
+                "stop_reason": r.stop_reason,
+                "resume_at": time(r.resume_at_ms),
+                "started_at": time(Some(r.started_at_ms)),
+                "log": r.log.iter().map(|(place, what)| json!({"step": place, "what": what})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    ok(json!({ "data": items, "next_cursor": null }))
+}

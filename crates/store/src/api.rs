@@ -1,0 +1,505 @@
+//! Queries behind the REST API: API keys, idempotency, and account-scoped pages of
+//! contacts, calls, conversations. Every query takes the caller's account id, so an id of
+//! another account simply finds nothing.
+
+use sqlx::Row;
+
+use crate::AccountRecord;
+use crate::calls::{CALL_VIEW, CallView, call_view_from_row};
+use crate::messages::{MESSAGE_VIEW, MessageView, message_view_from_row};
+use crate::{Result, Store, in_write_tx, on_pool};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiKeyView {
+    pub id: i64,
+    pub name: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    pub created_at_ms: i64,
+    pub last_used_at_ms: Option<i64>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContactView {
+    pub id: i64,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub tags: Vec<String>,
+    pub opted_out: bool,
+    pub textable: bool,
+    pub created_at_ms: i64,
+    pub last_replied_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConversationView {
+    pub id: i64,
+    pub number: String,
+    pub contact_id: i64,
+    pub contact_phone: String,
+    pub last_message_at_ms: i64,
+    pub last_inbound_at_ms: Option<i64>,
+}
+
+/// A stored answer to a request made with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+const CONTACT_COLUMNS: &str =
+    "id, phone, first_name, last_name, opted_out, textable, created_at, last_replied_at";
+
+macro_rules! contact_from_row {
+    ($row:expr, $tags:expr) => {{
+        let r = $row;
+        ContactView {
+            id: r.try_get("id")?,
+            phone: r.try_get("phone")?,
+            first_name: r.try_get("first_name")?,
+            last_name: r.try_get("last_name")?,
+            tags: $tags,
+            opted_out: r.try_get("opted_out")?,
+            textable: r.try_get("textable")?,
+            created_at_ms: r.try_get("created_at")?,
+            last_replied_at_ms: r.try_get("last_replied_at")?,
+        }
+    }};
+}
+
+impl Store {
+    pub async fn create_api_key(
+        &self,
+        account_id: i64,
+        name: &str,
+        prefix: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> Result<i64> {
+        in_write_tx!(self, tx => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_keys (account_id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(account_id)
+            .bind(name)
+            .bind(prefix)
+            .bind(hash)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(id)
+        })
+    }
+
+    /// The account a key hash belongs to, unless revoked. Records the use (at most once a
+    /// minute per key, so reads stay reads).
+    pub async fn api_key_account(&self, hash: &str, now_ms: i64) -> Result<Option<i64>> {
+        let row = on_pool!(self, pool => {
+            let r = sqlx::query("SELECT id, account_id, last_used_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?;
+            match r {
+                Some(r) => Some((r.try_get::<i64, _>("id")?, r.try_get::<i64, _>("account_id")?, r.try_get::<Option<i64>, _>("last_used_at")?)),
+                None => None,
+            }
+        });
+        let Some((id, account_id, last)) = row else {
+            return Ok(None);
+        };
+        if last.is_none_or(|t| now_ms - t > 60_000) {
+            in_write_tx!(self, tx => {
+                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(id).bind(now_ms).execute(&mut *tx).await?;
+            });
+        }
+        Ok(Some(account_id))
+    }
+
+    pub async fn api_keys(&self, account_id: i64) -> Result<Vec<ApiKeyView>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query("SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE account_id = $1 ORDER BY id")
+                .bind(account_id)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(ApiKeyView {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    prefix: r.try_get("prefix")?,
+                    created_at_ms: r.try_get("created_at")?,
+                    last_used_at_ms: r.try_get("last_used_at")?,
+                    revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn revoke_api_key(&self, account_id: i64, id: i64, now_ms: i64) -> Result<bool> {
+        let n = in_write_tx!(self, tx => {
+            sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(account_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    pub async fn idempotent_response(
+        &self,
+        account_id: i64,
+        key: &str,
+    ) -> Result<Option<StoredResponse>> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("SELECT status, body FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                .bind(account_id)
+                .bind(key)
+                .fetch_optional(pool)
+                .await?;
+            Ok(match r {
+                Some(r) => Some(StoredResponse { status: r.try_get::<i64, _>("status")? as u16, body: r.try_get("body")? }),
+                None => None,
+            })
+        })
+    }
+
+    /// Keeps the first answer for a key; a concurrent duplicate keeps the one that won.
+    pub async fn store_idempotent_response(
+        &self,
+        account_id: i64,
+        key: &str,
+        response: &StoredResponse,
+        now_ms: i64,
+    ) -> Result<()> {
+        in_write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (account_id, key, status, body, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (account_id, key) DO NOTHING",
+            )
+            .bind(account_id)
+            .bind(key)
+            .bind(i64::from(response.status))
+            .bind(&response.body)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A page of contacts, newest first, before the id `before` when given.
+    pub async fn contacts_page(
+        &self,
+        account_id: i64,
+        phone: Option<&str>,
+        tag: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ContactView>> {
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.account_id = $1 AND ($2 IS NULL OR c.phone = $2) \
+             AND ($3 IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag_key = $3)) \
+             AND ($4 IS NULL OR c.id < $4) ORDER BY c.id DESC LIMIT $5"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(account_id)
+                .bind(phone)
+                .bind(tag.map(str::to_lowercase))
+                .bind(before)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let id: i64 = r.try_get("id")?;
+                let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?;
+                out.push(contact_from_row!(r, tags));
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn contact(&self, account_id: i64, id: i64) -> Result<Option<ContactView>> {
+        let sql =
+            format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND id = $2");
+        on_pool!(self, pool => {
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(id).fetch_optional(pool).await?;
+            Ok(match r {
+                Some(r) => {
+                    let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                        .bind(id)
+                        .fetch_all(pool)
+                        .await?;
+                    Some(contact_from_row!(r, tags))
+                }
+                None => None,
+            })
+        })
+    }
+
+    /// Creates a contact; `None` when the account already has one with this number.
+    pub async fn create_contact(
+        &self,
+        account_id: i64,
+        phone: &str,
+        first: Option<&str>,
+        last: Option<&str>,
+        tags: &[String],
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        in_write_tx!(self, tx => {
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO contacts (account_id, phone, first_name, last_name, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account_id, phone) DO NOTHING RETURNING id",
+            )
+            .bind(account_id)
+            .bind(phone)
+            .bind(first)
+            .bind(last)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                for t in tags {
+                    sqlx::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(t)
+                        .bind(t.to_lowercase())
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            Ok(id)
+        })
+    }
+
+    /// Sets a contact's names; `Some(None)` clears one. False when there is no such contact.
+    pub async fn update_contact(
+        &self,
+        account_id: i64,
+        id: i64,
+        first: Option<Option<&str>>,
+        last: Option<Option<&str>>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = in_write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE contacts SET first_name = CASE WHEN $3 THEN $4 ELSE first_name END, \
+                 last_name = CASE WHEN $5 THEN $6 ELSE last_name END, updated_at = $7 WHERE account_id = $1 AND id = $2",
+            )
+            .bind(account_id)
+            .bind(id)
+            .bind(first.is_some())
+            .bind(first.flatten())
+            .bind(last.is_some())
+            .bind(last.flatten())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Adds (`add`) or removes a tag; false when there is no such contact.
+    pub async fn tag_contact(
+        &self,
+        account_id: i64,
+        id: i64,
+        tag: &str,
+        add: bool,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let found = in_write_tx!(self, tx => {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_some() {
+                if add {
+                    sqlx::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(tag)
+                        .bind(tag.to_lowercase())
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2")
+                        .bind(id)
+                        .bind(tag.to_lowercase())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            exists.is_some()
+        });
+        Ok(found)
+    }
+
+    /// Records consent given or withdrawn outside a text (the business's own records),
+    /// with its source. False when there is no such contact.
+    pub async fn set_consent(
+        &self,
+        account_id: i64,
+        id: i64,
+        opted_out: bool,
+        source: &str,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let found = in_write_tx!(self, tx => {
+            let current: Option<bool> = sqlx::query_scalar("SELECT opted_out FROM contacts WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(current) = current
+                && current != opted_out
+            {
+                sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(opted_out)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO consent_events (account_id, contact_id, opted_out, source, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(account_id)
+                .bind(id)
+                .bind(opted_out)
+                .bind(source)
+                .bind(detail)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            current.is_some()
+        });
+        Ok(found)
+    }
+
+    pub async fn calls_page(
+        &self,
+        account_id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<CallView>> {
+        let sql = format!(
+            "{CALL_VIEW} WHERE c.account_id = $1 AND ($2 IS NULL OR c.id < $2) ORDER BY c.id DESC LIMIT $3"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(before).bind(limit).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows { out.push(call_view_from_row!(r)); }
+            Ok(out)
+        })
+    }
+
+    pub async fn call(&self, account_id: i64, id: i64) -> Result<Option<CallView>> {
+        let sql = format!("{CALL_VIEW} WHERE c.account_id = $1 AND c.id = $2");
+        on_pool!(self, pool => {
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(id).fetch_optional(pool).await?;
+            Ok(match r { Some(r) => Some(call_view_from_row!(r)), None => None })
+        })
+    }
+
+    pub async fn conversations_page(
+        &self,
+        account_id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ConversationView>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT v.id, n.e164, v.contact_id, c.phone, v.last_message_at, v.last_inbound_at FROM conversations v \
+                 JOIN numbers n ON n.id = v.number_id JOIN contacts c ON c.id = v.contact_id \
+                 WHERE v.account_id = $1 AND ($2 IS NULL OR v.id < $2) ORDER BY v.id DESC LIMIT $3",
+            )
+            .bind(account_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(ConversationView {
+                    id: r.try_get("id")?,
+                    number: r.try_get("e164")?,
+                    contact_id: r.try_get("contact_id")?,
+                    contact_phone: r.try_get("phone")?,
+                    last_message_at_ms: r.try_get("last_message_at")?,
+                    last_inbound_at_ms: r.try_get("last_inbound_at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The conversation's (account slug, number, contact phone), when the account has it.
+    pub async fn conversation_parties(
+        &self,
+        account_id: i64,
+        id: i64,
+    ) -> Result<Option<(String, String, String)>> {
+        on_pool!(self, pool => {
+            let r = sqlx::query(
+                "SELECT a.slug, n.e164, c.phone FROM conversations v JOIN accounts a ON a.id = v.account_id \
+                 JOIN numbers n ON n.id = v.number_id JOIN contacts c ON c.id = v.contact_id \
+                 WHERE v.account_id = $1 AND v.id = $2",
+            )
+            .bind(account_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match r {
+                Some(r) => Some((r.try_get("slug")?, r.try_get("e164")?, r.try_get("phone")?)),
+                None => None,
+            })
+        })
+    }
+
+    pub async fn conversation_messages(
+        &self,
+        account_id: i64,
+        id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<MessageView>> {
+        let sql = format!(
+            "{MESSAGE_VIEW} WHERE m.account_id = $1 AND m.conversation_id = $2 AND ($3 IS NULL OR m.id < $3) \
+             ORDER BY m.id DESC LIMIT $4"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(id).bind(before).bind(limit).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows { out.push(message_view_from_row!(r)); }
+            Ok(out)
+        })
+    }
+
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<AccountRecord>> {
+        let sql = format!(
+            "SELECT {} FROM accounts WHERE id = $1",
+            crate::accounts::ACCOUNT_COLUMNS
+        );
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+            Ok(match row { Some(r) => Some(crate::accounts::account_from_row!(r)), None => None })
+        })
+    }
+}

@@ -1,0 +1,548 @@
+//! The REST API end to end on both stores: keys, scoping (another account's ids are 404 on
+//! every route), problem+json errors, pagination, contacts, calls, conversations, tasks.
+
+use serde_json::{Value, json};
+use textback_core::workflow::WorkflowSpec;
+use textback_store::{AccountRecord, NumberRecord};
+use textback_testkit::fake_twilio::ACCOUNT_SID;
+use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
+use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = TestDb::create(Backend::Postgres).await else {
+                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    a_missed_call_as_the_api_shows_it,
+    another_accounts_key_gets_404_everywhere,
+    keys_errors_and_validation,
+    contacts_pages_tags_and_consent,
+    replies_are_idempotent,
+);
+
+const CALLER: &str = "+15125550123";
+
+async fn start(url: &str) -> (TestApp, FakeTwilio, i64, String) {
+    let fake = FakeTwilio::start().await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            twilio: Some(fake.clone()),
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (account, _) = app.seed_account(MESSAGE).await;
+    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
+    builtin.active = false;
+    app.save_workflow(account.id, &builtin, true).await;
+    app.save_workflow(account.id, &WorkflowSpec::recommended(MESSAGE), false)
+        .await;
+    let key = app.api_key(account.id).await;
+    (app, fake, account.id, key)
+}
+
+async fn finish(app: TestApp, fake: FakeTwilio) {
+    app.stop().await;
+    fake.stop();
+}
+
+/// A second account with its own number and key.
+async fn second_account(app: &TestApp) -> String {
+    let account = AccountRecord {
+        id: 0,
+        slug: "other-co".into(),
+        name: "Other Co".into(),
+        time_zone: "America/New_York".into(),
+        booking_link: None,
+        business_hours: Default::default(),
+        text_back_enabled: true,
+        text_back_template: "{{business.name}}: sorry we missed you".into(),
+        cooldown_secs: 900,
+        do_not_text: vec![],
+        landline_lookup: false,
+        quiet_hours: "21:00-08:00".into(),
+    };
+    let id = app.store.save_account(&account, 0).await.unwrap();
+    let number = NumberRecord {
+        id: 0,
+        account_id: id,
+        e164: "+12125550100".into(),
+        carrier: "twilio".into(),
+        ring_to: vec![],
+        ring_seconds: 20,
+        call_screening: false,
+        active: true,
+        registration: "approved".into(),
+    };
+    app.store.save_number(&number, 0).await.unwrap();
+    app.api_key(id).await
+}
+
+async fn a_missed_call_as_the_api_shows_it(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let (status, ct, body) = app
+        .api(
+            "GET",
+            "/api/v1/contacts?phone=(512)%20555-0123",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    let contact = &body["data"][0];
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(contact["phone"], CALLER);
+    assert_eq!(contact["tags"], json!(["Missed Call"]));
+    assert_eq!(contact["opted_out"], false);
+    assert!(body["next_cursor"].is_null());
+    let (_, _, calls) = app.api("GET", "/api/v1/calls", Some(&key), None, &[]).await;
+    let call = &calls["data"][0];
+    assert_eq!(call["outcome"], "missed");
+    assert_eq!(call["text_back"], json!({"status": "sent", "reason": null}));
+    let (_, _, one) = app
+        .api(
+            "GET",
+            &format!("/api/v1/calls/{}", call["id"]),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(one["caller"], CALLER);
+    let (_, _, tasks) = app.api("GET", "/api/v1/tasks", Some(&key), None, &[]).await;
+    assert_eq!(tasks["data"].as_array().unwrap().len(), 1);
+    assert_eq!(tasks["data"][0]["title"], format!("Call back {CALLER}"));
+    let (_, _, convs) = app
+        .api("GET", "/api/v1/conversations", Some(&key), None, &[])
+        .await;
+    let conv = convs["data"][0]["id"].as_i64().unwrap();
+    let (_, _, msgs) = app
+        .api(
+            "GET",
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(msgs["data"][0]["kind"], "text_back");
+    assert_eq!(msgs["data"][0]["status"], "queued");
+    let (status, _, done) = app
+        .api(
+            "POST",
+            &format!("/api/v1/tasks/{}/complete", tasks["data"][0]["id"]),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((status, done["changed"].clone()), (200, json!(true)));
+    let (_, _, account) = app
+        .api("GET", "/api/v1/account", Some(&key), None, &[])
+        .await;
+    assert_eq!(account["slug"], "acme-plumbing");
+    let (_, _, wfs) = app
+        .api("GET", "/api/v1/workflows", Some(&key), None, &[])
+        .await;
+    let recommended = wfs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "Missed call")
+        .unwrap();
+    let (_, _, runs) = app
+        .api(
+            "GET",
+            &format!("/api/v1/workflows/{}/runs", recommended["id"]),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(runs["data"][0]["status"], "waiting");
+    assert_eq!(fake.sent().len(), 1);
+    finish(app, fake).await;
+}
+
+async fn another_accounts_key_gets_404_everywhere(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let other = second_account(&app).await;
+    let id = |v: &Value| v["data"][0]["id"].as_i64().unwrap();
+    let contact = id(&app
+        .api("GET", "/api/v1/contacts", Some(&key), None, &[])
+        .await
+        .2);
+    let call = id(&app
+        .api("GET", "/api/v1/calls", Some(&key), None, &[])
+        .await
+        .2);
+    let conv = id(&app
+        .api("GET", "/api/v1/conversations", Some(&key), None, &[])
+        .await
+        .2);
+    let task = id(&app
+        .api("GET", "/api/v1/tasks", Some(&key), None, &[])
+        .await
+        .2);
+    let workflow = id(&app
+        .api("GET", "/api/v1/workflows", Some(&key), None, &[])
+        .await
+        .2);
+    // Every route that takes an id, with the other account's key.
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/api/v1/contacts/{contact}"), None),
+        (
+            "PATCH",
+            format!("/api/v1/contacts/{contact}"),
+            Some(json!({"first_name": "Mallory"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/contacts/{contact}/tags"),
+            Some(json!({"tag": "x"})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/contacts/{contact}/tags/Missed%20Call"),
+            None,
+        ),
+        ("POST", format!("/api/v1/contacts/{contact}/opt-out"), None),
+        ("POST", format!("/api/v1/contacts/{contact}/opt-in"), None),
+        ("GET", format!("/api/v1/contacts/{contact}/consent"), None),
+        ("GET", format!("/api/v1/calls/{call}"), None),
+        (
+            "GET",
+            format!("/api/v1/conversations/{conv}/messages"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/conversations/{conv}/messages"),
+            Some(json!({"body": "hi"})),
+        ),
+        ("POST", format!("/api/v1/tasks/{task}/complete"), None),
+        ("GET", format!("/api/v1/workflows/{workflow}/runs"), None),
+    ];
+    for (method, path, body) in routes {
+        let (status, ct, problem) = app.api(method, &path, Some(&other), body, &[]).await;
+        assert_eq!(status, 404, "{method} {path}: {problem}");
+        assert_eq!(ct, "application/problem+json");
+        assert_eq!(problem["status"], 404);
+    }
+    // Lists show only the other account's own (empty) data.
+    for path in [
+        "/api/v1/contacts",
+        "/api/v1/calls",
+        "/api/v1/conversations",
+        "/api/v1/tasks",
+    ] {
+        let (status, _, body) = app.api("GET", path, Some(&other), None, &[]).await;
+        assert_eq!(
+            (status, body["data"].as_array().unwrap().len()),
+            (200, 0),
+            "{path}"
+        );
+    }
+    // Nothing changed for the owner.
+    let (_, _, c) = app
+        .api(
+            "GET",
+            &format!("/api/v1/contacts/{contact}"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (c["first_name"].clone(), c["opted_out"].clone()),
+        (Value::Null, json!(false))
+    );
+    assert_eq!(fake.sent().len(), 1);
+    finish(app, fake).await;
+}
+
+async fn keys_errors_and_validation(url: &str) {
+    let (app, fake, account_id, key) = start(url).await;
+    let (status, ct, p) = app.api("GET", "/api/v1/contacts", None, None, &[]).await;
+    assert_eq!((status, ct.as_str()), (401, "application/problem+json"));
+    assert_eq!(p["type"], "https://textback.dev/problems/unauthorized");
+    assert_eq!(
+        app.api("GET", "/api/v1/contacts", Some("tbk_nope"), None, &[])
+            .await
+            .0,
+        401
+    );
+    let (status, _, p) = app
+        .api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(json!({"phone": "+1-512-CALL-NOW"})),
+            &[],
+        )
+        .await;
+    assert_eq!((status, p["field"].clone()), (422, json!("phone")));
+    let (status, _, p) = app
+        .api("GET", "/api/v1/contacts?limit=5000", Some(&key), None, &[])
+        .await;
+    assert_eq!((status, p["field"].clone()), (422, json!("limit")));
+    let (status, _, p) = app
+        .api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(json!({"phone": CALLER, "favourite_colour": "red"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{p}");
+    assert_eq!(
+        app.api("GET", "/api/v1/contacts/abc", Some(&key), None, &[])
+            .await
+            .0,
+        404
+    );
+    let (status, _, _) = app
+        .api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(json!({"phone": CALLER})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _, p) = app
+        .api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(json!({"phone": "512-555-0123"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 409, "{p}");
+    // A revoked key is refused.
+    let keys = app.store.api_keys(account_id).await.unwrap();
+    assert!(keys[0].last_used_at_ms.is_some());
+    assert!(
+        app.store
+            .revoke_api_key(account_id, keys[0].id, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/contacts", Some(&key), None, &[])
+            .await
+            .0,
+        401
+    );
+    finish(app, fake).await;
+}
+
+async fn contacts_pages_tags_and_consent(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    for i in 0..5 {
+        let phone = format!("+1512555{:04}", 2000 + i);
+        let (status, _, c) = app
+            .api(
+                "POST",
+                "/api/v1/contacts",
+                Some(&key),
+                Some(json!({"phone": phone, "first_name": format!("N{i}"), "tags": ["Lead"]})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 201, "{c}");
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/contacts?limit=2&tag=lead&cursor={c}"),
+            None => "/api/v1/contacts?limit=2&tag=lead".to_owned(),
+        };
+        let (_, _, page) = app.api("GET", &path, Some(&key), None, &[]).await;
+        for c in page["data"].as_array().unwrap() {
+            seen.push(c["first_name"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["N4", "N3", "N2", "N1", "N0"]);
+    let (_, _, page) = app
+        .api(
+            "GET",
+            "/api/v1/contacts?phone=512-555-2003",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    let id = page["data"][0]["id"].as_i64().unwrap();
+    let (status, _, c) = app
+        .api(
+            "PATCH",
+            &format!("/api/v1/contacts/{id}"),
+            Some(&key),
+            Some(json!({"last_name": "Rivera"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, c["first_name"].clone(), c["last_name"].clone()),
+        (200, json!("N3"), json!("Rivera"))
+    );
+    let (_, _, c) = app
+        .api(
+            "PATCH",
+            &format!("/api/v1/contacts/{id}"),
+            Some(&key),
+            Some(json!({"first_name": null})),
+            &[],
+        )
+        .await;
+    assert!(c["first_name"].is_null());
+    let (_, _, c) = app
+        .api(
+            "POST",
+            &format!("/api/v1/contacts/{id}/tags"),
+            Some(&key),
+            Some(json!({"tag": "VIP"})),
+            &[],
+        )
+        .await;
+    assert_eq!(c["tags"], json!(["Lead", "VIP"]));
+    let (_, _, c) = app
+        .api(
+            "DELETE",
+            &format!("/api/v1/contacts/{id}/tags/lead"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(c["tags"], json!(["VIP"]));
+    let (_, _, c) = app
+        .api(
+            "POST",
+            &format!("/api/v1/contacts/{id}/opt-out"),
+            Some(&key),
+            Some(json!({"note": "asked on the phone"})),
+            &[],
+        )
+        .await;
+    assert_eq!(c["opted_out"], true);
+    let (_, _, history) = app
+        .api(
+            "GET",
+            &format!("/api/v1/contacts/{id}/consent"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(history["data"][0]["source"], "api");
+    assert_eq!(history["data"][0]["detail"], "asked on the phone");
+    finish(app, fake).await;
+}
+
+async fn replies_are_idempotent(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let (_, _, convs) = app
+        .api("GET", "/api/v1/conversations", Some(&key), None, &[])
+        .await;
+    let conv = convs["data"][0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/conversations/{conv}/messages");
+    let body = json!({"body": "Mike can be there at 3pm."});
+    let (s1, _, r1) = app
+        .api(
+            "POST",
+            &path,
+            Some(&key),
+            Some(body.clone()),
+            &[("Idempotency-Key", "reply-1")],
+        )
+        .await;
+    let (s2, _, r2) = app
+        .api(
+            "POST",
+            &path,
+            Some(&key),
+            Some(body),
+            &[("Idempotency-Key", "reply-1")],
+        )
+        .await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(r1, r2, "the same answer");
+    app.drain().await;
+    assert_eq!(
+        fake.sent()
+            .iter()
+            .filter(|m| m.body == "Mike can be there at 3pm.")
+            .count(),
+        1,
+        "sent once"
+    );
+    // An opted-out contact cannot be texted.
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    app.post_signed(
+        "/webhooks/twilio/sms",
+        &[
+            ("MessageSid", &sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", CALLER),
+            ("To", BUSINESS_NUMBER),
+            ("Body", "STOP"),
+        ],
+    )
+    .await;
+    let (status, _, p) = app
+        .api(
+            "POST",
+            &path,
+            Some(&key),
+            Some(json!({"body": "hello?"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 409, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("opted out"));
+    let (status, _, p) = app
+        .api("POST", &path, Some(&key), Some(json!({"body": "  "})), &[])
+        .await;
+    assert_eq!((status, p["field"].clone()), (422, json!("body")));
+    finish(app, fake).await;
+}
