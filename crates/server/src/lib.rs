@@ -6,6 +6,7 @@ mod automation;
 mod deliver;
 mod error;
 mod health;
+pub mod metrics;
 mod routes_cache;
 mod sender;
 mod state;
@@ -120,10 +121,13 @@ impl App {
     }
 
     pub fn router(&self) -> Router {
+        metrics::handle();
         Router::new()
             .merge(health::routes())
             .merge(webhooks::routes())
             .merge(api::routes())
+            .route("/metrics", axum::routing::get(metrics::render))
+            .layer(axum::middleware::from_fn(metrics::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.state.clone())
     }

@@ -46,6 +46,7 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
         return finish(state, &msg, found, job).await;
     }
     store.mark_send_attempt(msg.id, state.now_ms()).await?;
+    let started = std::time::Instant::now();
     let result = match (msg.carrier.as_str(), &state.twilio) {
         ("twilio", Some(client)) => {
             let callback = state.public("/webhooks/twilio/sms/status");
@@ -55,6 +56,28 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
         }
         _ => sandbox::send(),
     };
+    metrics::histogram!("textback_carrier_request_seconds", "carrier" => msg.carrier.clone())
+        .record(started.elapsed().as_secs_f64());
+    let outcome = match &result {
+        SendResult::Accepted { .. } => "accepted",
+        SendResult::Rejected { .. } => "rejected",
+        SendResult::Retryable { .. } => "retry",
+        SendResult::Ambiguous { .. } => "ambiguous",
+    };
+    metrics::counter!("textback_texts_total", "kind" => msg.kind.clone(), "outcome" => outcome)
+        .increment(1);
+    if let SendResult::Rejected {
+        code: Some(code), ..
+    } = &result
+    {
+        metrics::counter!("textback_carrier_errors_total", "code" => code.to_string()).increment(1);
+    }
+    if let (SendResult::Accepted { .. }, "text_back") = (&result, msg.kind.as_str()) {
+        // From the moment the text back was decided to the carrier's acceptance.
+        let waited_ms = (state.now_ms() - msg.created_at_ms).max(0);
+        metrics::histogram!("textback_text_back_to_carrier_seconds")
+            .record(waited_ms as f64 / 1000.0);
+    }
     let last = job.attempts >= job.max_attempts;
     match result {
         SendResult::Accepted {

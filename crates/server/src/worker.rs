@@ -186,7 +186,9 @@ async fn advance_run(state: &AppState, job: &Job) -> Result<Vec<i64>, JobFailure
                 .as_ref()
                 .map(|n| carrier_of(&n.carrier))
                 .unwrap_or("sandbox");
-            plan_run(input, now, carrier)
+            let plan = plan_run(input, now, carrier);
+            count_decisions(&plan);
+            plan
         })
         .await
         .map_err(JobFailure::from)
@@ -228,4 +230,25 @@ async fn look_up_line_type(state: &AppState, run_id: i64) -> Result<(), JobFailu
         }
     }
     Ok(())
+}
+
+/// Counts the text back decisions of a run step, by reason code (never free text).
+fn count_decisions(plan: &textback_store::RunPlan) {
+    for action in &plan.actions {
+        match action {
+            textback_store::RunAction::TextBack { .. } => {
+                metrics::counter!("textback_text_back_total", "decision" => "send", "reason" => "")
+                    .increment(1);
+            }
+            textback_store::RunAction::TextBackNotSent { status, reason } => {
+                let code = if reason.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    reason.clone()
+                } else {
+                    "invalid_message".to_owned()
+                };
+                metrics::counter!("textback_text_back_total", "decision" => status.clone(), "reason" => code).increment(1);
+            }
+            _ => {}
+        }
+    }
 }

@@ -238,6 +238,19 @@ impl Store {
         })
     }
 
+    /// Jobs due now and the age of the oldest one (ms), for `/metrics`.
+    pub async fn queue_stats(&self, now_ms: i64) -> Result<(i64, i64)> {
+        crate::on_pool!(self, pool => {
+            let r = sqlx::query("SELECT COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status = 'queued' AND run_at <= $1")
+                .bind(now_ms)
+                .fetch_one(pool)
+                .await?;
+            let n: i64 = r.try_get("n")?;
+            let oldest: Option<i64> = r.try_get("oldest")?;
+            Ok((n, oldest.map(|t| (now_ms - t).max(0)).unwrap_or(0)))
+        })
+    }
+
     /// Jobs by state, for diagnostics and tests: (queued, dead).
     pub async fn job_counts(&self) -> Result<(i64, i64)> {
         crate::on_pool!(self, pool => {

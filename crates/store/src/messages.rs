@@ -20,6 +20,8 @@ pub struct OutboundMessage {
     pub contact_opted_out: bool,
     pub attempts: i64,
     pub last_attempt_at_ms: Option<i64>,
+    pub kind: String,
+    pub created_at_ms: i64,
 }
 
 /// How one send attempt ended.
@@ -144,7 +146,8 @@ impl Store {
         on_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT m.id, m.call_id, m.account_id, m.from_phone, m.to_phone, m.body, m.status, m.carrier, \
-                 m.carrier_message_id, m.attempts, m.last_attempt_at, COALESCE(c.opted_out, FALSE) AS opted_out \
+                 m.carrier_message_id, m.attempts, m.last_attempt_at, COALESCE(c.opted_out, FALSE) AS opted_out, \
+                 m.kind, m.created_at \
                  FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id WHERE m.id = $1",
             )
             .bind(id)
@@ -164,6 +167,8 @@ impl Store {
                     contact_opted_out: r.try_get("opted_out")?,
                     attempts: r.try_get("attempts")?,
                     last_attempt_at_ms: r.try_get("last_attempt_at")?,
+                    kind: r.try_get("kind")?,
+                    created_at_ms: r.try_get("created_at")?,
                 }),
                 None => None,
             })

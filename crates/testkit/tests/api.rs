@@ -39,6 +39,7 @@ on_both_stores!(
     keys_errors_and_validation,
     contacts_pages_tags_and_consent,
     replies_are_idempotent,
+    metrics_parse_and_count_the_pipeline,
 );
 
 const CALLER: &str = "+15125550123";
@@ -544,5 +545,37 @@ async fn replies_are_idempotent(url: &str) {
         .api("POST", &path, Some(&key), Some(json!({"body": "  "})), &[])
         .await;
     assert_eq!((status, p["field"].clone()), (422, json!("body")));
+    finish(app, fake).await;
+}
+
+async fn metrics_parse_and_count_the_pipeline(url: &str) {
+    let (app, fake, _, _) = start(url).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let (status, text) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let has = |name: &str| scrape.samples.iter().any(|s| s.metric == name);
+    for m in [
+        "textback_http_requests_total",
+        "textback_calls_total",
+        "textback_texts_total",
+        "textback_text_back_total",
+        "textback_queue_depth",
+        "textback_queue_oldest_job_age_seconds",
+    ] {
+        assert!(has(m), "{m} missing from /metrics");
+    }
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric.starts_with("textback_carrier_request_seconds")),
+        "carrier latency histogram"
+    );
+    // Labels carry routes and outcomes, never a phone number.
+    assert!(!text.contains("5125550123"), "no phone numbers in metrics");
+    assert!(text.contains("route=\"/webhooks/twilio/voice/dial-status\""));
     finish(app, fake).await;
 }

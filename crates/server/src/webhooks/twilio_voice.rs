@@ -131,6 +131,7 @@ async fn settle(
         .record_dial_result(&facts, decide, state.now_ms())
         .await?;
     if newly {
+        metrics::counter!("textback_calls_total", "outcome" => if missed { "missed" } else { "answered" }).increment(1);
         tracing::info!(
             account = %route.account_slug,
             call = %call.carrier_call_id,
