@@ -57,11 +57,10 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
 
 /// The account's signing secret, made on first use.
 pub async fn account_secret(
-    state: &AppState,
+    store: &textback_store::Store,
     account_id: i64,
 ) -> Result<String, textback_store::StoreError> {
-    state
-        .store
+    store
         .setting_or_insert(&format!("webhook_secret:{account_id}"), || {
             let bytes: Vec<u8> = (0..24).map(|_| fastrand::u8(..)).collect();
             format!("whsec_{}", STANDARD.encode(bytes))
@@ -153,7 +152,7 @@ async fn attempt(state: &AppState, d: &Delivery) -> Attempt {
             "{host} resolves to a private or loopback address; set TEXTBACK_ALLOW_PRIVATE_WEBHOOKS=true to allow it"
         ));
     }
-    let secret = match account_secret(state, d.account_id).await {
+    let secret = match account_secret(&state.store, d.account_id).await {
         Ok(s) => s,
         Err(e) => return Attempt::Retry(None, e.to_string()),
     };

@@ -3,7 +3,7 @@
 
 pub mod api;
 mod automation;
-mod deliver;
+pub mod deliver;
 mod error;
 mod health;
 pub mod metrics;

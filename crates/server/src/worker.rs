@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use textback_store::{Job, JobKind, retry_delay};
+use textback_store::{Job, JobKind, retry_delay_for};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -129,7 +129,7 @@ async fn run_one(state: &AppState, job: Job) -> Vec<i64> {
         Err(failure) => {
             let delay = failure
                 .retry_after
-                .unwrap_or_else(|| retry_delay(job.attempts));
+                .unwrap_or_else(|| retry_delay_for(job.kind, job.attempts));
             let run_at = state.now_ms() + delay.as_millis() as i64;
             match state.store.retry_job(&job, &failure.message, run_at).await {
                 Ok(true) => {

@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use crate::AccountRecord;
 use crate::calls::{CALL_VIEW, CallView, call_view_from_row};
+use crate::events_out::emit_event;
 use crate::messages::{MESSAGE_VIEW, MessageView, message_view_from_row};
 use crate::{Result, Store, in_write_tx, on_pool};
 
@@ -376,6 +377,11 @@ impl Store {
                     .bind(now_ms)
                     .execute(&mut *tx)
                     .await?;
+                if opted_out {
+                    emit_event!(tx, account_id, "contact.opted_out", serde_json::json!({
+                        "contact_id": id, "source": source, "detail": detail,
+                    }), now_ms);
+                }
                 sqlx::query(
                     "INSERT INTO consent_events (account_id, contact_id, opted_out, source, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::events_out::emit_event;
 use crate::runs::{fire_event, resolve_contact};
 use crate::{Result, Store, in_write_tx, on_pool};
 
@@ -166,6 +167,13 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     let _event = fire_event!(tx, facts.call.account_id, contact_id, "missed_call", call_id, now_ms);
+                    emit_event!(tx, facts.call.account_id, "call.missed", serde_json::json!({
+                        "call_id": call_id,
+                        "carrier_call_id": facts.call.carrier_call_id,
+                        "caller": facts.call.caller,
+                        "contact_id": contact_id,
+                        "dial_status": facts.dial_status,
+                    }), now_ms);
                 } else {
                     sqlx::query(
                         "UPDATE calls SET outcome = 'answered', dial_status = $2, status = 'in-progress', \

@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use crate::conversations::upsert_conversation;
+use crate::events_out::emit_event;
 use crate::runs::{fire_event, resolve_contact, wake_waiting};
 use crate::{Result, Store, in_write_tx, on_pool, to_json};
 
@@ -31,6 +32,9 @@ macro_rules! apply_contact_effect {
                     .await?
                     .rows_affected();
                     if changed > 0 {
+                        $crate::events_out::emit_event!($tx, account_id, "contact.opted_out", serde_json::json!({
+                            "contact_id": contact_id, "source": source, "detail": $detail,
+                        }), now);
                         sqlx::query(
                             "INSERT INTO consent_events (account_id, contact_id, opted_out, source, detail, message_id, at) \
                              VALUES ($1, $2, TRUE, $3, $4, $5, $6)",
@@ -166,6 +170,14 @@ impl Store {
                     resolve_contact!(tx, contact_id, why, now_ms);
                     wake_waiting!(tx, "reply", "contact_id = $1", contact_id, now_ms);
                     let _event = fire_event!(tx, msg.account_id, Some(contact_id), "message_received", message_id, now_ms);
+                    emit_event!(tx, msg.account_id, "message.received", serde_json::json!({
+                        "message_id": message_id,
+                        "contact_id": contact_id,
+                        "from": msg.from_phone,
+                        "to": msg.to_phone,
+                        "body": msg.body,
+                        "media": msg.media,
+                    }), now_ms);
                     if let Some(change) = msg.consent.as_ref().filter(|c| c.opted_out != opted_out) {
                         sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
                             .bind(contact_id)
@@ -187,6 +199,11 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                         opted_out = change.opted_out;
+                        if change.opted_out {
+                            emit_event!(tx, msg.account_id, "contact.opted_out", serde_json::json!({
+                                "contact_id": contact_id, "phone": msg.from_phone, "source": change.source, "detail": change.detail,
+                            }), now_ms);
+                        }
                     }
                     // Never a text to an opted-out number, a keyword answer included.
                     let reply = msg.reply.clone().filter(|_| !opted_out);

@@ -48,8 +48,8 @@ impl JobKind {
         match self {
             JobKind::Trigger | JobKind::AdvanceRun | JobKind::TaskDue => 10,
             JobKind::SendMessage => 8,
-            // Receivers can be down for a while: more attempts (about an hour of backoff).
-            JobKind::Webhook => 16,
+            // Receivers can be down for days: see `retry_delay_for`.
+            JobKind::Webhook => 20,
         }
     }
 }
@@ -62,6 +62,21 @@ pub struct Job {
     /// Attempts including the current one.
     pub attempts: i64,
     pub max_attempts: i64,
+}
+
+/// The backoff for a job kind: webhooks back off from 30 s up to 6 hours (20 attempts
+/// span about three days); everything else uses `retry_delay`.
+pub fn retry_delay_for(kind: JobKind, attempts: i64) -> Duration {
+    match kind {
+        JobKind::Webhook => {
+            let exp = attempts.clamp(1, 20) as u32 - 1;
+            let base_ms = 30_000u64
+                .saturating_mul(1u64 << exp.min(20))
+                .min(6 * 3600 * 1000);
+            Duration::from_millis(base_ms / 2 + fastrand::u64(0..=base_ms / 2))
+        }
+        _ => retry_delay(attempts),
+    }
 }
 
 /// Exponential backoff with jitter: about 1 s, 2 s, 4 s … capped at 5 minutes, each drawn
@@ -266,6 +281,24 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhooks_are_retried_for_days() {
+        let total_min: u64 = (1..=JobKind::Webhook.max_attempts())
+            .map(|a| {
+                let exp = (a.clamp(1, 20) - 1) as u32;
+                30_000u64
+                    .saturating_mul(1 << exp.min(20))
+                    .min(6 * 3600 * 1000)
+                    / 2
+            })
+            .sum();
+        assert!(
+            total_min > 2 * 24 * 3600 * 1000,
+            "at least two days: {total_min} ms"
+        );
+        assert!(retry_delay_for(JobKind::Webhook, 20) <= Duration::from_secs(6 * 3600));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -23,6 +23,7 @@ mod consent;
 mod conversations;
 mod deliveries;
 mod diagnostics;
+mod events_out;
 mod jobs;
 mod lookups;
 mod messages;
@@ -38,7 +39,8 @@ pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
 pub use conversations::{Reply, ReplyRefused};
 pub use deliveries::{Delivery, DeliveryView};
 pub use diagnostics::{ErrorCount, VariantRow};
-pub use jobs::{Job, JobKind, retry_delay};
+pub use events_out::{EVENT_TYPES, Subscription};
+pub use jobs::{Job, JobKind, retry_delay, retry_delay_for};
 pub use messages::{
     ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,
 };

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use crate::consent::apply_contact_effect;
+use crate::events_out::emit_event;
 use crate::{Result, Store, in_write_tx, on_pool};
 
 /// A message as the sender needs it.
@@ -302,6 +303,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            if let (SendOutcome::Accepted { carrier_message_id, .. }, "text_back") = (outcome, msg.kind.as_str()) {
+                emit_event!(tx, msg.account_id, "text_back.sent", serde_json::json!({
+                    "message_id": msg.id,
+                    "call_id": msg.call_id,
+                    "to": msg.to_phone,
+                    "body": msg.body,
+                    "carrier_message_id": carrier_message_id,
+                }), now_ms);
+            }
             if let SendOutcome::Rejected { effect: Some(effect), message, .. } = outcome {
                 apply_contact_effect!(tx, msg.id, effect, message, now_ms);
             }
@@ -323,7 +333,7 @@ impl Store {
     ) -> Result<bool> {
         let for_update = self.for_update();
         let select = format!(
-            "SELECT id, status, call_id FROM messages WHERE carrier_message_id = $1{for_update}"
+            "SELECT id, status, call_id, account_id FROM messages WHERE carrier_message_id = $1{for_update}"
         );
         let applied = in_write_tx!(self, tx => {
             let row = sqlx::query(sqlx::AssertSqlSafe(select))
@@ -369,6 +379,16 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                         }
+                    }
+                    if forward {
+                        let account_id: i64 = row.try_get("account_id")?;
+                        emit_event!(tx, account_id, "message.status", serde_json::json!({
+                            "message_id": id,
+                            "carrier_message_id": report.carrier_message_id,
+                            "status": report.carrier_status,
+                            "error_code": report.error_code,
+                            "error": report.error_reason,
+                        }), now_ms);
                     }
                     if let Some(effect) = &report.effect {
                         let detail = report.error_reason.clone().unwrap_or_default();

@@ -38,6 +38,11 @@ macro_rules! migrations {
                 name: "api",
                 sql: include_str!(concat!("../migrations/", $dir, "/0005_api.sql")),
             },
+            Migration {
+                version: 6,
+                name: "event_webhooks",
+                sql: include_str!(concat!("../migrations/", $dir, "/0006_event_webhooks.sql")),
+            },
         ]
     };
 }

@@ -11,6 +11,7 @@ use crate::accounts::{
     ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
 };
 use crate::conversations::upsert_conversation;
+use crate::events_out::emit_event;
 use crate::jobs::{Job, JobKind, enqueue};
 use crate::workflows::WorkflowRecord;
 use crate::{Result, Store, in_write_tx, on_pool};
@@ -640,7 +641,7 @@ impl Store {
                     }
                     RunAction::TextBackNotSent { status, reason } => {
                         if let Some(call_id) = call_id {
-                            sqlx::query(
+                            let first = sqlx::query(
                                 "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 \
                                  WHERE id = $1 AND text_back_status IS NULL",
                             )
@@ -649,7 +650,14 @@ impl Store {
                             .bind(reason)
                             .bind(now_ms)
                             .execute(&mut *tx)
-                            .await?;
+                            .await?
+                            .rows_affected()
+                                > 0;
+                            if first {
+                                emit_event!(tx, account_id, "text_back.suppressed", serde_json::json!({
+                                    "call_id": call_id, "contact_id": contact_id, "status": status, "reason": reason,
+                                }), now_ms);
+                            }
                         }
                         logs.push(log("text back", &format!("{status}: {reason}")));
                     }
@@ -693,6 +701,11 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?;
                         let _q = enqueue!(tx, JobKind::TaskDue, id, Some(format!("task_due:{id}")), *due_at_ms, now_ms);
+                        emit_event!(tx, account_id, "task.created", serde_json::json!({
+                            "task_id": id, "title": title, "contact_id": contact_id, "call_id": call_id,
+                            "due_at": jiff::Timestamp::from_millisecond(*due_at_ms).map(|t| t.to_string()).unwrap_or_default(),
+                            "assignee": assignee,
+                        }), now_ms);
                         logs.push(log("create_task", &format!("task {id}: {title}")));
                     }
                     RunAction::AddTag(tag) => {
@@ -916,6 +929,7 @@ impl Store {
                     if let Some(run_id) = run_id {
                         wake_waiting!(tx, "task_done", "id = $1", run_id, now_ms);
                     }
+                    emit_event!(tx, account_id, "task.completed", serde_json::json!({"task_id": id, "contact_id": contact_id}), now_ms);
                     sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'task_done', $3, $4)")
                         .bind(account_id)
                         .bind(contact_id)
@@ -980,6 +994,7 @@ impl Store {
                     if let Some(run_id) = run_id {
                         wake_waiting!(tx, "task_done", "id = $1", run_id, now_ms);
                     }
+                    emit_event!(tx, account_id, "task.completed", serde_json::json!({"task_id": task_id, "contact_id": contact_id, "called_back": true}), now_ms);
                     sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'called_back', $3, $4)")
                         .bind(account_id)
                         .bind(contact_id)

@@ -6,7 +6,7 @@ use textback_core::workflow::WorkflowSpec;
 use textback_store::{AccountRecord, NumberRecord};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
-use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+use textback_testkit::{Backend, FakeTwilio, Receiver, TestApp, TestAppOptions, TestDb};
 
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
@@ -40,6 +40,7 @@ on_both_stores!(
     contacts_pages_tags_and_consent,
     replies_are_idempotent,
     metrics_parse_and_count_the_pipeline,
+    event_webhooks_are_signed_and_delivered,
 );
 
 const CALLER: &str = "+15125550123";
@@ -577,5 +578,117 @@ async fn metrics_parse_and_count_the_pipeline(url: &str) {
     // Labels carry routes and outcomes, never a phone number.
     assert!(!text.contains("5125550123"), "no phone numbers in metrics");
     assert!(text.contains("route=\"/webhooks/twilio/voice/dial-status\""));
+    finish(app, fake).await;
+}
+
+fn verify(secret: &str, id: &str, ts: &str, body: &str, signature: &str) -> bool {
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    signature == format!("v1,{}", b64.encode(mac.finalize().into_bytes()))
+}
+
+async fn event_webhooks_are_signed_and_delivered(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    let receiver = Receiver::start().await;
+    let (status, _, p) = app
+        .api("POST", "/api/v1/webhooks", Some(&key), Some(json!({"url": receiver.url, "events": ["call.missed", "text_back.sent", "contact.opted_out"]})), &[])
+        .await;
+    assert_eq!(status, 201, "{p}");
+    let (status, _, p) = app
+        .api(
+            "POST",
+            "/api/v1/webhooks",
+            Some(&key),
+            Some(json!({"url": receiver.url, "events": ["call.exploded"]})),
+            &[],
+        )
+        .await;
+    assert_eq!((status, p["field"].clone()), (422, json!("events")));
+    let (_, _, subs) = app
+        .api("GET", "/api/v1/webhooks", Some(&key), None, &[])
+        .await;
+    let secret = subs["signing_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    app.post_signed(
+        "/webhooks/twilio/sms",
+        &[
+            ("MessageSid", &sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", CALLER),
+            ("To", BUSINESS_NUMBER),
+            ("Body", "stop"),
+        ],
+    )
+    .await;
+    app.drain().await;
+    let got = receiver.received();
+    let types: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        vec!["call.missed", "text_back.sent", "contact.opted_out"]
+    );
+    for r in &got {
+        assert!(verify(
+            &secret,
+            r.header("webhook-id").unwrap(),
+            r.header("webhook-timestamp").unwrap(),
+            &r.body,
+            r.header("webhook-signature").unwrap()
+        ));
+    }
+    let missed: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(missed["data"]["caller"], CALLER);
+    let (_, _, log) = app
+        .api("GET", "/api/v1/webhooks/deliveries", Some(&key), None, &[])
+        .await;
+    assert!(
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "delivered")
+    );
+    let other = second_account(&app).await;
+    assert_eq!(
+        app.api(
+            "DELETE",
+            &format!("/api/v1/webhooks/{}", subs["data"][0]["id"]),
+            Some(&other),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.api(
+            "DELETE",
+            &format!("/api/v1/webhooks/{}", subs["data"][0]["id"]),
+            Some(&key),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    receiver.stop();
     finish(app, fake).await;
 }

@@ -37,6 +37,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/tasks", get(tasks))
         .route("/tasks/{id}/complete", post(complete_task))
+        .route("/webhooks", get(webhooks).post(create_webhook))
+        .route("/webhooks/deliveries", get(deliveries))
+        .route("/webhooks/{id}", delete(delete_webhook))
         .route("/workflows", get(workflows))
         .route("/workflows/{id}/runs", get(runs))
 }
@@ -718,4 +721,92 @@ async fn runs(
         })
         .collect();
     ok(json!({ "data": items, "next_cursor": null }))
+}
+
+async fn webhooks(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
+    let subs = state.store.subscriptions(account).await?;
+    let secret = crate::deliver::account_secret(&state.store, account).await?;
+    let data: Vec<Value> = subs
+        .into_iter()
+        .filter(|s| s.active)
+        .map(|s| json!({"id": s.id, "url": s.url, "events": s.events}))
+        .collect();
+    ok(
+        json!({ "data": data, "next_cursor": null, "signing_secret": secret, "event_types": textback_store::EVENT_TYPES }),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWebhook {
+    url: String,
+    events: Vec<String>,
+}
+
+/// Checks a subscription: an http(s) URL and known event types.
+pub fn check_subscription(url: &str, events: &[String]) -> Result<(), ApiError> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| ApiError::invalid("url", "not a URL"))?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+        return Err(ApiError::invalid("url", "use an http(s) URL with a host"));
+    }
+    if events.is_empty() {
+        return Err(ApiError::invalid(
+            "events",
+            "subscribe to at least one event",
+        ));
+    }
+    if let Some(bad) = events
+        .iter()
+        .find(|e| *e != "*" && !textback_store::EVENT_TYPES.contains(&e.as_str()))
+    {
+        return Err(ApiError::invalid(
+            "events",
+            format!(
+                "{bad:?} is not an event type: {}",
+                textback_store::EVENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn create_webhook(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    body: Result<Json<NewWebhook>, JsonRejection>,
+) -> ApiResult {
+    let Json(w) = body.map_err(json_rejection)?;
+    check_subscription(&w.url, &w.events)?;
+    let id = state
+        .store
+        .save_subscription(account, &w.url, &w.events, true, state.now_ms())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "url": w.url, "events": w.events})),
+    )
+        .into_response())
+}
+
+async fn delete_webhook(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = id_param(&id, "webhook")?;
+    if !state.store.delete_subscription(account, id).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn deliveries(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
+    let data: Vec<Value> = state
+        .store
+        .deliveries(account, super::MAX_LIMIT)
+        .await?
+        .into_iter()
+        .map(|d| json!({"id": d.id, "url": d.url, "status": d.status, "attempts": d.attempts, "response_status": d.response_status, "last_error": d.last_error}))
+        .collect();
+    ok(json!({ "data": data, "next_cursor": null }))
 }
