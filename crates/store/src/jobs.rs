@@ -49,7 +49,7 @@ impl JobKind {
             JobKind::Trigger | JobKind::AdvanceRun | JobKind::TaskDue => 10,
             JobKind::SendMessage => 8,
             // Receivers can be down for days: see `retry_delay_for`.
-            JobKind::Webhook => 20,
+            JobKind::Webhook => 25,
         }
     }
 }
@@ -64,8 +64,8 @@ pub struct Job {
     pub max_attempts: i64,
 }
 
-/// The backoff for a job kind: webhooks back off from 30 s up to 6 hours (20 attempts
-/// span about three days); everything else uses `retry_delay`.
+/// The backoff for a job kind: webhooks back off from 30 s up to 6 hours (25 attempts
+/// span two to three days); everything else uses `retry_delay`.
 pub fn retry_delay_for(kind: JobKind, attempts: i64) -> Duration {
     match kind {
         JobKind::Webhook => {
