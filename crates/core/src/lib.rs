@@ -11,6 +11,7 @@ pub mod duration;
 pub mod hours;
 pub mod lint;
 pub mod phone;
+pub mod reports;
 pub mod segments;
 pub mod template;
 pub mod text_back;

@@ -7,6 +7,7 @@ pub mod deliver;
 mod error;
 mod health;
 pub mod metrics;
+pub mod reports;
 mod routes_cache;
 mod sender;
 mod state;

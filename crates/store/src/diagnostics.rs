@@ -111,3 +111,49 @@ impl Store {
         })
     }
 }
+
+/// One call's path through the funnel, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunnelRow {
+    pub started_at_ms: i64,
+    pub missed: bool,
+    pub texted_at_ms: Option<i64>,
+    pub delivered: bool,
+    pub replied_at_ms: Option<i64>,
+    pub called_back_at_ms: Option<i64>,
+}
+
+impl Store {
+    /// Every call of the account since `since_ms`, with its text back, delivery, reply
+    /// (within 24 hours of the text) and callback.
+    pub async fn funnel_rows(&self, account_id: i64, since_ms: i64) -> Result<Vec<FunnelRow>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT c.started_at, c.outcome, m.sent_at, m.status AS text_status, \
+                 (SELECT MIN(r.created_at) FROM messages r WHERE r.contact_id = c.contact_id AND r.direction = 'inbound' \
+                    AND m.created_at IS NOT NULL AND r.created_at > m.created_at AND r.created_at <= m.created_at + 86400000) AS replied_at, \
+                 (SELECT MIN(t.completed_at) FROM tasks t WHERE t.call_id = c.id AND t.status = 'done') AS called_back_at \
+                 FROM calls c LEFT JOIN messages m ON m.call_id = c.id AND m.kind = 'text_back' \
+                 WHERE c.account_id = $1 AND c.started_at >= $2 ORDER BY c.started_at",
+            )
+            .bind(account_id)
+            .bind(since_ms)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let outcome: Option<String> = r.try_get("outcome")?;
+                let text_status: Option<String> = r.try_get("text_status")?;
+                out.push(FunnelRow {
+                    started_at_ms: r.try_get("started_at")?,
+                    missed: matches!(outcome.as_deref(), Some("missed" | "voicemail")),
+                    texted_at_ms: r.try_get("sent_at")?,
+                    delivered: matches!(text_status.as_deref(), Some("delivered" | "read")),
+                    replied_at_ms: r.try_get("replied_at")?,
+                    called_back_at_ms: r.try_get("called_back_at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}

@@ -38,7 +38,7 @@ pub use calls::{CallView, DialFacts, NewCall};
 pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
 pub use conversations::{Reply, ReplyRefused};
 pub use deliveries::{Delivery, DeliveryView};
-pub use diagnostics::{ErrorCount, VariantRow};
+pub use diagnostics::{ErrorCount, FunnelRow, VariantRow};
 pub use events_out::{EVENT_TYPES, Subscription};
 pub use jobs::{Job, JobKind, retry_delay, retry_delay_for};
 pub use messages::{

@@ -41,6 +41,7 @@ on_both_stores!(
     replies_are_idempotent,
     metrics_parse_and_count_the_pipeline,
     event_webhooks_are_signed_and_delivered,
+    the_report_counts_the_funnel,
 );
 
 const CALLER: &str = "+15125550123";
@@ -690,5 +691,64 @@ async fn event_webhooks_are_signed_and_delivered(url: &str) {
         204
     );
     receiver.stop();
+    finish(app, fake).await;
+}
+
+async fn the_report_counts_the_funnel(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.missed_call("+15125550124", "busy").await;
+    app.drain().await;
+    // A minute later one caller replies, one text is delivered, one callback task is done.
+    app.advance(std::time::Duration::from_secs(60));
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    app.post_signed(
+        "/webhooks/twilio/sms",
+        &[
+            ("MessageSid", &sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", CALLER),
+            ("To", BUSINESS_NUMBER),
+            ("Body", "yes please"),
+        ],
+    )
+    .await;
+    let first = fake.sent()[0].sid.clone();
+    app.post_signed(
+        "/webhooks/twilio/sms/status",
+        &[("MessageSid", &first), ("MessageStatus", "delivered")],
+    )
+    .await;
+    let (_, _, tasks) = app.api("GET", "/api/v1/tasks", Some(&key), None, &[]).await;
+    let task = tasks["data"][0]["id"].as_i64().unwrap();
+    app.api(
+        "POST",
+        &format!("/api/v1/tasks/{task}/complete"),
+        Some(&key),
+        None,
+        &[],
+    )
+    .await;
+    // An answered call counts as a call, not as missed.
+    let answered = textback_testkit::test_app::new_call_sid();
+    app.ring(&answered, "+15125550125", BUSINESS_NUMBER).await;
+    app.dial_result(&answered, "+15125550125", BUSINESS_NUMBER, "completed")
+        .await;
+    let (status, _, r) = app
+        .api("GET", "/api/v1/reports?days=7", Some(&key), None, &[])
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        r["funnel"],
+        json!({"calls": 3, "missed": 2, "texted": 2, "delivered": 1, "replied": 1, "called_back": 1})
+    );
+    assert_eq!(r["by_day"].as_array().unwrap().len(), 1);
+    assert!(r["median_seconds_to_text"].as_f64().is_some());
+    assert_eq!(
+        app.api("GET", "/api/v1/reports?days=0", Some(&key), None, &[])
+            .await
+            .0,
+        422
+    );
     finish(app, fake).await;
 }

@@ -111,6 +111,16 @@ enum Command {
         #[arg(long)]
         team_phone: Option<String>,
     },
+    /// The funnel (calls → missed → texted → delivered → replied → called back) by day,
+    /// median times, and reply rates by variant.
+    Report {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// API keys for the REST API: each is scoped to one account.
     ApiKey {
         #[command(subcommand)]
@@ -520,6 +530,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             team_phone,
         } => call_back(&database_url, &file, server, task, team_phone).await,
         Command::ApiKey { command } => api_key(&database_url, command).await,
+        Command::Report {
+            account,
+            days,
+            json,
+        } => report(&database_url, &account, days, json).await,
         Command::Workflows { account, runs } => {
             let store = open_store(&database_url).await?;
             let Some(acct) = store.account_by_slug(&account).await? else {
@@ -580,6 +595,57 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+async fn report(database_url: &str, account: &str, days: i64, json: bool) -> Result<(), CliError> {
+    if !(1..=366).contains(&days) {
+        return Err(CliError::Refused("--days is 1 to 366".into()));
+    }
+    let store = open_store(database_url).await?;
+    let Some(acct) = store.account_by_slug(account).await? else {
+        return Err(CliError::Refused(format!("no account {account:?}")));
+    };
+    let Some(r) =
+        textback_server::reports::build(&store, acct.id, days, SystemClock.now().as_millisecond())
+            .await?
+    else {
+        return Err(CliError::Refused(format!("no account {account:?}")));
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(());
+    }
+    let f = &r["funnel"];
+    println!(
+        "{account}, last {days} day(s), {}",
+        r["time_zone"].as_str().unwrap_or_default()
+    );
+    println!(
+        "calls {}  missed {}  texted {}  delivered {}  replied {}  called back {}",
+        f["calls"], f["missed"], f["texted"], f["delivered"], f["replied"], f["called_back"]
+    );
+    let secs = |v: &serde_json::Value| {
+        v.as_f64()
+            .map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "median time to text {}  to call back {}",
+        secs(&r["median_seconds_to_text"]),
+        secs(&r["median_seconds_to_call_back"])
+    );
+    for d in r["by_day"].as_array().into_iter().flatten() {
+        println!(
+            "  {}  calls {}  missed {}  texted {}  replied {}  called back {}",
+            d["date"].as_str().unwrap_or_default(),
+            d["calls"],
+            d["missed"],
+            d["texted"],
+            d["replied"],
+            d["called_back"]
+        );
+    }
+    Ok(())
 }
 
 async fn api_key(database_url: &str, command: ApiKeyCommand) -> Result<(), CliError> {

@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks", get(webhooks).post(create_webhook))
         .route("/webhooks/deliveries", get(deliveries))
         .route("/webhooks/{id}", delete(delete_webhook))
+        .route("/reports", get(reports))
         .route("/workflows", get(workflows))
         .route("/workflows/{id}/runs", get(runs))
 }
@@ -809,4 +810,28 @@ async fn deliveries(State(state): State<AppState>, ApiAccount(account): ApiAccou
         .map(|d| json!({"id": d.id, "url": d.url, "status": d.status, "attempts": d.attempts, "response_status": d.response_status, "last_error": d.last_error}))
         .collect();
     ok(json!({ "data": data, "next_cursor": null }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    days: Option<String>,
+}
+
+async fn reports(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult {
+    let days = match q.days.as_deref() {
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=366).contains(n))
+            .ok_or_else(|| ApiError::invalid("days", "a whole number from 1 to 366"))?,
+        None => 7,
+    };
+    let report = crate::reports::build(&state.store, account, days, state.now_ms())
+        .await?
+        .ok_or(ApiError::NotFound("account"))?;
+    ok(report)
 }
