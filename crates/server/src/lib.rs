@@ -3,6 +3,7 @@
 
 pub mod api;
 mod automation;
+pub mod contacts_io;
 pub mod deliver;
 mod error;
 mod health;

@@ -509,3 +509,60 @@ impl Store {
         })
     }
 }
+
+/// One contact of an import, already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl Store {
+    /// Creates or updates contacts in one transaction: names given replace the stored ones
+    /// (blank cells keep them), tags are added. Returns (created, updated).
+    pub async fn import_contacts(
+        &self,
+        account_id: i64,
+        rows: &[ImportRow],
+        now_ms: i64,
+    ) -> Result<(u64, u64)> {
+        in_write_tx!(self, tx => {
+            let (mut created, mut updated) = (0u64, 0u64);
+            for row in rows {
+                let existed: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
+                    .bind(account_id)
+                    .bind(&row.phone)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let r = sqlx::query(
+                    "INSERT INTO contacts (account_id, phone, first_name, last_name, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account_id, phone) DO UPDATE SET \
+                     first_name = COALESCE(excluded.first_name, contacts.first_name), \
+                     last_name = COALESCE(excluded.last_name, contacts.last_name), updated_at = excluded.updated_at \
+                     RETURNING id",
+                )
+                .bind(account_id)
+                .bind(&row.phone)
+                .bind(&row.first_name)
+                .bind(&row.last_name)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                let id: i64 = r.try_get("id")?;
+                if existed.is_some() { updated += 1 } else { created += 1 }
+                for t in &row.tags {
+                    sqlx::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(t)
+                        .bind(t.to_lowercase())
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            Ok((created, updated))
+        })
+    }
+}

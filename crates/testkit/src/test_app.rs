@@ -334,6 +334,29 @@ impl TestApp {
         )
     }
 
+    /// A raw API request with a text body (CSV imports): (status, body text).
+    pub async fn api_text(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: &str,
+        content_type: &str,
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let resp = self
             .http

@@ -42,6 +42,7 @@ on_both_stores!(
     metrics_parse_and_count_the_pipeline,
     event_webhooks_are_signed_and_delivered,
     the_report_counts_the_funnel,
+    contacts_import_and_export,
 );
 
 const CALLER: &str = "+15125550123";
@@ -750,5 +751,82 @@ async fn the_report_counts_the_funnel(url: &str) {
             .0,
         422
     );
+    finish(app, fake).await;
+}
+
+async fn contacts_import_and_export(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    let csv = "phone,first_name,last_name,tags\n(512) 555-0131,Ana,Lopez,Customer;VIP\n512-CALL-NOW,Bad,,\n+15125550132,Ben,,\n";
+    let (status, body) = app
+        .api_text(
+            "POST",
+            "/api/v1/contacts/import?dry_run=true",
+            &key,
+            csv,
+            "text/csv",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (r["valid_rows"].clone(), r["created"].clone()),
+        (json!(2), json!(0))
+    );
+    assert_eq!(r["errors"][0]["line"], 3);
+    assert!(
+        app.api("GET", "/api/v1/contacts", Some(&key), None, &[])
+            .await
+            .2["data"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a dry run writes nothing"
+    );
+    let (_, body) = app
+        .api_text("POST", "/api/v1/contacts/import", &key, csv, "text/csv")
+        .await;
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (r["created"].clone(), r["updated"].clone()),
+        (json!(2), json!(0))
+    );
+    // Importing again updates; a blank cell keeps the stored name.
+    let again = "phone,first_name,tags\n+15125550131,,Returning\n";
+    let (_, body) = app
+        .api_text("POST", "/api/v1/contacts/import", &key, again, "text/csv")
+        .await;
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["updated"], 1);
+    let (status, csv_out) = app
+        .api_text("GET", "/api/v1/contacts/export", &key, "", "text/plain")
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        csv_out.starts_with("phone,first_name,last_name,tags,opted_out,created_at\n"),
+        "{csv_out}"
+    );
+    assert!(
+        csv_out.contains("+15125550131,Ana,Lopez,Customer;Returning;VIP,false,"),
+        "{csv_out}"
+    );
+    let (_, _, json_out) = app
+        .api(
+            "GET",
+            "/api/v1/contacts/export?format=json",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(json_out["data"].as_array().unwrap().len(), 2);
+    let (status, body) = app
+        .api_text(
+            "POST",
+            "/api/v1/contacts/import",
+            &key,
+            "name\nx\n",
+            "text/csv",
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
     finish(app, fake).await;
 }

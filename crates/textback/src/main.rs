@@ -121,6 +121,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import and export contacts.
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
     /// API keys for the REST API: each is scoped to one account.
     ApiKey {
         #[command(subcommand)]
@@ -241,6 +246,26 @@ enum ApiKeyCommand {
         #[arg(long)]
         account: String,
         id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Import contacts from a CSV file: phone,first_name,last_name,tags (tags split by ;).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        account: String,
+        /// Check every row and report, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export contacts as CSV (default) or JSON to standard output.
+    Export {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "csv")]
+        format: String,
     },
 }
 
@@ -530,6 +555,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             team_phone,
         } => call_back(&database_url, &file, server, task, team_phone).await,
         Command::ApiKey { command } => api_key(&database_url, command).await,
+        Command::Contacts { command } => contacts_command(&database_url, command).await,
         Command::Report {
             account,
             days,
@@ -591,6 +617,95 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         .map(|e| format!("  ({e})"))
                         .unwrap_or_default()
                 );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn contacts_command(database_url: &str, command: ContactsCommand) -> Result<(), CliError> {
+    let store = open_store(database_url).await?;
+    let account_of = |slug: &str| {
+        let store = store.clone();
+        let slug = slug.to_owned();
+        async move {
+            store
+                .account_by_slug(&slug)
+                .await?
+                .ok_or_else(|| CliError::Refused(format!("no account {slug:?}")))
+        }
+    };
+    match command {
+        ContactsCommand::Import {
+            file,
+            account,
+            dry_run,
+        } => {
+            let acct = account_of(&account).await?;
+            let data = std::fs::read(&file).map_err(|error| CliError::ReadFile {
+                path: file.clone(),
+                error,
+            })?;
+            let (rows, errors) = textback_server::contacts_io::parse(&data)
+                .map_err(|e| CliError::Refused(e.to_string()))?;
+            for e in &errors {
+                eprintln!("line {}: {}", e.line, e.error);
+            }
+            if dry_run {
+                println!(
+                    "dry run: {} row(s) would be imported, {} with errors; nothing was written",
+                    rows.len(),
+                    errors.len()
+                );
+                return Ok(());
+            }
+            let (mut created, mut updated) = (0, 0);
+            let chunks = rows.chunks(500);
+            let total = rows.len();
+            let mut done = 0;
+            for chunk in chunks {
+                let (c, u) = store
+                    .import_contacts(acct.id, chunk, SystemClock.now().as_millisecond())
+                    .await?;
+                created += c;
+                updated += u;
+                done += chunk.len();
+                if total > 500 {
+                    eprint!("\rimported {done}/{total}");
+                }
+            }
+            if total > 500 {
+                eprintln!();
+            }
+            println!(
+                "{created} created, {updated} updated, {} row(s) with errors skipped",
+                errors.len()
+            );
+            Ok(())
+        }
+        ContactsCommand::Export { account, format } => {
+            let acct = account_of(&account).await?;
+            let mut all = Vec::new();
+            let mut before = None;
+            loop {
+                let page = store
+                    .contacts_page(acct.id, None, None, before, 500)
+                    .await?;
+                let done = page.len() < 500;
+                before = page.last().map(|c| c.id);
+                all.extend(page);
+                if done {
+                    break;
+                }
+            }
+            match format.as_str() {
+                "csv" => print!("{}", textback_server::contacts_io::to_csv(&all)),
+                "json" => println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default()),
+                other => {
+                    return Err(CliError::Refused(format!(
+                        "--format {other:?}: use csv or json"
+                    )));
+                }
             }
             Ok(())
         }

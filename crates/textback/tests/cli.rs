@@ -554,3 +554,55 @@ fn lint_grades_a_message_as_json_and_fails_on_errors() {
         "lint without --account touches no database"
     );
 }
+
+#[test]
+fn contacts_import_dry_run_import_and_export() {
+    let dir = Workdir::new();
+    assert!(
+        textback(&dir.0, &[], &["apply", quickstart().to_str().unwrap()])
+            .status
+            .success()
+    );
+    let file = dir.0.join("contacts.csv");
+    std::fs::write(
+        &file,
+        "phone,first_name,last_name,tags\n(512) 555-0131,Ana,Lopez,VIP\nnot-a-number,X,,\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let dry = textback(
+        &dir.0,
+        &[],
+        &[
+            "contacts",
+            "import",
+            f,
+            "--account",
+            "acme-plumbing",
+            "--dry-run",
+        ],
+    );
+    assert!(dry.status.success());
+    assert!(
+        stdout(&dry).contains("1 row(s) would be imported, 1 with errors"),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(String::from_utf8_lossy(&dry.stderr).contains("line 3:"));
+    let out = textback(
+        &dir.0,
+        &[],
+        &["contacts", "import", f, "--account", "acme-plumbing"],
+    );
+    assert!(
+        stdout(&out).contains("1 created, 0 updated, 1 row(s) with errors skipped"),
+        "{}",
+        stdout(&out)
+    );
+    let csv = stdout(&textback(
+        &dir.0,
+        &[],
+        &["contacts", "export", "--account", "acme-plumbing"],
+    ));
+    assert!(csv.contains("+15125550131,Ana,Lopez,VIP,false,"), "{csv}");
+}

@@ -22,6 +22,8 @@ pub fn routes() -> Router<AppState> {
         .route("/account", get(account))
         .route("/numbers", get(numbers))
         .route("/contacts", get(contacts).post(create_contact))
+        .route("/contacts/import", post(import_contacts))
+        .route("/contacts/export", get(export_contacts))
         .route("/contacts/{id}", get(contact).patch(update_contact))
         .route("/contacts/{id}/tags", post(add_tag))
         .route("/contacts/{id}/tags/{tag}", delete(remove_tag))
@@ -834,4 +836,79 @@ async fn reports(
         .await?
         .ok_or(ApiError::NotFound("account"))?;
     ok(report)
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportQuery {
+    dry_run: Option<bool>,
+}
+
+/// `text/csv` body: `phone,first_name,last_name,tags`. Rows with errors are reported with
+/// their line and skipped; `?dry_run=true` checks without writing.
+async fn import_contacts(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Query(q): Query<ImportQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let (rows, errors) =
+        crate::contacts_io::parse(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    let (created, updated) = if q.dry_run.unwrap_or(false) {
+        (0, 0)
+    } else {
+        state
+            .store
+            .import_contacts(account, &rows, state.now_ms())
+            .await?
+    };
+    ok(json!({
+        "dry_run": q.dry_run.unwrap_or(false),
+        "valid_rows": rows.len(),
+        "created": created,
+        "updated": updated,
+        "errors": errors,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn export_contacts(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult {
+    let all = all_contacts(&state, account).await?;
+    match q.format.as_deref().unwrap_or("csv") {
+        "csv" => Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::contacts_io::to_csv(&all),
+        )
+            .into_response()),
+        "json" => ok(json!({ "data": all.iter().map(contact_json).collect::<Vec<_>>() })),
+        other => Err(ApiError::invalid(
+            "format",
+            format!("{other:?}: use csv or json"),
+        )),
+    }
+}
+
+/// Every contact of the account, page by page.
+pub async fn all_contacts(state: &AppState, account: i64) -> Result<Vec<ContactView>, ApiError> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = state
+            .store
+            .contacts_page(account, None, None, before, super::MAX_LIMIT)
+            .await?;
+        let done = (page.len() as i64) < super::MAX_LIMIT;
+        before = page.last().map(|c| c.id);
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
 }
