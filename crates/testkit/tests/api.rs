@@ -43,6 +43,7 @@ on_both_stores!(
     event_webhooks_are_signed_and_delivered,
     the_report_counts_the_funnel,
     contacts_import_and_export,
+    settings_and_workflows_through_the_api,
 );
 
 const CALLER: &str = "+15125550123";
@@ -828,5 +829,123 @@ async fn contacts_import_and_export(url: &str) {
         )
         .await;
     assert_eq!(status, 422, "{body}");
+    finish(app, fake).await;
+}
+
+async fn settings_and_workflows_through_the_api(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    let patch = json!({
+        "name": "Acme Plumbing & Drains",
+        "quiet_hours": "20:00-09:00",
+        "cooldown": "30m",
+        "text_back": {"enabled": true, "message": "Hi {{contact.first_name | default('there')}}, {{business.name}} here: sorry we missed your call! Reply here."},
+        "do_not_text": ["(512) 555-0177"],
+    });
+    let (status, _, a) = app
+        .api("PATCH", "/api/v1/account", Some(&key), Some(patch), &[])
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(
+        (a["quiet_hours"].clone(), a["cooldown"].clone()),
+        (json!("20:00-09:00"), json!("30m"))
+    );
+    assert_eq!(a["do_not_text"], json!(["+15125550177"]));
+    assert_eq!(a["warnings"], json!([]));
+    // Bad input names the field and changes nothing.
+    for (body, field) in [
+        (json!({"time_zone": "Mars/Olympus"}), "time_zone"),
+        (
+            json!({"text_back": {"message": "Hey {{contact.first_name}}!"}}),
+            "text_back.message",
+        ),
+        (
+            json!({"text_back": {"message": "{{business.name}}: sorry we missed you, book at bit.ly/x"}}),
+            "text_back.message",
+        ),
+        (json!({"business_hours": {"mon": "9-5"}}), "business_hours"),
+    ] {
+        let (status, _, p) = app
+            .api("PATCH", "/api/v1/account", Some(&key), Some(body), &[])
+            .await;
+        assert_eq!((status, p["field"].clone()), (422, json!(field)), "{p}");
+    }
+    let (_, _, a) = app
+        .api("GET", "/api/v1/account", Some(&key), None, &[])
+        .await;
+    assert_eq!(a["name"], "Acme Plumbing & Drains");
+    // The built-in text back followed the setting.
+    let (_, _, wfs) = app
+        .api("GET", "/api/v1/workflows", Some(&key), None, &[])
+        .await;
+    let builtin = wfs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["builtin"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (builtin["active"].clone(), builtin["version"].clone()),
+        (json!(true), json!(2))
+    );
+
+    // A workflow made, changed (a new version), switched off.
+    let spec = json!({
+        "name": "After hours",
+        "trigger": {"type": "missed_call", "business_hours": "closed"},
+        "steps": [{"type": "send_sms", "message": "{{business.name}}: we're closed, we'll call you first thing. Reply here!"}],
+    });
+    let (status, _, w) = app
+        .api(
+            "POST",
+            "/api/v1/workflows",
+            Some(&key),
+            Some(spec.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!((status, w["version"].clone()), (201, json!(1)), "{w}");
+    assert_eq!(
+        app.api(
+            "POST",
+            "/api/v1/workflows",
+            Some(&key),
+            Some(spec.clone()),
+            &[]
+        )
+        .await
+        .0,
+        409
+    );
+    let mut changed = spec.clone();
+    changed["steps"][0]["message"] =
+        json!("{{business.name}}: closed now, we'll call you back first thing. Reply here!");
+    let (status, _, w2) = app
+        .api(
+            "PUT",
+            &format!("/api/v1/workflows/{}", w["id"]),
+            Some(&key),
+            Some(changed),
+            &[],
+        )
+        .await;
+    assert_eq!((status, w2["version"].clone()), (200, json!(2)), "{w2}");
+    let (_, _, off) = app
+        .api(
+            "POST",
+            &format!("/api/v1/workflows/{}/deactivate", w["id"]),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(off["active"], false);
+    let bad =
+        json!({"name": "Broken", "trigger": {"type": "missed_call"}, "steps": [{"type": "wait"}]});
+    let (status, _, p) = app
+        .api("POST", "/api/v1/workflows", Some(&key), Some(bad), &[])
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(p["field"], "step 1 (wait)");
     finish(app, fake).await;
 }

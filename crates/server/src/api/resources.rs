@@ -19,7 +19,7 @@ use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/account", get(account))
+        .route("/account", get(account).patch(update_account))
         .route("/numbers", get(numbers))
         .route("/contacts", get(contacts).post(create_contact))
         .route("/contacts/import", post(import_contacts))
@@ -43,7 +43,10 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/deliveries", get(deliveries))
         .route("/webhooks/{id}", delete(delete_webhook))
         .route("/reports", get(reports))
-        .route("/workflows", get(workflows))
+        .route("/workflows", get(workflows).post(create_workflow))
+        .route("/workflows/{id}", axum::routing::put(update_workflow))
+        .route("/workflows/{id}/activate", post(activate_workflow))
+        .route("/workflows/{id}/deactivate", post(deactivate_workflow))
         .route("/workflows/{id}/runs", get(runs))
 }
 
@@ -121,26 +124,7 @@ fn phonenumber_us() -> textback_core::phone::Country {
 }
 
 async fn account(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
-    let a = state
-        .store
-        .account_by_id(account)
-        .await?
-        .ok_or(ApiError::NotFound("account"))?;
-    ok(json!({
-        "slug": a.slug,
-        "name": a.name,
-        "time_zone": a.time_zone,
-        "booking_link": a.booking_link,
-        "business_hours": a.business_hours,
-        "quiet_hours": a.quiet_hours,
-        "text_back": {
-            "enabled": a.text_back_enabled,
-            "message": a.text_back_template,
-            "cooldown_seconds": a.cooldown_secs,
-        },
-        "do_not_text": a.do_not_text,
-        "landline_lookup": a.landline_lookup,
-    }))
+    ok(account_json(&state, account).await?)
 }
 
 async fn numbers(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
@@ -911,4 +895,374 @@ pub async fn all_contacts(state: &AppState, account: i64) -> Result<Vec<ContactV
             return Ok(all);
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBackPatch {
+    enabled: Option<bool>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountPatch {
+    name: Option<String>,
+    #[serde(default, with = "double_option")]
+    booking_link: Option<Option<String>>,
+    time_zone: Option<String>,
+    business_hours: Option<std::collections::BTreeMap<String, String>>,
+    quiet_hours: Option<String>,
+    /// A duration such as `15m`.
+    cooldown: Option<String>,
+    text_back: Option<TextBackPatch>,
+    do_not_text: Option<Vec<String>>,
+    landline_lookup: Option<bool>,
+}
+
+/// Lint errors reject a message; warnings are returned with the saved object.
+fn lint_message(
+    field: &str,
+    text: &str,
+    kind: textback_core::lint::MessageKind,
+    business: &str,
+) -> Result<Vec<Value>, ApiError> {
+    use textback_core::lint::{LintInput, Severity, lint};
+    let report = lint(&LintInput {
+        text,
+        kind,
+        business_name: Some(business),
+        booking_link: None,
+    });
+    if let Some(e) = report
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+    {
+        return Err(ApiError::invalid(
+            field,
+            format!("{}: {}", e.rule, e.message),
+        ));
+    }
+    Ok(report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .map(|f| json!({"field": field, "rule": f.rule, "message": f.message}))
+        .collect())
+}
+
+async fn update_account(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    body: Result<Json<AccountPatch>, JsonRejection>,
+) -> ApiResult {
+    use textback_core::workflow::{QuietHours, WorkflowSpec};
+    use textback_core::{BusinessHours, HumanDuration, MessageTemplate, TimeZoneName};
+    let Json(p) = body.map_err(json_rejection)?;
+    let mut a = state
+        .store
+        .account_by_id(account)
+        .await?
+        .ok_or(ApiError::NotFound("account"))?;
+    if let Some(n) = &p.name {
+        let n = n.trim();
+        if n.is_empty() || n.chars().count() > 100 {
+            return Err(ApiError::invalid(
+                "name",
+                "the business name is 1 to 100 characters",
+            ));
+        }
+        a.name = n.to_owned();
+    }
+    if let Some(link) = &p.booking_link {
+        a.booking_link = match link.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+            Some(l) if l.starts_with("https://") || l.starts_with("http://") => Some(l.to_owned()),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "booking_link",
+                    "a web address starting with https://",
+                ));
+            }
+            None => None,
+        };
+    }
+    if let Some(tz) = &p.time_zone {
+        a.time_zone = TimeZoneName::parse(tz)
+            .map_err(|e| ApiError::invalid("time_zone", e.to_string()))?
+            .to_string();
+    }
+    if let Some(h) = &p.business_hours {
+        a.business_hours = BusinessHours::from_map(h)
+            .map_err(|e| ApiError::invalid("business_hours", e.to_string()))?
+            .to_map();
+    }
+    if let Some(q) = &p.quiet_hours {
+        a.quiet_hours = QuietHours::parse(q)
+            .map_err(|e| ApiError::invalid("quiet_hours", e.to_string()))?
+            .to_string_hhmm();
+    }
+    if let Some(c) = &p.cooldown {
+        a.cooldown_secs = HumanDuration::parse(c)
+            .map_err(|e| ApiError::invalid("cooldown", e.to_string()))?
+            .as_secs() as i64;
+    }
+    if let Some(list) = &p.do_not_text {
+        a.do_not_text = list
+            .iter()
+            .map(|n| phone("do_not_text", n))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(l) = p.landline_lookup {
+        a.landline_lookup = l;
+    }
+    let mut warnings = Vec::new();
+    if let Some(tb) = &p.text_back {
+        if let Some(m) = &tb.message {
+            MessageTemplate::parse(m)
+                .map_err(|e| ApiError::invalid("text_back.message", e.to_string()))?;
+            warnings = lint_message(
+                "text_back.message",
+                m,
+                textback_core::lint::MessageKind::TextBack,
+                &a.name,
+            )?;
+            a.text_back_template = m.clone();
+        }
+        if let Some(e) = tb.enabled {
+            a.text_back_enabled = e;
+        }
+    }
+    let now = state.now_ms();
+    state.store.save_account(&a, now).await?;
+    if p.text_back.is_some() {
+        // The built-in text back is a preset workflow: keep it in step.
+        let mut builtin = WorkflowSpec::builtin_text_back(&a.text_back_template);
+        builtin.active = a.text_back_enabled;
+        state
+            .store
+            .save_workflow(
+                account,
+                &builtin.name,
+                true,
+                builtin.active,
+                &builtin.versioned_json(),
+                now,
+            )
+            .await?;
+    }
+    let mut out = match account_json(&state, account).await? {
+        Value::Object(o) => o,
+        _ => serde_json::Map::new(),
+    };
+    out.insert("warnings".into(), Value::Array(warnings));
+    ok(Value::Object(out))
+}
+
+async fn account_json(state: &AppState, account: i64) -> Result<Value, ApiError> {
+    let a = state
+        .store
+        .account_by_id(account)
+        .await?
+        .ok_or(ApiError::NotFound("account"))?;
+    Ok(json!({
+        "slug": a.slug,
+        "name": a.name,
+        "time_zone": a.time_zone,
+        "booking_link": a.booking_link,
+        "business_hours": a.business_hours,
+        "quiet_hours": a.quiet_hours,
+        "cooldown": textback_core::HumanDuration::from_secs(a.cooldown_secs.max(0) as u64).to_string(),
+        "text_back": { "enabled": a.text_back_enabled, "message": a.text_back_template },
+        "do_not_text": a.do_not_text,
+        "landline_lookup": a.landline_lookup,
+    }))
+}
+
+/// Checks a workflow spec like `apply` does: compiles, and lints every message.
+fn check_workflow(
+    spec: &textback_core::workflow::WorkflowSpec,
+    business: &str,
+) -> Result<Vec<Value>, ApiError> {
+    use textback_core::lint::MessageKind;
+    use textback_core::workflow::{BUILTIN_NAME, StepSpec, TriggerSpec, Workflow};
+    if spec.name.trim() == BUILTIN_NAME {
+        return Err(ApiError::invalid(
+            "name",
+            "that is the built-in text back's name; change it through PATCH /account",
+        ));
+    }
+    Workflow::from_spec(spec).map_err(|e| ApiError::invalid(e.place.clone(), e.why))?;
+    let missed = matches!(spec.trigger, TriggerSpec::MissedCall { .. });
+    let mut warnings = Vec::new();
+    fn walk(
+        steps: &[StepSpec],
+        prefix: &str,
+        mut waited: bool,
+        missed: bool,
+        business: &str,
+        out: &mut Vec<Value>,
+    ) -> Result<bool, ApiError> {
+        for (i, s) in steps.iter().enumerate() {
+            let at = format!("{prefix}steps[{i}]");
+            match s {
+                StepSpec::SendSms { message, variants } => {
+                    let kind = if missed && !waited {
+                        MessageKind::TextBack
+                    } else {
+                        MessageKind::FollowUp
+                    };
+                    if !message.is_empty() {
+                        out.extend(lint_message(&at, message, kind, business)?);
+                    }
+                    for (k, v) in variants.iter().enumerate() {
+                        out.extend(lint_message(
+                            &format!("{at}.variants[{k}]"),
+                            &v.message,
+                            kind,
+                            business,
+                        )?);
+                    }
+                }
+                StepSpec::NotifyTeam { message, .. } => {
+                    out.extend(lint_message(&at, message, MessageKind::Reply, business)?)
+                }
+                StepSpec::Wait { .. } => waited = true,
+                StepSpec::If {
+                    then, otherwise, ..
+                } => {
+                    let a = walk(then, &format!("{at}.then."), waited, missed, business, out)?;
+                    let b = walk(
+                        otherwise,
+                        &format!("{at}.else."),
+                        waited,
+                        missed,
+                        business,
+                        out,
+                    )?;
+                    waited = a || b;
+                }
+                _ => {}
+            }
+        }
+        Ok(waited)
+    }
+    walk(&spec.steps, "", false, missed, business, &mut warnings)?;
+    Ok(warnings)
+}
+
+async fn save_workflow_spec(
+    state: &AppState,
+    account: i64,
+    spec: textback_core::workflow::WorkflowSpec,
+    created: bool,
+) -> ApiResult {
+    let business = state
+        .store
+        .account_by_id(account)
+        .await?
+        .ok_or(ApiError::NotFound("account"))?
+        .name;
+    let warnings = check_workflow(&spec, &business)?;
+    let mut spec = spec;
+    spec.name = spec.name.trim().to_owned();
+    let change = state
+        .store
+        .save_workflow(
+            account,
+            &spec.name,
+            false,
+            spec.active,
+            &spec.versioned_json(),
+            state.now_ms(),
+        )
+        .await?;
+    let w = state
+        .store
+        .workflows_of_account(account)
+        .await?
+        .into_iter()
+        .find(|w| w.name == spec.name)
+        .ok_or(ApiError::NotFound("workflow"))?;
+    let status = if created && change == textback_store::WorkflowChange::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({"id": w.id, "name": w.name, "active": w.active, "version": w.version, "warnings": warnings});
+    Ok((status, Json(body)).into_response())
+}
+
+async fn create_workflow(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    body: Result<Json<textback_core::workflow::WorkflowSpec>, JsonRejection>,
+) -> ApiResult {
+    let Json(spec) = body.map_err(json_rejection)?;
+    if state
+        .store
+        .workflows_of_account(account)
+        .await?
+        .iter()
+        .any(|w| w.name == spec.name.trim())
+    {
+        return Err(ApiError::Conflict(format!(
+            "a workflow named {:?} exists; PUT /workflows/{{id}} to change it",
+            spec.name.trim()
+        )));
+    }
+    save_workflow_spec(&state, account, spec, true).await
+}
+
+/// A changed spec becomes a new version; runs under way finish on theirs.
+async fn update_workflow(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    body: Result<Json<textback_core::workflow::WorkflowSpec>, JsonRejection>,
+) -> ApiResult {
+    let id = id_param(&id, "workflow")?;
+    let Json(mut spec) = body.map_err(json_rejection)?;
+    let current = state
+        .store
+        .workflows_of_account(account)
+        .await?
+        .into_iter()
+        .find(|w| w.id == id && !w.builtin)
+        .ok_or(ApiError::NotFound("workflow"))?;
+    // The name identifies the workflow; it is kept.
+    spec.name = current.name;
+    save_workflow_spec(&state, account, spec, false).await
+}
+
+async fn set_active(state: AppState, account: i64, id: String, active: bool) -> ApiResult {
+    let id = id_param(&id, "workflow")?;
+    let w = state
+        .store
+        .workflows_of_account(account)
+        .await?
+        .into_iter()
+        .find(|w| w.id == id)
+        .ok_or(ApiError::NotFound("workflow"))?;
+    state
+        .store
+        .save_workflow(account, &w.name, w.builtin, active, &w.spec, state.now_ms())
+        .await?;
+    ok(json!({"id": w.id, "name": w.name, "active": active, "version": w.version}))
+}
+
+async fn activate_workflow(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    set_active(state, account, id, true).await
+}
+
+async fn deactivate_workflow(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    set_active(state, account, id, false).await
 }
