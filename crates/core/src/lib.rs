@@ -13,6 +13,7 @@ pub mod lint;
 pub mod phone;
 pub mod reports;
 pub mod segments;
+pub mod smart_list;
 pub mod template;
 pub mod text_back;
 pub mod variants;

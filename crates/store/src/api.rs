@@ -566,3 +566,77 @@ impl Store {
         })
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SmartListRecord {
+    pub id: i64,
+    pub name: String,
+    /// The filter, as JSON (checked by the caller).
+    pub filter: String,
+}
+
+impl Store {
+    /// Creates or replaces the account's smart list with this name; returns its id.
+    pub async fn save_smart_list(
+        &self,
+        account_id: i64,
+        name: &str,
+        filter_json: &str,
+        now_ms: i64,
+    ) -> Result<i64> {
+        in_write_tx!(self, tx => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO smart_lists (account_id, name, filter, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account_id, name) DO UPDATE SET filter = excluded.filter RETURNING id",
+            )
+            .bind(account_id)
+            .bind(name)
+            .bind(filter_json)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(id)
+        })
+    }
+
+    pub async fn smart_lists(&self, account_id: i64) -> Result<Vec<SmartListRecord>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query("SELECT id, name, filter FROM smart_lists WHERE account_id = $1 ORDER BY name")
+                .bind(account_id)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(SmartListRecord { id: r.try_get("id")?, name: r.try_get("name")?, filter: r.try_get("filter")? });
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn delete_smart_list(&self, account_id: i64, id: i64) -> Result<bool> {
+        let n = in_write_tx!(self, tx => {
+            sqlx::query("DELETE FROM smart_lists WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// When each of the account's contacts last called (ms), for list filters.
+    pub async fn last_calls(&self, account_id: i64) -> Result<std::collections::HashMap<i64, i64>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query("SELECT contact_id, MAX(started_at) AS last FROM calls WHERE account_id = $1 AND contact_id IS NOT NULL GROUP BY contact_id")
+                .bind(account_id)
+                .fetch_all(pool)
+                .await?;
+            let mut out = std::collections::HashMap::with_capacity(rows.len());
+            for r in rows {
+                out.insert(r.try_get::<i64, _>("contact_id")?, r.try_get::<i64, _>("last")?);
+            }
+            Ok(out)
+        })
+    }
+}

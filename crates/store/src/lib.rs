@@ -33,7 +33,9 @@ mod settings;
 mod workflows;
 
 pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
-pub use api::{ApiKeyView, ContactView, ConversationView, ImportRow, StoredResponse};
+pub use api::{
+    ApiKeyView, ContactView, ConversationView, ImportRow, SmartListRecord, StoredResponse,
+};
 pub use calls::{CallView, DialFacts, NewCall};
 pub use consent::{ConsentChange, ConsentEvent, InboundMessage, InboundOutcome};
 pub use conversations::{Reply, ReplyRefused};

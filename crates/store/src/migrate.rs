@@ -43,6 +43,11 @@ macro_rules! migrations {
                 name: "event_webhooks",
                 sql: include_str!(concat!("../migrations/", $dir, "/0006_event_webhooks.sql")),
             },
+            Migration {
+                version: 7,
+                name: "smart_lists",
+                sql: include_str!(concat!("../migrations/", $dir, "/0007_smart_lists.sql")),
+            },
         ]
     };
 }

@@ -44,6 +44,7 @@ on_both_stores!(
     the_report_counts_the_funnel,
     contacts_import_and_export,
     settings_and_workflows_through_the_api,
+    smart_lists_filter_contacts,
 );
 
 const CALLER: &str = "+15125550123";
@@ -947,5 +948,91 @@ async fn settings_and_workflows_through_the_api(url: &str) {
         .await;
     assert_eq!(status, 422);
     assert_eq!(p["field"], "step 1 (wait)");
+    finish(app, fake).await;
+}
+
+async fn smart_lists_filter_contacts(url: &str) {
+    let (app, fake, _, key) = start(url).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.missed_call("+15125550124", "no-answer").await;
+    app.drain().await;
+    app.advance(std::time::Duration::from_secs(60));
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    app.post_signed(
+        "/webhooks/twilio/sms",
+        &[
+            ("MessageSid", &sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", CALLER),
+            ("To", BUSINESS_NUMBER),
+            ("Body", "thanks!"),
+        ],
+    )
+    .await;
+    let body = json!({"name": "Missed, no reply, last 7 days", "filter": {"tags": ["Missed Call"], "replied": false, "last_call_within": "7d"}});
+    let (status, _, list) = app
+        .api("POST", "/api/v1/smart-lists", Some(&key), Some(body), &[])
+        .await;
+    assert_eq!(status, 201, "{list}");
+    let (_, _, members) = app
+        .api(
+            "GET",
+            &format!("/api/v1/smart-lists/{}/members", list["id"]),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    let phones: Vec<&str> = members["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, vec!["+15125550124"]);
+    let bad = json!({"name": "x", "filter": {"colour": "red"}});
+    assert_eq!(
+        app.api("POST", "/api/v1/smart-lists", Some(&key), Some(bad), &[])
+            .await
+            .0,
+        400
+    );
+    let other = second_account(&app).await;
+    assert_eq!(
+        app.api(
+            "GET",
+            &format!("/api/v1/smart-lists/{}/members", list["id"]),
+            Some(&other),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.api(
+            "DELETE",
+            &format!("/api/v1/smart-lists/{}", list["id"]),
+            Some(&other),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.api(
+            "DELETE",
+            &format!("/api/v1/smart-lists/{}", list["id"]),
+            Some(&key),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
     finish(app, fake).await;
 }

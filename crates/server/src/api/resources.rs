@@ -43,6 +43,9 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/deliveries", get(deliveries))
         .route("/webhooks/{id}", delete(delete_webhook))
         .route("/reports", get(reports))
+        .route("/smart-lists", get(smart_lists).post(save_smart_list))
+        .route("/smart-lists/{id}", delete(delete_smart_list))
+        .route("/smart-lists/{id}/members", get(smart_list_members))
         .route("/workflows", get(workflows).post(create_workflow))
         .route("/workflows/{id}", axum::routing::put(update_workflow))
         .route("/workflows/{id}/activate", post(activate_workflow))
@@ -1265,4 +1268,93 @@ async fn deactivate_workflow(
     Path(id): Path<String>,
 ) -> ApiResult {
     set_active(state, account, id, false).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSmartList {
+    name: String,
+    filter: textback_core::smart_list::Filter,
+}
+
+async fn smart_lists(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult {
+    let data: Vec<Value> = state
+        .store
+        .smart_lists(account)
+        .await?
+        .into_iter()
+        .map(|l| json!({"id": l.id, "name": l.name, "filter": serde_json::from_str::<Value>(&l.filter).unwrap_or(Value::Null)}))
+        .collect();
+    ok(json!({ "data": data, "next_cursor": null }))
+}
+
+async fn save_smart_list(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    body: Result<Json<NewSmartList>, JsonRejection>,
+) -> ApiResult {
+    let Json(l) = body.map_err(json_rejection)?;
+    let name = l.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("name", "a name of 1 to 100 characters"));
+    }
+    let filter = serde_json::to_string(&l.filter).unwrap_or_default();
+    let id = state
+        .store
+        .save_smart_list(account, name, &filter, state.now_ms())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "name": name, "filter": l.filter})),
+    )
+        .into_response())
+}
+
+async fn delete_smart_list(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = id_param(&id, "smart list")?;
+    if !state.store.delete_smart_list(account, id).await? {
+        return Err(ApiError::NotFound("smart list"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn smart_list_members(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult {
+    use textback_core::smart_list::{Candidate, Filter};
+    let id = id_param(&id, "smart list")?;
+    let list = state
+        .store
+        .smart_lists(account)
+        .await?
+        .into_iter()
+        .find(|l| l.id == id)
+        .ok_or(ApiError::NotFound("smart list"))?;
+    let filter: Filter = serde_json::from_str(&list.filter)
+        .map_err(|e| ApiError::Malformed(format!("stored filter: {e}")))?;
+    let last_calls = state.store.last_calls(account).await?;
+    let now = state.now_ms();
+    let members: Vec<Value> = all_contacts(&state, account)
+        .await?
+        .iter()
+        .filter(|c| {
+            filter.matches(
+                &Candidate {
+                    tags: &c.tags,
+                    replied: c.last_replied_at_ms.is_some(),
+                    opted_out: c.opted_out,
+                    last_call_at_ms: last_calls.get(&c.id).copied(),
+                },
+                now,
+            )
+        })
+        .map(contact_json)
+        .collect();
+    ok(json!({ "data": members, "next_cursor": null }))
 }
