@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The Textback server: carrier webhooks, health endpoints and the background workers that
 //! turn a missed call into one text back.
 

@@ -45,6 +45,7 @@ on_both_stores!(
     contacts_import_and_export,
     settings_and_workflows_through_the_api,
     smart_lists_filter_contacts,
+    the_openapi_document_matches_the_routes,
 );
 
 const CALLER: &str = "+15125550123";
@@ -1033,6 +1034,36 @@ async fn smart_lists_filter_contacts(url: &str) {
         .await
         .0,
         204
+    );
+    finish(app, fake).await;
+}
+
+async fn the_openapi_document_matches_the_routes(url: &str) {
+    let (app, fake, _, _) = start(url).await;
+    let (status, ct, doc) = app
+        .api("GET", "/api/v1/openapi.json", None, None, &[])
+        .await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            documented += 1;
+            // Every documented operation exists and asks for a key (not 404/405).
+            let concrete = path.replace("{id}", "1").replace("{tag}", "x");
+            let (status, _, _) = app
+                .api(&method.to_uppercase(), &concrete, None, None, &[])
+                .await;
+            assert_eq!(status, 401, "{method} {path}");
+        }
+    }
+    assert_eq!(documented, textback_server::api::openapi::OPERATIONS.len());
+    let (status, html) = app.get("/api/v1/docs").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<title>Textback API reference</title>")
+            && html.contains("/api/v1/contacts/{id}/consent")
     );
     finish(app, fake).await;
 }

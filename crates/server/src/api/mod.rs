@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+pub mod openapi;
 mod resources;
 
 use axum::Router;
@@ -14,7 +15,13 @@ pub use auth::{ApiAccount, key_hash, new_key};
 pub use error::ApiError;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().nest("/api/v1", resources::routes())
+    Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(openapi::serve_document),
+        )
+        .route("/api/v1/docs", axum::routing::get(openapi::serve_docs))
+        .nest("/api/v1", resources::routes())
 }
 
 /// Cursor pagination: `?cursor=` (an opaque position from the last page) and `?limit=`.
