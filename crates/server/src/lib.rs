@@ -128,7 +128,7 @@ impl App {
         Router::new()
             .merge(health::routes())
             .merge(webhooks::routes())
-            .merge(api::routes())
+            .merge(api::routes(self.state.clone()))
             .route("/metrics", axum::routing::get(metrics::render))
             .layer(axum::middleware::from_fn(metrics::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

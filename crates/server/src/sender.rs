@@ -72,10 +72,10 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
     {
         metrics::counter!("textback_carrier_errors_total", "code" => code.to_string()).increment(1);
     }
-    if let (SendResult::Accepted { .. }, "text_back") = (&result, msg.kind.as_str()) {
-        // From the moment the text back was decided to the carrier's acceptance.
-        let waited_ms = (state.now_ms() - msg.created_at_ms).max(0);
-        metrics::histogram!("textback_text_back_to_carrier_seconds")
+    if let (SendResult::Accepted { .. }, Some(missed_at)) = (&result, msg.call_missed_at_ms) {
+        // From the missed call (settled by the webhook) to the carrier accepting its text.
+        let waited_ms = (state.now_ms() - missed_at).max(0);
+        metrics::histogram!("textback_missed_call_to_carrier_seconds")
             .record(waited_ms as f64 / 1000.0);
     }
     let last = job.attempts >= job.max_attempts;

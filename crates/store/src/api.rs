@@ -153,44 +153,71 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn idempotent_response(
+    /// Claims an idempotency key for a request about to run. `Ok(None)`: go ahead;
+    /// `Ok(Some(answer))`: the first request's answer; `Err(())`: the first is still running.
+    pub async fn reserve_idempotency_key(
         &self,
         account_id: i64,
         key: &str,
-    ) -> Result<Option<StoredResponse>> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("SELECT status, body FROM idempotency_keys WHERE account_id = $1 AND key = $2")
-                .bind(account_id)
-                .bind(key)
-                .fetch_optional(pool)
-                .await?;
-            Ok(match r {
-                Some(r) => Some(StoredResponse { status: r.try_get::<i64, _>("status")? as u16, body: r.try_get("body")? }),
-                None => None,
-            })
-        })
-    }
-
-    /// Keeps the first answer for a key; a concurrent duplicate keeps the one that won.
-    pub async fn store_idempotent_response(
-        &self,
-        account_id: i64,
-        key: &str,
-        response: &StoredResponse,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<std::result::Result<Option<StoredResponse>, ()>> {
         in_write_tx!(self, tx => {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (account_id, key, status, body, created_at) VALUES ($1, $2, $3, $4, $5) \
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (account_id, key, status, body, created_at) VALUES ($1, $2, 0, '', $3) \
                  ON CONFLICT (account_id, key) DO NOTHING",
             )
             .bind(account_id)
             .bind(key)
-            .bind(i64::from(response.status))
-            .bind(&response.body)
             .bind(now_ms)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                > 0;
+            if inserted {
+                Ok(Ok(None))
+            } else {
+                let r = sqlx::query("SELECT status, body FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                    .bind(account_id)
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let status: i64 = r.try_get("status")?;
+                if status == 0 {
+                    Ok(Err(()))
+                } else {
+                    Ok(Ok(Some(StoredResponse { status: status as u16, body: r.try_get("body")? })))
+                }
+            }
+        })
+    }
+
+    /// Keeps the answer for a reserved key, or (`None`) frees the key so the request can be
+    /// retried.
+    pub async fn finish_idempotency_key(
+        &self,
+        account_id: i64,
+        key: &str,
+        answer: Option<&StoredResponse>,
+    ) -> Result<()> {
+        in_write_tx!(self, tx => {
+            match answer {
+                Some(a) => {
+                    sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE account_id = $1 AND key = $2")
+                        .bind(account_id)
+                        .bind(key)
+                        .bind(i64::from(a.status))
+                        .bind(&a.body)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                        .bind(account_id)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         });
         Ok(())
     }

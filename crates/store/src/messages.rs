@@ -23,6 +23,8 @@ pub struct OutboundMessage {
     pub last_attempt_at_ms: Option<i64>,
     pub kind: String,
     pub created_at_ms: i64,
+    /// For a text back: when its call was settled as missed.
+    pub call_missed_at_ms: Option<i64>,
 }
 
 /// How one send attempt ended.
@@ -148,8 +150,9 @@ impl Store {
             let row = sqlx::query(
                 "SELECT m.id, m.call_id, m.account_id, m.from_phone, m.to_phone, m.body, m.status, m.carrier, \
                  m.carrier_message_id, m.attempts, m.last_attempt_at, COALESCE(c.opted_out, FALSE) AS opted_out, \
-                 m.kind, m.created_at \
-                 FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id WHERE m.id = $1",
+                 m.kind, m.created_at, k.missed_at \
+                 FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id LEFT JOIN calls k ON k.id = m.call_id \
+                 WHERE m.id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
@@ -170,6 +173,7 @@ impl Store {
                     last_attempt_at_ms: r.try_get("last_attempt_at")?,
                     kind: r.try_get("kind")?,
                     created_at_ms: r.try_get("created_at")?,
+                    call_missed_at_ms: r.try_get("missed_at")?,
                 }),
                 None => None,
             })

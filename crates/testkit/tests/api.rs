@@ -223,47 +223,74 @@ async fn another_accounts_key_gets_404_everywhere(url: &str) {
         .api("GET", "/api/v1/workflows", Some(&key), None, &[])
         .await
         .2);
-    // Every route that takes an id, with the other account's key.
-    let routes: Vec<(&str, String, Option<Value>)> = vec![
-        ("GET", format!("/api/v1/contacts/{contact}"), None),
-        (
-            "PATCH",
-            format!("/api/v1/contacts/{contact}"),
-            Some(json!({"first_name": "Mallory"})),
-        ),
-        (
+    // Make one of everything else that has an id.
+    let (_, _, list) = app
+        .api(
             "POST",
-            format!("/api/v1/contacts/{contact}/tags"),
-            Some(json!({"tag": "x"})),
-        ),
-        (
-            "DELETE",
-            format!("/api/v1/contacts/{contact}/tags/Missed%20Call"),
-            None,
-        ),
-        ("POST", format!("/api/v1/contacts/{contact}/opt-out"), None),
-        ("POST", format!("/api/v1/contacts/{contact}/opt-in"), None),
-        ("GET", format!("/api/v1/contacts/{contact}/consent"), None),
-        ("GET", format!("/api/v1/calls/{call}"), None),
-        (
-            "GET",
-            format!("/api/v1/conversations/{conv}/messages"),
-            None,
-        ),
-        (
+            "/api/v1/smart-lists",
+            Some(&key),
+            Some(json!({"name": "All", "filter": {}})),
+            &[],
+        )
+        .await;
+    let (_, _, hook) = app
+        .api(
             "POST",
-            format!("/api/v1/conversations/{conv}/messages"),
-            Some(json!({"body": "hi"})),
-        ),
-        ("POST", format!("/api/v1/tasks/{task}/complete"), None),
-        ("GET", format!("/api/v1/workflows/{workflow}/runs"), None),
-    ];
-    for (method, path, body) in routes {
-        let (status, ct, problem) = app.api(method, &path, Some(&other), body, &[]).await;
-        assert_eq!(status, 404, "{method} {path}: {problem}");
+            "/api/v1/webhooks",
+            Some(&key),
+            Some(json!({"url": "https://example.com/hook", "events": ["call.missed"]})),
+            &[],
+        )
+        .await;
+    let id_for = |path: &str| -> i64 {
+        let resource = path.trim_start_matches('/').split('/').next().unwrap();
+        match resource {
+            "contacts" => contact,
+            "calls" => call,
+            "conversations" => conv,
+            "tasks" => task,
+            "workflows" => workflow,
+            "smart-lists" => list["id"].as_i64().unwrap(),
+            "webhooks" => hook["id"].as_i64().unwrap(),
+            other => panic!("no object for {other}: add it to this test"),
+        }
+    };
+    // Every operation of the route table that takes an id, with the other account's key.
+    let mut checked = 0;
+    for op in textback_server::api::openapi::OPERATIONS
+        .iter()
+        .filter(|o| o.path.contains("{id}"))
+    {
+        let path = format!(
+            "/api/v1{}",
+            op.path
+                .replace("{id}", &id_for(op.path).to_string())
+                .replace("{tag}", "Missed%20Call")
+        );
+        let body = match op.body {
+            Some("NewMessage") => Some(json!({"body": "hi"})),
+            Some("ContactPatch") => Some(json!({"first_name": "Mallory"})),
+            Some("Tag") => Some(json!({"tag": "x"})),
+            Some("WorkflowSpec") => Some(
+                json!({"name": "x", "trigger": {"type": "missed_call"}, "steps": [{"type": "end"}]}),
+            ),
+            _ => None,
+        };
+        let (status, ct, problem) = app
+            .api(&op.method.to_uppercase(), &path, Some(&other), body, &[])
+            .await;
+        assert_eq!(status, 404, "{} {path}: {problem}", op.method);
         assert_eq!(ct, "application/problem+json");
-        assert_eq!(problem["status"], 404);
+        checked += 1;
     }
+    assert_eq!(
+        checked,
+        textback_server::api::openapi::OPERATIONS
+            .iter()
+            .filter(|o| o.path.contains("{id}"))
+            .count()
+    );
+    assert!(checked >= 18, "{checked} operations checked");
     // Lists show only the other account's own (empty) data.
     for path in [
         "/api/v1/contacts",
@@ -551,6 +578,67 @@ async fn replies_are_idempotent(url: &str) {
         .api("POST", &path, Some(&key), Some(json!({"body": "  "})), &[])
         .await;
     assert_eq!((status, p["field"].clone()), (422, json!("body")));
+    // Every POST honours the key: creating a contact twice answers the first 201 twice.
+    let new = json!({"phone": "+15125550188", "first_name": "Idem"});
+    let (s1, _, c1) = app
+        .api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(new.clone()),
+            &[("Idempotency-Key", "create-1")],
+        )
+        .await;
+    let (s2, _, c2) = app
+        .api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(new.clone()),
+            &[("Idempotency-Key", "create-1")],
+        )
+        .await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!(c1, c2);
+    // Without a key the duplicate is a conflict; a failed request frees its key.
+    assert_eq!(
+        app.api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(new.clone()),
+            &[]
+        )
+        .await
+        .0,
+        409
+    );
+    let bad = json!({"phone": "nope"});
+    assert_eq!(
+        app.api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(bad),
+            &[("Idempotency-Key", "create-2")]
+        )
+        .await
+        .0,
+        422
+    );
+    let good = json!({"phone": "+15125550189"});
+    assert_eq!(
+        app.api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&key),
+            Some(good),
+            &[("Idempotency-Key", "create-2")]
+        )
+        .await
+        .0,
+        201
+    );
     finish(app, fake).await;
 }
 

@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod idempotency;
 pub mod openapi;
 mod resources;
 
@@ -14,14 +15,18 @@ use crate::AppState;
 pub use auth::{ApiAccount, key_hash, new_key};
 pub use error::ApiError;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
+    let api = resources::routes().route_layer(axum::middleware::from_fn_with_state(
+        state,
+        idempotency::idempotency,
+    ));
     Router::new()
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(openapi::serve_document),
         )
         .route("/api/v1/docs", axum::routing::get(openapi::serve_docs))
-        .nest("/api/v1", resources::routes())
+        .nest("/api/v1", api)
 }
 
 /// Cursor pagination: `?cursor=` (an opaque position from the last page) and `?limit=`.

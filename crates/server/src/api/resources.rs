@@ -2,16 +2,14 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use textback_core::Phone;
-use textback_store::{
-    CallView, ContactView, MessageView, Reply, ReplyRefused, StoredResponse, TaskFilter,
-};
+use textback_store::{CallView, ContactView, MessageView, Reply, ReplyRefused, TaskFilter};
 
 use super::error::json_rejection;
 use super::{ApiAccount, ApiError, PageQuery, page, time};
@@ -510,38 +508,15 @@ struct NewMessage {
     body: String,
 }
 
-/// A team reply into the conversation, through the outbox. With `Idempotency-Key`, a
-/// repeated request returns the first answer and sends nothing more.
+/// A team reply into the conversation, through the outbox (`Idempotency-Key` is honoured,
+/// as on every POST).
 async fn send_message(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Result<Json<NewMessage>, JsonRejection>,
 ) -> ApiResult {
     let id = id_param(&id, "conversation")?;
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
-    if let Some(k) = key {
-        if k.len() > 255 {
-            return Err(ApiError::invalid(
-                "Idempotency-Key",
-                "at most 255 characters",
-            ));
-        }
-        if let Some(prev) = state.store.idempotent_response(account, k).await? {
-            let status = StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK);
-            return Ok((
-                status,
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                prev.body,
-            )
-                .into_response());
-        }
-    }
     let Json(m) = body.map_err(json_rejection)?;
     let text = m.body.trim();
     if text.is_empty() {
@@ -575,21 +550,9 @@ async fn send_message(
         }
         Err(other) => return Err(ApiError::Conflict(other.to_string())),
     };
-    let body = json!({ "id": message_id, "status": "pending", "body": text }).to_string();
-    if let Some(k) = key {
-        let stored = StoredResponse {
-            status: 202,
-            body: body.clone(),
-        };
-        state
-            .store
-            .store_idempotent_response(account, k, &stored, state.now_ms())
-            .await?;
-    }
     Ok((
         StatusCode::ACCEPTED,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
+        Json(json!({ "id": message_id, "status": "pending", "body": text })),
     )
         .into_response())
 }
