@@ -81,3 +81,49 @@ impl IntoResponse for ApiError {
 pub fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
     ApiError::Malformed(e.body_text())
 }
+
+/// `Query` whose rejection is a problem+json 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::Malformed(e.body_text()))
+    }
+}
+
+/// An optional JSON body: empty is `None`; anything else must parse (problem+json 400).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> axum::extract::FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::Malformed(e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| OptionalJson(Some(v)))
+            .map_err(|e| {
+                ApiError::Malformed(format!("the body is not valid JSON for this request: {e}"))
+            })
+    }
+}

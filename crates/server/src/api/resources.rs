@@ -1,7 +1,7 @@
 //! The resources of `/api/v1`.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use textback_core::Phone;
 use textback_store::{CallView, ContactView, MessageView, Reply, ReplyRefused, TaskFilter};
 
-use super::error::json_rejection;
+use super::error::{ApiQuery, OptionalJson, json_rejection};
 use super::{ApiAccount, ApiError, PageQuery, page, time};
 use crate::AppState;
 
@@ -161,7 +161,7 @@ struct ContactFilter {
 async fn contacts(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
-    Query(q): Query<ContactFilter>,
+    ApiQuery(q): ApiQuery<ContactFilter>,
 ) -> ApiResult {
     let (before, limit) = q.page.parse()?;
     let phone = match q.phone.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -362,12 +362,10 @@ async fn set_consent(
     account: i64,
     id: String,
     opted_out: bool,
-    body: Option<Json<ConsentBody>>,
+    body: OptionalJson<ConsentBody>,
 ) -> ApiResult {
     let id = id_param(&id, "contact")?;
-    let note = body
-        .and_then(|Json(b)| b.note)
-        .filter(|n| !n.trim().is_empty());
+    let note = body.0.and_then(|b| b.note).filter(|n| !n.trim().is_empty());
     if !state
         .store
         .set_consent(
@@ -389,7 +387,7 @@ async fn opt_out(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
     Path(id): Path<String>,
-    body: Option<Json<ConsentBody>>,
+    body: OptionalJson<ConsentBody>,
 ) -> ApiResult {
     set_consent(state, account, id, true, body).await
 }
@@ -398,7 +396,7 @@ async fn opt_in(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
     Path(id): Path<String>,
-    body: Option<Json<ConsentBody>>,
+    body: OptionalJson<ConsentBody>,
 ) -> ApiResult {
     set_consent(state, account, id, false, body).await
 }
@@ -427,7 +425,7 @@ async fn consent(
 async fn calls(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let (before, limit) = q.parse()?;
     let items: Vec<Value> = state
@@ -457,7 +455,7 @@ async fn call(
 async fn conversations(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let (before, limit) = q.parse()?;
     let items: Vec<Value> = state
@@ -483,7 +481,7 @@ async fn messages(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let id = id_param(&id, "conversation")?;
     let (before, limit) = q.parse()?;
@@ -566,7 +564,7 @@ struct TaskQuery {
 async fn tasks(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
-    Query(q): Query<TaskQuery>,
+    ApiQuery(q): ApiQuery<TaskQuery>,
 ) -> ApiResult {
     let filter = match q.status.as_deref().unwrap_or("open") {
         "open" => TaskFilter::Open,
@@ -772,7 +770,7 @@ struct ReportQuery {
 async fn reports(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
-    Query(q): Query<ReportQuery>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult {
     let days = match q.days.as_deref() {
         Some(d) => d
@@ -798,7 +796,7 @@ struct ImportQuery {
 async fn import_contacts(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
-    Query(q): Query<ImportQuery>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let (rows, errors) =
@@ -828,7 +826,7 @@ struct ExportQuery {
 async fn export_contacts(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
-    Query(q): Query<ExportQuery>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult {
     let all = all_contacts(&state, account).await?;
     match q.format.as_deref().unwrap_or("csv") {
