@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use textback_store::{Delivery, Job};
 
 use crate::AppState;
@@ -44,15 +42,12 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with the `whsec_` secret.
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
-    let key = STANDARD
-        .decode(secret.trim_start_matches("whsec_"))
-        .unwrap_or_else(|_| secret.as_bytes().to_vec());
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC accepts keys of any length");
-    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+/// The `webhook-signature` value for one attempt: `v1,<base64 HMAC-SHA256 of
+/// "{id}.{timestamp}.{body}">` under the account's `whsec_` secret.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String, String> {
+    standardwebhooks::Webhook::new(secret)
+        .and_then(|wh| wh.sign(id, timestamp, body.as_bytes()))
+        .map_err(|e| format!("signing the webhook: {e}"))
 }
 
 /// The account's signing secret, made on first use.
@@ -156,9 +151,17 @@ async fn attempt(state: &AppState, d: &Delivery) -> Attempt {
         Ok(s) => s,
         Err(e) => return Attempt::Retry(None, e.to_string()),
     };
+    // The id stays the same on every retry (receivers drop duplicates by it); the timestamp is
+    // this attempt's wall-clock time, because receivers refuse signatures older than five
+    // minutes and a retry can come days after the event.
     let id = format!("msg_{}", d.id);
-    let ts = d.created_at_ms / 1000;
-    let signature = sign(&secret, &id, ts, &d.payload);
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let signature = match sign(&secret, &id, ts, &d.payload) {
+        Ok(s) => s,
+        Err(e) => return Attempt::Retry(None, e),
+    };
     // The address checked above is the one connected to (no second lookup to rebind).
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
@@ -227,7 +230,8 @@ mod tests {
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             1614265330,
             r#"{"test": 2432232314}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 }

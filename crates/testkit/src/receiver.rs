@@ -25,6 +25,23 @@ impl Received {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Checks the request as a Standard Webhooks receiver would: the signature under
+    /// `secret`, and a timestamp within five minutes of now.
+    pub fn verify_standard_webhook(&self, secret: &str) -> Result<(), String> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.headers {
+            if let (Ok(k), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(k.as_bytes()),
+                axum::http::HeaderValue::from_str(v),
+            ) {
+                headers.append(k, v);
+            }
+        }
+        standardwebhooks::Webhook::new(secret)
+            .and_then(|wh| wh.verify(self.body.as_bytes(), &headers))
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Clone)]
