@@ -5,6 +5,7 @@ mod config;
 mod doctor;
 mod simulate;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -623,6 +624,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// `[==========>         ] 1500/3000 rows (50%)`
+fn progress_bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
+    let arrow = if filled < WIDTH { ">" } else { "" };
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    format!(
+        "[{}{arrow}{}] {done}/{total} rows ({percent}%)",
+        "=".repeat(filled),
+        " ".repeat(WIDTH - filled - arrow.len()),
+    )
+}
+
 async fn contacts_command(database_url: &str, command: ContactsCommand) -> Result<(), CliError> {
     let store = open_store(database_url).await?;
     let account_of = |slug: &str| {
@@ -660,21 +677,22 @@ async fn contacts_command(database_url: &str, command: ContactsCommand) -> Resul
                 return Ok(());
             }
             let (mut created, mut updated) = (0, 0);
-            let chunks = rows.chunks(500);
             let total = rows.len();
+            // A bar only where someone watches; redirected stderr stays clean for logs.
+            let show_progress = total > 500 && std::io::stderr().is_terminal();
             let mut done = 0;
-            for chunk in chunks {
+            for chunk in rows.chunks(500) {
                 let (c, u) = store
                     .import_contacts(acct.id, chunk, SystemClock.now().as_millisecond())
                     .await?;
                 created += c;
                 updated += u;
                 done += chunk.len();
-                if total > 500 {
-                    eprint!("\rimported {done}/{total}");
+                if show_progress {
+                    eprint!("\r{}", progress_bar(done, total));
                 }
             }
-            if total > 500 {
+            if show_progress {
                 eprintln!();
             }
             println!(
@@ -1214,4 +1232,29 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_bar;
+
+    #[test]
+    fn progress_bar_fills_with_the_rows_done() {
+        assert_eq!(
+            progress_bar(0, 1000),
+            format!("[>{}] 0/1000 rows (0%)", " ".repeat(29))
+        );
+        assert_eq!(
+            progress_bar(500, 1000),
+            format!(
+                "[{}>{}] 500/1000 rows (50%)",
+                "=".repeat(15),
+                " ".repeat(14)
+            )
+        );
+        assert_eq!(
+            progress_bar(1000, 1000),
+            format!("[{}] 1000/1000 rows (100%)", "=".repeat(30))
+        );
+    }
 }
