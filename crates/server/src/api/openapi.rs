@@ -593,3 +593,51 @@ pub async fn serve_docs() -> Html<String> {
     html.push_str("</body></html>");
     Html(html)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::OPERATIONS;
+
+    /// The `(method, path)` pairs `resources::routes` registers, read from its source: axum
+    /// cannot list a router's routes, and the document must not miss one that exists.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("resources.rs");
+        let start = source.find("pub fn routes()").expect("routes()");
+        let end = start + source[start..].find("\n}\n").expect("end of routes()");
+        let mut found = BTreeSet::new();
+        for call in source[start..end].split(".route(").skip(1) {
+            let path = call.split('"').nth(1).expect("a path literal");
+            for method in ["get", "post", "patch", "put", "delete"] {
+                if [" ", ".", "::"]
+                    .iter()
+                    .any(|before| call.contains(&format!("{before}{method}(")))
+                {
+                    found.insert((method.to_owned(), path.to_owned()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_document_lists_exactly_the_routed_operations() {
+        let documented: BTreeSet<(String, String)> = OPERATIONS
+            .iter()
+            .map(|op| (op.method.to_owned(), op.path.to_owned()))
+            .collect();
+        let routed = routed();
+        assert!(routed.len() > 20, "the route parser found {routed:?}");
+        assert_eq!(
+            routed.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routed but not documented"
+        );
+        assert_eq!(
+            documented.difference(&routed).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "documented but not routed"
+        );
+    }
+}
