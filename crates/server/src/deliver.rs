@@ -57,8 +57,10 @@ pub async fn account_secret(
 ) -> Result<String, textback_store::StoreError> {
     store
         .setting_or_insert(&format!("webhook_secret:{account_id}"), || {
-            let bytes: Vec<u8> = (0..24).map(|_| fastrand::u8(..)).collect();
-            format!("whsec_{}", STANDARD.encode(bytes))
+            format!(
+                "whsec_{}",
+                STANDARD.encode(textback_core::secret::random_bytes(24))
+            )
         })
         .await
 }

@@ -30,6 +30,7 @@ mod messages;
 mod migrate;
 mod runs;
 mod settings;
+mod users;
 mod workflows;
 
 pub use accounts::{AccountRecord, NumberRecord, NumberRoute};
@@ -50,6 +51,7 @@ pub use runs::{
     RunAction, RunCall, RunContact, RunInput, RunNext, RunPlan, RunView, StartPlan, StartRun,
     TaskFilter, TaskView, TriggerInput,
 };
+pub use users::{Role, Session, User};
 pub use workflows::{WorkflowChange, WorkflowRecord};
 
 #[derive(Debug, thiserror::Error)]

@@ -48,6 +48,11 @@ macro_rules! migrations {
                 name: "smart_lists",
                 sql: include_str!(concat!("../migrations/", $dir, "/0007_smart_lists.sql")),
             },
+            Migration {
+                version: 8,
+                name: "users",
+                sql: include_str!(concat!("../migrations/", $dir, "/0008_users.sql")),
+            },
         ]
     };
 }

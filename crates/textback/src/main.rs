@@ -344,7 +344,9 @@ async fn open_store(url: &str) -> Result<Store, CliError> {
 
 async fn sandbox_token(store: &Store) -> Result<String, CliError> {
     Ok(store
-        .setting_or_insert(SANDBOX_TOKEN_KEY, || format!("{:032x}", fastrand::u128(..)))
+        .setting_or_insert(SANDBOX_TOKEN_KEY, || {
+            textback_core::secret::random_token(32)
+        })
         .await?)
 }
 

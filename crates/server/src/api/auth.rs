@@ -21,11 +21,7 @@ pub fn key_hash(key: &str) -> String {
 
 /// A new key: `tbk_` + 40 characters from 62.
 pub fn new_key() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let body: String = (0..40)
-        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
-        .collect();
-    format!("tbk_{body}")
+    format!("tbk_{}", textback_core::secret::random_token(40))
 }
 
 impl FromRequestParts<AppState> for ApiAccount {

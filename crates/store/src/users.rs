@@ -1,0 +1,183 @@
+//! People who sign in to the web UI, and their browser sessions. Passwords arrive here
+//! already hashed (argon2, in the server) and session tokens as their SHA-256, so nothing
+//! stored can be replayed.
+
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError, in_write_tx, on_pool};
+
+/// What a team member may do: owners change settings, team and keys; members work the
+/// inbox, calls and tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Role> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "owner" => Some(Role::Owner),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub account_id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// A signed-in browser: who, and the token its forms must carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+}
+
+const USER_COLUMNS: &str = "u.id, u.account_id, u.email, u.name, u.role, u.password_hash";
+
+macro_rules! user_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let role: String = r.try_get("role")?;
+        User {
+            id: r.try_get("id")?,
+            account_id: r.try_get("account_id")?,
+            email: r.try_get("email")?,
+            name: r.try_get("name")?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
+            password_hash: r.try_get("password_hash")?,
+        }
+    }};
+}
+
+impl Store {
+    /// Adds a team member. The email (lower-cased) must be new: `Ok(None)` if it is taken.
+    pub async fn create_user(
+        &self,
+        account_id: i64,
+        email: &str,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let email = email.trim().to_lowercase();
+        in_write_tx!(self, tx => {
+            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+                .bind(&email)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if taken.is_some() {
+                return Ok(None);
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO users (account_id, email, name, role, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(account_id)
+            .bind(&email)
+            .bind(name.trim())
+            .bind(role.as_str())
+            .bind(password_hash)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(Some(id))
+        })
+    }
+
+    /// An enabled user by email, any case.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let email = email.trim().to_lowercase();
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1 AND u.disabled_at IS NULL"
+        );
+        Ok(on_pool!(self, pool => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&email).fetch_optional(pool).await? {
+                Some(r) => Some(user_from_row!(r)),
+                None => None,
+            }
+        }))
+    }
+
+    pub async fn user_count(&self) -> Result<i64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    pub async fn create_session(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        csrf_token: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        in_write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(csrf_token)
+            .bind(now_ms)
+            .bind(expires_at_ms)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The live session for a token hash: not expired, its user not disabled.
+    pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<Session>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
+        );
+        Ok(on_pool!(self, pool => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(token_hash).bind(now_ms).fetch_optional(pool).await? {
+                Some(r) => Some(Session {
+                    csrf_token: r.try_get("csrf_token")?,
+                    user: user_from_row!(r),
+                }),
+                None => None,
+            }
+        }))
+    }
+
+    /// Signs a browser out, and sweeps every expired session while here.
+    pub async fn delete_session(&self, token_hash: &str, now_ms: i64) -> Result<()> {
+        in_write_tx!(self, tx => {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+}
