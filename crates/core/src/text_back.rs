@@ -59,6 +59,25 @@ impl SkipReason {
         }
     }
 
+    pub fn from_code(code: &str) -> Option<SkipReason> {
+        use SkipReason::*;
+        [
+            Disabled,
+            NumberInactive,
+            AnonymousCaller,
+            ShortCode,
+            UnparseableCaller,
+            TeamPhone,
+            DoNotText,
+            OptedOut,
+            NotTextable,
+            Landline,
+            Cooldown,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+
     pub fn explain(self) -> &'static str {
         match self {
             SkipReason::Disabled => "text back is turned off for this account",

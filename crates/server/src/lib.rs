@@ -13,6 +13,7 @@ pub mod reports;
 mod routes_cache;
 mod sender;
 mod state;
+pub mod web;
 mod webhooks;
 pub mod worker;
 
@@ -115,6 +116,7 @@ impl App {
             routes: routes_cache::RoutesCache::default(),
             workers: config.workers,
             allow_private_webhooks: config.allow_private_webhooks,
+            login_limiter: web::LoginLimiter::default(),
         };
         Ok(App { state })
     }
@@ -129,6 +131,7 @@ impl App {
             .merge(health::routes())
             .merge(webhooks::routes())
             .merge(api::routes(self.state.clone()))
+            .merge(web::routes())
             .route("/metrics", axum::routing::get(metrics::render))
             .layer(axum::middleware::from_fn(metrics::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -19,6 +19,7 @@ pub struct AppState {
     pub workers: usize,
     /// Workflow webhooks may target private and loopback addresses.
     pub allow_private_webhooks: bool,
+    pub login_limiter: crate::web::LoginLimiter,
 }
 
 impl AppState {

@@ -127,6 +127,11 @@ enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Team members who sign in to the web UI.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// API keys for the REST API: each is scoped to one account.
     ApiKey {
         #[command(subcommand)]
@@ -247,6 +252,23 @@ enum ApiKeyCommand {
         #[arg(long)]
         account: String,
         id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a team member. The password is read from TEXTBACK_USER_PASSWORD, or else from
+    /// the first line of standard input (so it never appears in the shell history).
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// owner (settings, team, keys) or member (inbox, calls, tasks).
+        #[arg(long, default_value = "member")]
+        role: String,
     },
 }
 
@@ -558,6 +580,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             team_phone,
         } => call_back(&database_url, &file, server, task, team_phone).await,
         Command::ApiKey { command } => api_key(&database_url, command).await,
+        Command::User { command } => user_command(&database_url, command).await,
         Command::Contacts { command } => contacts_command(&database_url, command).await,
         Command::Report {
             account,
@@ -781,6 +804,59 @@ async fn report(database_url: &str, account: &str, days: i64, json: bool) -> Res
         );
     }
     Ok(())
+}
+
+async fn user_command(database_url: &str, command: UserCommand) -> Result<(), CliError> {
+    let UserCommand::Create {
+        account,
+        email,
+        name,
+        role,
+    } = command;
+    let role = textback_store::Role::parse(&role)
+        .ok_or_else(|| CliError::Refused(format!("--role {role:?}: use owner or member")))?;
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return Err(CliError::Refused(format!(
+            "--email {email:?} is not an email address"
+        )));
+    }
+    if name.trim().is_empty() {
+        return Err(CliError::Refused("--name must not be empty".into()));
+    }
+    let password = match std::env::var("TEXTBACK_USER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            if std::io::stdin().is_terminal() {
+                eprint!("password for {email} (shown as you type): ");
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::Refused(format!("cannot read the password: {e}")))?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let hash = textback_server::web::password::hash(&password)
+        .map_err(|e| CliError::Refused(e.to_string()))?;
+    let store = open_store(database_url).await?;
+    let acct = store
+        .account_by_slug(&account)
+        .await?
+        .ok_or_else(|| CliError::Refused(format!("no account {account:?}")))?;
+    let now = SystemClock.now().as_millisecond();
+    match store
+        .create_user(acct.id, &email, &name, role, &hash, now)
+        .await?
+    {
+        Some(id) => {
+            println!("user {id}: {email} ({}) on {}", role.as_str(), acct.slug);
+            Ok(())
+        }
+        None => Err(CliError::Refused(format!(
+            "{email} already has a sign-in; emails are unique across accounts"
+        ))),
+    }
 }
 
 async fn api_key(database_url: &str, command: ApiKeyCommand) -> Result<(), CliError> {

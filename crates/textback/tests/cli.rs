@@ -606,3 +606,52 @@ fn contacts_import_dry_run_import_and_export() {
     ));
     assert!(csv.contains("+15125550131,Ana,Lopez,VIP,false,"), "{csv}");
 }
+
+#[test]
+fn user_create_checks_its_input_and_refuses_a_taken_email() {
+    let dir = Workdir::new();
+    assert!(
+        textback(&dir.0, &[], &["apply", quickstart().to_str().unwrap()])
+            .status
+            .success()
+    );
+    let create = |env: &[(&str, &str)], email: &str, role: &str| {
+        textback(
+            &dir.0,
+            env,
+            &[
+                "user",
+                "create",
+                "--account",
+                "acme-plumbing",
+                "--email",
+                email,
+                "--name",
+                "Pat Owner",
+                "--role",
+                role,
+            ],
+        )
+    };
+    let good = [("TEXTBACK_USER_PASSWORD", "plumbing-all-day-42")];
+    let bad_role = create(&good, "pat@example.com", "admin");
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("use owner or member"));
+    let short = create(
+        &[("TEXTBACK_USER_PASSWORD", "short")],
+        "pat@example.com",
+        "owner",
+    );
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10 characters"));
+    let ok = create(&good, "Pat@Example.com", "owner");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout(&ok).contains("pat@example.com (owner) on acme-plumbing"));
+    let taken = create(&good, "pat@example.com", "member");
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already has a sign-in"));
+}

@@ -1,0 +1,117 @@
+//! The web UI for the business team: server-rendered HTML from templates compiled into the
+//! binary (no CDN, nothing to install beside it).
+
+mod pages;
+pub mod password;
+mod session;
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use minijinja::Environment;
+
+use crate::AppState;
+
+pub use session::{LoginLimiter, SESSION_COOKIE};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::today))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/assets/app.css", get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/app.css"),
+    )
+        .into_response()
+}
+
+fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("../../templates/base.html")),
+            ("login.html", include_str!("../../templates/login.html")),
+            (
+                "no_users.html",
+                include_str!("../../templates/no_users.html"),
+            ),
+            ("today.html", include_str!("../../templates/today.html")),
+            ("error.html", include_str!("../../templates/error.html")),
+        ] {
+            // The templates ship in the binary and a test renders each one, so a broken
+            // template cannot reach a user.
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("template {name}: {e}"));
+        }
+        env
+    })
+}
+
+/// Renders a page; `.html` templates escape every value.
+pub(crate) fn render(name: &str, ctx: minijinja::Value) -> Result<Html<String>, WebError> {
+    templates()
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map(Html)
+        .map_err(|e| WebError::Template(e.to_string()))
+}
+
+/// What can go wrong serving a page; each renders as a plain-language page.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("the database could not be reached: {0}")]
+    Store(#[from] textback_store::StoreError),
+    #[error("a page could not be drawn: {0}")]
+    Template(String),
+    #[error("this form has expired; reload the page and try again")]
+    Csrf,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::Store(_) | WebError::Template(_) => {
+                tracing::error!(error = %self, "web page failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let (title, detail) = match &self {
+            WebError::Csrf => ("Form expired", self.to_string()),
+            _ => (
+                "Something went wrong",
+                "Textback could not show this page. Try again in a moment; if it keeps \
+                 happening, run `textback doctor` on the server."
+                    .to_owned(),
+            ),
+        };
+        let body = render(
+            "error.html",
+            minijinja::context! { title => title, detail => &detail },
+        )
+        .map(|h| h.0)
+        .unwrap_or(detail);
+        (status, Html(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_compiles() {
+        let env = super::templates();
+        assert_eq!(env.templates().count(), 5);
+    }
+}

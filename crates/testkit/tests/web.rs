@@ -1,0 +1,329 @@
+//! The web UI over real HTTP on both stores: sign-in, sessions, CSRF, the sign-in rate
+//! limit, and the Today page after a missed call. (The browser-driven suite is issue #7's
+//! next step; these pin the server's side of each rule.)
+
+use std::collections::BTreeMap;
+
+use textback_core::workflow::WorkflowSpec;
+use textback_server::web::password;
+use textback_store::{AccountRecord, Role};
+use textback_testkit::test_app::MESSAGE;
+use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = TestDb::create(Backend::Postgres).await else {
+                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    sign_in_sign_out_and_csrf,
+    today_shows_the_missed_call_and_its_callback,
+    repeated_wrong_passwords_lock_the_email,
+);
+
+const CALLER: &str = "+15125550123";
+const PASSWORD: &str = "plumbing-all-day-42";
+
+/// A browser without JavaScript: keeps cookies, does not follow redirects.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            base: app.base_url.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let resp = req.header("cookie", cookie).send().await.expect("request");
+        let set_cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Page {
+            status: resp.status().as_u16(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            set_cookies,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// Loads the sign-in page and submits it.
+    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        let csrf = hidden(&form.body, "csrf");
+        self.post(
+            "/login",
+            &[("email", email), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+}
+
+/// The value of a hidden form field.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn start(url: &str) -> (TestApp, FakeTwilio, AccountRecord) {
+    let fake = FakeTwilio::start().await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            twilio: Some(fake.clone()),
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (account, _) = app.seed_account(MESSAGE).await;
+    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
+    builtin.active = false;
+    app.save_workflow(account.id, &builtin, true).await;
+    app.save_workflow(account.id, &WorkflowSpec::recommended(MESSAGE), false)
+        .await;
+    (app, fake, account)
+}
+
+async fn add_user(app: &TestApp, account_id: i64, email: &str, name: &str) {
+    let hash = password::hash(PASSWORD).unwrap();
+    app.store
+        .create_user(account_id, email, name, Role::Owner, &hash, 0)
+        .await
+        .unwrap()
+        .expect("a new email");
+}
+
+async fn sign_in_sign_out_and_csrf(url: &str) {
+    let (app, fake, account) = start(url).await;
+    let mut browser = Browser::new(&app);
+
+    // Before anyone exists, the home page explains how to create the first owner.
+    let home = browser.get("/").await;
+    assert_eq!(
+        (home.status, home.location.as_deref()),
+        (303, Some("/login"))
+    );
+    let setup = browser.get("/login").await;
+    assert!(
+        setup.body.contains("No one can sign in yet"),
+        "{}",
+        setup.body
+    );
+
+    add_user(&app, account.id, "Owner@Example.com", "Pat Owner").await;
+    // The same email (any case) cannot be added twice.
+    let again = app
+        .store
+        .create_user(
+            account.id,
+            "owner@example.COM",
+            "Other",
+            Role::Member,
+            "x",
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+
+    // A form posted without the sign-in page's token is refused and signs no one in.
+    let forged = browser
+        .post(
+            "/login",
+            &[("email", "owner@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(forged.body.contains("Form expired"));
+
+    let wrong = browser
+        .sign_in("owner@example.com", "not-the-password")
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("That email and password do not match."));
+    assert!(!browser.cookies.contains_key("textback_session"));
+
+    let ok = browser.sign_in("OWNER@example.com", PASSWORD).await;
+    assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/")));
+    let session_cookie = ok
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("textback_session="))
+        .expect("a session cookie");
+    assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"));
+    // The database holds only a hash of the cookie's token.
+    let token = browser.cookies["textback_session"].clone();
+    assert!(app.store.session(&token, 1).await.unwrap().is_none());
+
+    let home = browser.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("<title>Today · Textback</title>"));
+    assert!(home.body.contains("Pat Owner"));
+
+    // Signing out needs the session's form token; without it nothing happens.
+    let refused = browser.post("/logout", &[]).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(browser.get("/").await.status, 200);
+    let csrf = hidden(&home.body, "csrf");
+    let out = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location.as_deref()), (303, Some("/login")));
+    // The old token is dead even if a copy of the cookie was kept.
+    browser.cookies.insert("textback_session".into(), token);
+    let after = browser.get("/").await;
+    assert_eq!(
+        (after.status, after.location.as_deref()),
+        (303, Some("/login"))
+    );
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn today_shows_the_missed_call_and_its_callback(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in("owner@example.com", PASSWORD).await;
+    let today = browser.get("/").await;
+    assert_eq!(today.status, 200);
+    assert!(
+        today.body.contains("Missed calls today (1)"),
+        "{}",
+        today.body
+    );
+    assert!(today.body.contains(CALLER));
+    assert!(today.body.contains("Texted back"));
+    assert!(
+        today.body.contains("Callbacks to make (1)"),
+        "{}",
+        today.body
+    );
+
+    // A member of another account sees none of it.
+    let other = app
+        .store
+        .save_account(
+            &AccountRecord {
+                id: 0,
+                slug: "other-co".into(),
+                name: "Other Co".into(),
+                ..account.clone()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    add_user(&app, other, "someone@other.example", "Sam Other").await;
+    let mut stranger = Browser::new(&app);
+    stranger.sign_in("someone@other.example", PASSWORD).await;
+    let theirs = stranger.get("/").await;
+    assert_eq!(theirs.status, 200);
+    assert!(theirs.body.contains("Missed calls today (0)"));
+    assert!(theirs.body.contains("Callbacks to make (0)"));
+    assert!(!theirs.body.contains(CALLER));
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn repeated_wrong_passwords_lock_the_email(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let mut browser = Browser::new(&app);
+    for _ in 0..5 {
+        assert_eq!(
+            browser.sign_in("owner@example.com", "guess").await.status,
+            401
+        );
+    }
+    // Locked: even the right password waits, and the page says for how long.
+    let locked = browser.sign_in("owner@example.com", PASSWORD).await;
+    assert_eq!(locked.status, 429);
+    assert!(
+        locked
+            .body
+            .contains("Too many failed sign-ins for this email. Try again in 15 minutes."),
+        "{}",
+        locked.body
+    );
+    app.advance(std::time::Duration::from_secs(16 * 60));
+    let ok = browser.sign_in("owner@example.com", PASSWORD).await;
+    assert_eq!(ok.status, 303);
+    app.stop().await;
+    fake.stop();
+}
