@@ -1,0 +1,102 @@
+//! The web UI in a real headless Chromium: sign in with the keyboard at phone width, see the
+//! missed call and what happened to it, sign out. Set `TEXTBACK_SCREENSHOTS=docs/screenshots`
+//! (relative to the workspace) to refresh the committed screenshots.
+
+use std::path::PathBuf;
+
+use textback_core::workflow::WorkflowSpec;
+use textback_server::web::password;
+use textback_store::Role;
+use textback_testkit::browser::{Chromedriver, ENTER};
+use textback_testkit::test_app::MESSAGE;
+use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+
+const CALLER: &str = "+15125550123";
+const PASSWORD: &str = "plumbing-all-day-42";
+
+fn screenshot_dir() -> Option<PathBuf> {
+    std::env::var_os("TEXTBACK_SCREENSHOTS").map(|d| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(d)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_on_a_phone_and_see_todays_missed_call() {
+    let Some(driver) = Chromedriver::start().await else {
+        return;
+    };
+    let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+    let fake = FakeTwilio::start().await;
+    let app = TestApp::start(
+        &db.url,
+        TestAppOptions {
+            twilio: Some(fake.clone()),
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (account, _) = app.seed_account(MESSAGE).await;
+    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
+    builtin.active = false;
+    app.save_workflow(account.id, &builtin, true).await;
+    app.save_workflow(account.id, &WorkflowSpec::recommended(MESSAGE), false)
+        .await;
+    let hash = password::hash(PASSWORD).unwrap();
+    app.store
+        .create_user(
+            account.id,
+            "owner@example.com",
+            "Pat Owner",
+            Role::Owner,
+            &hash,
+            0,
+        )
+        .await
+        .unwrap();
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+
+    let shots = screenshot_dir();
+    let browser = driver.open(390, 844).await;
+    browser.goto(&format!("{}/", app.base_url)).await;
+    assert!(browser.current_url().await.ends_with("/login"));
+    assert_eq!(browser.title().await, "Sign in · Textback");
+    browser.screenshot(shots.as_deref(), "login").await;
+
+    // A wrong password keeps the visitor on the sign-in page with a plain message.
+    browser.type_into("#email", "owner@example.com").await;
+    browser
+        .type_into("#password", &format!("wrong-password{ENTER}"))
+        .await;
+    browser
+        .wait_for_text("That email and password do not match.")
+        .await;
+
+    // Enter in the password field submits the form: no mouse needed.
+    browser
+        .type_into("#password", &format!("{PASSWORD}{ENTER}"))
+        .await;
+    let today = browser.wait_for_text("Missed calls today (1)").await;
+    assert_eq!(browser.title().await, "Today · Textback");
+    assert!(today.contains(CALLER), "{today}");
+    assert!(today.contains("Texted back"), "{today}");
+    assert!(today.contains("Callbacks to make (1)"), "{today}");
+    browser.screenshot(shots.as_deref(), "today").await;
+
+    browser.click("header button[type=submit]").await;
+    browser.wait_for_text("Sign in to Textback").await;
+    browser.goto(&format!("{}/", app.base_url)).await;
+    assert!(
+        browser.current_url().await.ends_with("/login"),
+        "signed out"
+    );
+
+    browser.close().await;
+    drop(driver);
+    app.stop().await;
+    fake.stop();
+    db.drop_db().await;
+}
