@@ -9,6 +9,7 @@ pub mod deliver;
 mod error;
 mod health;
 pub mod metrics;
+pub mod replies;
 pub mod reports;
 mod routes_cache;
 mod sender;

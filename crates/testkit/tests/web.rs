@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use textback_core::workflow::WorkflowSpec;
 use textback_server::web::password;
 use textback_store::{AccountRecord, Role};
-use textback_testkit::test_app::MESSAGE;
+use textback_testkit::fake_twilio::ACCOUNT_SID;
+use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
 use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
 
 macro_rules! on_both_stores {
@@ -39,6 +40,7 @@ on_both_stores!(
     sign_in_sign_out_and_csrf,
     today_shows_the_missed_call_and_its_callback,
     repeated_wrong_passwords_lock_the_email,
+    inbox_thread_reply_and_task_done,
 );
 
 const CALLER: &str = "+15125550123";
@@ -324,6 +326,175 @@ async fn repeated_wrong_passwords_lock_the_email(url: &str) {
     app.advance(std::time::Duration::from_secs(16 * 60));
     let ok = browser.sign_in("owner@example.com", PASSWORD).await;
     assert_eq!(ok.status, 303);
+    app.stop().await;
+    fake.stop();
+}
+
+async fn customer_texts(app: &TestApp, body: &str) {
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    let (status, _) = app
+        .post_signed(
+            "/webhooks/twilio/sms",
+            &[
+                ("MessageSid", sid.as_str()),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", CALLER),
+                ("To", BUSINESS_NUMBER),
+                ("Body", body),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.drain().await;
+}
+
+async fn inbox_thread_reply_and_task_done(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    customer_texts(&app, "Hi, can someone come fix a leak today?").await;
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in("owner@example.com", PASSWORD).await;
+    let inbox = browser.get("/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert!(inbox.body.contains("Waiting for a reply"), "{}", inbox.body);
+    let href_at = inbox
+        .body
+        .find("href=\"/inbox/")
+        .expect("a conversation link")
+        + 6;
+    let thread_path = inbox.body[href_at..].split('"').next().unwrap().to_owned();
+
+    let thread = browser.get(&thread_path).await;
+    assert_eq!(thread.status, 200);
+    assert!(
+        thread.body.contains("Sorry we missed your call"),
+        "the text back is in the thread"
+    );
+    assert!(thread.body.contains("can someone come fix a leak today?"));
+    assert!(thread.body.contains("Received"));
+
+    // A reply goes to the carrier from the business number.
+    let csrf = hidden(&thread.body, "csrf");
+    let sent = browser
+        .post(
+            &format!("{thread_path}/reply"),
+            &[("csrf", &csrf), ("body", "Yes! Mike can be there at 3pm.")],
+        )
+        .await;
+    assert_eq!(sent.status, 303);
+    app.drain().await;
+    let to_caller: Vec<_> = fake.sent().into_iter().filter(|m| m.to == CALLER).collect();
+    assert_eq!(to_caller.len(), 2, "the text back and the reply");
+    assert_eq!(to_caller[1].body, "Yes! Mike can be there at 3pm.");
+    assert_eq!(to_caller[1].from, BUSINESS_NUMBER);
+    let after = browser.get(sent.location.as_deref().unwrap()).await;
+    assert!(after.body.contains("Sent."));
+    assert!(after.body.contains("Yes! Mike can be there at 3pm."));
+
+    // An empty reply is refused with a reason, and nothing is sent.
+    let empty = browser
+        .post(
+            &format!("{thread_path}/reply"),
+            &[("csrf", &csrf), ("body", "  ")],
+        )
+        .await;
+    assert_eq!(empty.status, 422);
+    assert!(empty.body.contains("Not sent: the message is empty."));
+
+    // The live segment count, as the carrier will bill it.
+    let count = browser
+        .http
+        .post(format!("{}/ui/segments", browser.base))
+        .header(
+            "cookie",
+            format!("textback_session={}", browser.cookies["textback_session"]),
+        )
+        .body("Thanks! 👍")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        count.starts_with("9 characters · 1 segment (UCS-2"),
+        "{count}"
+    );
+
+    // Once they opt out, the thread says so and offers no reply box.
+    customer_texts(&app, "STOP").await;
+    let stopped = browser.get(&thread_path).await;
+    assert!(stopped.body.contains("This contact opted out of texts."));
+    assert!(!stopped.body.contains("action=\"/inbox/"));
+    let refused = browser
+        .post(
+            &format!("{thread_path}/reply"),
+            &[("csrf", &csrf), ("body", "Still there?")],
+        )
+        .await;
+    assert_eq!(refused.status, 409);
+    app.drain().await;
+    assert!(!fake.sent().iter().any(|m| m.body == "Still there?"));
+
+    // "Done" on the callback task from Today.
+    let today = browser.get("/").await;
+    assert!(today.body.contains("Callbacks to make (1)"));
+    let at = today.body.find("action=\"/tasks/").expect("a Done button") + 8;
+    let action = today.body[at..].split('"').next().unwrap().to_owned();
+    let forged = browser.post(&action, &[]).await;
+    assert_eq!(forged.status, 403);
+    let done = browser.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!((done.status, done.location.as_deref()), (303, Some("/")));
+    assert!(
+        browser
+            .get("/")
+            .await
+            .body
+            .contains("Callbacks to make (0)")
+    );
+
+    // Someone from another account gets "not found" for this thread and task.
+    let other = app
+        .store
+        .save_account(
+            &AccountRecord {
+                id: 0,
+                slug: "other-co".into(),
+                name: "Other Co".into(),
+                ..account.clone()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    add_user(&app, other, "someone@other.example", "Sam Other").await;
+    let mut stranger = Browser::new(&app);
+    stranger.sign_in("someone@other.example", PASSWORD).await;
+    assert_eq!(stranger.get(&thread_path).await.status, 404);
+    assert_eq!(
+        stranger
+            .get(&format!("{thread_path}/messages"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        stranger.get(&format!("{thread_path}/events")).await.status,
+        404
+    );
+    let their_csrf = hidden(&stranger.get("/").await.body, "csrf");
+    assert_eq!(
+        stranger
+            .post(&action, &[("csrf", &their_csrf)])
+            .await
+            .status,
+        404
+    );
+    assert!(!stranger.get("/inbox").await.body.contains(CALLER));
+
     app.stop().await;
     fake.stop();
 }

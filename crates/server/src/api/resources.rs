@@ -9,11 +9,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use textback_core::Phone;
-use textback_store::{CallView, ContactView, MessageView, Reply, ReplyRefused, TaskFilter};
+use textback_store::{CallView, ContactView, MessageView, TaskFilter};
 
 use super::error::{ApiQuery, OptionalJson, json_rejection};
 use super::{ApiAccount, ApiError, PageQuery, page, time};
 use crate::AppState;
+use crate::replies::ReplyError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -517,36 +518,18 @@ async fn send_message(
     let id = id_param(&id, "conversation")?;
     let Json(m) = body.map_err(json_rejection)?;
     let text = m.body.trim();
-    if text.is_empty() {
-        return Err(ApiError::invalid("body", "the message is empty"));
-    }
-    if text.chars().count() > 1600 {
-        return Err(ApiError::invalid("body", "at most 1600 characters"));
-    }
-    let (slug, number, to) = state
-        .store
-        .conversation_parties(account, id)
-        .await?
-        .ok_or(ApiError::NotFound("conversation"))?;
-    let carrier = match state.store.number_by_e164(&number).await? {
-        Some(n) => state.carrier_for(&n.carrier),
-        None => "sandbox",
-    };
-    let reply = Reply {
-        account_slug: slug,
-        from_number: Some(number),
-        to_phone: to,
-        body: text.to_owned(),
-        carrier: carrier.to_owned(),
-    };
-    let message_id = match state.store.queue_reply(&reply, state.now_ms()).await? {
+    let message_id = match crate::replies::reply(&state, account, id, text).await {
         Ok(id) => id,
-        Err(ReplyRefused::OptedOut) => {
-            return Err(ApiError::Conflict(
-                "the contact opted out of texts; nothing was sent".into(),
+        Err(ReplyError::Empty) => return Err(ApiError::invalid("body", "the message is empty")),
+        Err(ReplyError::TooLong) => {
+            return Err(ApiError::invalid(
+                "body",
+                format!("at most {} characters", crate::replies::MAX_CHARS),
             ));
         }
-        Err(other) => return Err(ApiError::Conflict(other.to_string())),
+        Err(ReplyError::NoConversation) => return Err(ApiError::NotFound("conversation")),
+        Err(ReplyError::Refused(r)) => return Err(ApiError::Conflict(r.to_string())),
+        Err(ReplyError::Store(e)) => return Err(e.into()),
     };
     Ok((
         StatusCode::ACCEPTED,

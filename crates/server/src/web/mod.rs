@@ -1,6 +1,7 @@
 //! The web UI for the business team: server-rendered HTML from templates compiled into the
 //! binary (no CDN, nothing to install beside it).
 
+mod inbox;
 mod pages;
 pub mod password;
 mod session;
@@ -22,6 +23,13 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(pages::today))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
+        .route("/tasks/{id}/complete", post(pages::complete_task))
+        .route("/inbox", get(inbox::list))
+        .route("/inbox/{id}", get(inbox::thread))
+        .route("/inbox/{id}/messages", get(inbox::messages_fragment))
+        .route("/inbox/{id}/events", get(inbox::events))
+        .route("/inbox/{id}/reply", post(inbox::reply))
+        .route("/ui/segments", post(inbox::segments))
         .route("/assets/app.css", get(stylesheet))
 }
 
@@ -48,6 +56,12 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../templates/no_users.html"),
             ),
             ("today.html", include_str!("../../templates/today.html")),
+            ("inbox.html", include_str!("../../templates/inbox.html")),
+            ("thread.html", include_str!("../../templates/thread.html")),
+            (
+                "thread_messages.html",
+                include_str!("../../templates/thread_messages.html"),
+            ),
             ("error.html", include_str!("../../templates/error.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
@@ -77,12 +91,15 @@ pub enum WebError {
     Template(String),
     #[error("this form has expired; reload the page and try again")]
     Csrf,
+    #[error("there is no such {0} in your account")]
+    NotFound(&'static str),
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = match self {
             WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Store(_) | WebError::Template(_) => {
                 tracing::error!(error = %self, "web page failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -90,6 +107,7 @@ impl IntoResponse for WebError {
         };
         let (title, detail) = match &self {
             WebError::Csrf => ("Form expired", self.to_string()),
+            WebError::NotFound(_) => ("Not found", self.to_string()),
             _ => (
                 "Something went wrong",
                 "Textback could not show this page. Try again in a moment; if it keeps \
@@ -112,6 +130,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 5);
+        assert_eq!(env.templates().count(), 8);
     }
 }

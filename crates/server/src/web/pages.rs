@@ -1,7 +1,7 @@
 //! Page handlers: sign-in, sign-out, Today.
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::tz::TimeZone;
@@ -9,7 +9,7 @@ use minijinja::context;
 use serde::Deserialize;
 use textback_core::secret::random_token;
 use textback_core::text_back::SkipReason;
-use textback_store::{CallView, TaskFilter, TaskView};
+use textback_store::{AccountRecord, CallView, TaskFilter, TaskView};
 
 use super::session::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS, SignedIn, constant_time_eq, cookie,
@@ -170,13 +170,8 @@ pub async fn today(
             return Ok(redirect);
         }
     };
-    let user = &signed_in.session.user;
-    let Some(account) = state.store.account_by_id(user.account_id).await? else {
-        return Err(WebError::Store(textback_store::StoreError::NotFound(
-            "the user's account".into(),
-        )));
-    };
-    let tz = TimeZone::get(&account.time_zone).unwrap_or(TimeZone::UTC);
+    let account = account_of(&state, &signed_in).await?;
+    let tz = zone(&account);
     let now = state.clock.now();
     let midnight_ms = tz
         .to_ambiguous_timestamp(
@@ -206,19 +201,75 @@ pub async fn today(
     Ok(render(
         "today.html",
         context! {
-            title => "Today",
-            page => "today",
-            user => context! { name => &user.name, role => user.role.as_str() },
-            account_name => account.name,
-            csrf => signed_in.session.csrf_token,
             calls => calls,
             tasks => tasks,
+            ..frame(&signed_in, &account, "today", "Today")
         },
     )?
     .into_response())
 }
 
-fn local_time(ms: i64, tz: &TimeZone) -> String {
+/// The signed-in user's account.
+pub(super) async fn account_of(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> Result<AccountRecord, WebError> {
+    state
+        .store
+        .account_by_id(signed_in.session.user.account_id)
+        .await?
+        .ok_or_else(|| {
+            WebError::Store(textback_store::StoreError::NotFound(
+                "the user's account".into(),
+            ))
+        })
+}
+
+/// What every signed-in page's frame needs: title, current page, who, the form token.
+pub(super) fn frame(
+    signed_in: &SignedIn,
+    account: &AccountRecord,
+    page: &str,
+    title: &str,
+) -> minijinja::Value {
+    let user = &signed_in.session.user;
+    context! {
+        title => title,
+        page => page,
+        user => context! { name => &user.name, role => user.role.as_str() },
+        account_name => &account.name,
+        csrf => &signed_in.session.csrf_token,
+    }
+}
+
+pub(super) fn zone(account: &AccountRecord) -> TimeZone {
+    TimeZone::get(&account.time_zone).unwrap_or(TimeZone::UTC)
+}
+
+#[derive(Deserialize)]
+pub struct CompleteForm {
+    csrf: Option<String>,
+}
+
+/// "Done" on a callback task.
+pub async fn complete_task(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(raw): Path<String>,
+    Form(form): Form<CompleteForm>,
+) -> PageResult {
+    if !signed_in.csrf_ok(form.csrf.as_deref()) {
+        return Err(WebError::Csrf);
+    }
+    let id = super::inbox::parse_id(&raw, "task")?;
+    if state.store.task_account(id).await? != Some(signed_in.session.user.account_id) {
+        return Err(WebError::NotFound("task"));
+    }
+    state.store.complete_task(id, state.now_ms()).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+pub(super) fn local_time(ms: i64, tz: &TimeZone) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| tz.to_datetime(t).strftime("%-I:%M %p").to_string())
         .unwrap_or_default()
@@ -247,6 +298,7 @@ fn call_card(c: &CallView, tz: &TimeZone) -> minijinja::Value {
 
 fn task_card(t: &TaskView, tz: &TimeZone, now_ms: i64) -> minijinja::Value {
     context! {
+        id => t.id,
         title => &t.title,
         due => local_time(t.due_at_ms, tz),
         overdue => t.due_at_ms < now_ms,
