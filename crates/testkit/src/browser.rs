@@ -152,18 +152,21 @@ impl Browser {
         v.as_str().unwrap_or_default().to_owned()
     }
 
+    /// Runs `script` in the page and returns what it returns.
+    pub async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
     /// The visible text of the page (read in one script call, so a page that is being
     /// replaced mid-read cannot leave a stale element behind).
     pub async fn text(&self) -> String {
         let v = self
-            .call(
-                reqwest::Method::POST,
-                "/execute/sync",
-                Some(json!({
-                    "script": "return document.body ? document.body.innerText : '';",
-                    "args": [],
-                })),
-            )
+            .script("return document.body ? document.body.innerText : '';")
             .await;
         v.as_str().unwrap_or_default().to_owned()
     }

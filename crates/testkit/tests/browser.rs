@@ -8,7 +8,8 @@ use textback_core::workflow::WorkflowSpec;
 use textback_server::web::password;
 use textback_store::Role;
 use textback_testkit::browser::{Chromedriver, ENTER};
-use textback_testkit::test_app::MESSAGE;
+use textback_testkit::fake_twilio::ACCOUNT_SID;
+use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
 use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
 
 const CALLER: &str = "+15125550123";
@@ -85,6 +86,54 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
     assert!(today.contains("Texted back"), "{today}");
     assert!(today.contains("Callbacks to make (1)"), "{today}");
     browser.screenshot(shots.as_deref(), "today").await;
+
+    // The inbox: the thread is open when the customer texts; the message appears without
+    // a reload (server-sent events).
+    browser.click("nav a[href='/inbox']").await;
+    browser.wait_for_text("Inbox").await;
+    browser.click("main a[href^='/inbox/']").await;
+    browser.wait_for_text("Sorry we missed your call").await;
+    browser.script("window.stillThisPage = true;").await;
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    let (status, _) = app
+        .post_signed(
+            "/webhooks/twilio/sms",
+            &[
+                ("MessageSid", sid.as_str()),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", CALLER),
+                ("To", BUSINESS_NUMBER),
+                ("Body", "Can you come today? The kitchen is flooding"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    browser
+        .wait_for_text("Can you come today? The kitchen is flooding")
+        .await;
+    assert_eq!(
+        browser
+            .script("return window.stillThisPage === true;")
+            .await,
+        serde_json::Value::Bool(true),
+        "the message arrived without reloading the page"
+    );
+
+    // Typing updates the segment count; an emoji switches the encoding.
+    browser.type_into("#body", "On our way 🚐").await;
+    browser
+        .wait_for_text("12 characters · 1 segment (UCS-2")
+        .await;
+    browser.screenshot(shots.as_deref(), "thread").await;
+    browser.click("form.reply button[type=submit]").await;
+    browser.wait_for_text("Sent.").await;
+    app.drain().await;
+    assert!(
+        fake.sent()
+            .iter()
+            .any(|m| m.to == CALLER && m.body == "On our way 🚐"),
+        "the carrier stand-in received the reply"
+    );
 
     browser.click("header button[type=submit]").await;
     browser.wait_for_text("Sign in to Textback").await;

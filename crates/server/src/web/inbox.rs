@@ -59,13 +59,18 @@ pub async fn list(State(state): State<AppState>, signed_in: SignedIn) -> PageRes
     .into_response())
 }
 
-fn status_words(m: &MessageView) -> &'static str {
-    match (m.direction.as_str(), m.status.as_str()) {
+/// A message's state as the team would say it (see `status_rank` in the store for the
+/// order these move through).
+fn status_words(direction: &str, status: &str) -> &'static str {
+    match (direction, status) {
         ("inbound", _) => "Received",
-        (_, "delivered") => "Delivered",
+        (_, "pending" | "submitting") => "Sending",
+        (_, "accepted" | "scheduled" | "queued" | "sending") => "With the carrier",
         (_, "sent") => "Sent",
+        (_, "sandbox") => "Sandbox: shown here, not sent",
+        (_, "delivered" | "read") => "Delivered",
         (_, "failed" | "undelivered") => "Not delivered",
-        (_, "canceled" | "suppressed") => "Not sent",
+        (_, "canceled") => "Not sent",
         _ => "Sending",
     }
 }
@@ -79,7 +84,7 @@ fn message_card(m: &MessageView, tz: &TimeZone) -> minijinja::Value {
         direction => &m.direction,
         body => &m.body,
         when => local_time(m.created_at_ms, tz),
-        status => status_words(m),
+        status => status_words(&m.direction, &m.status),
         error => error,
     }
 }
@@ -281,4 +286,21 @@ pub async fn segments(_signed_in: SignedIn, body: String) -> Response {
         if s.segments == 1 { "" } else { "s" },
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_words;
+
+    #[test]
+    fn statuses_read_as_words() {
+        assert_eq!(status_words("outbound", "queued"), "With the carrier");
+        assert_eq!(status_words("outbound", "delivered"), "Delivered");
+        assert_eq!(status_words("outbound", "undelivered"), "Not delivered");
+        assert_eq!(
+            status_words("outbound", "sandbox"),
+            "Sandbox: shown here, not sent"
+        );
+        assert_eq!(status_words("inbound", "received"), "Received");
+    }
 }
