@@ -198,11 +198,33 @@ pub async fn today(
         .into_iter()
         .map(|t| task_card(&t, &tz, now.as_millisecond()))
         .collect();
+    let report = crate::reports::build(&state.store, account.id, 7, now.as_millisecond()).await?;
+    let totals = report.as_ref().map(|r| r["funnel"].clone());
+    let step = |key: &str| totals.as_ref().and_then(|t| t[key].as_u64()).unwrap_or(0);
+    let missed = step("missed");
+    let funnel: Vec<minijinja::Value> = [
+        ("Missed", "missed"),
+        ("Texted back", "texted"),
+        ("Delivered", "delivered"),
+        ("Replied", "replied"),
+        ("Called back", "called_back"),
+    ]
+    .into_iter()
+    .map(|(label, key)| {
+        let n = step(key);
+        context! {
+            label => label,
+            count => n,
+            percent => (missed > 0 && key != "missed").then(|| n * 100 / missed),
+        }
+    })
+    .collect();
     Ok(render(
         "today.html",
         context! {
             calls => calls,
             tasks => tasks,
+            funnel => funnel,
             ..frame(&signed_in, &account, "today", "Today")
         },
     )?
