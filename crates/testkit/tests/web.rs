@@ -8,7 +8,7 @@ use textback_core::workflow::WorkflowSpec;
 use textback_server::web::password;
 use textback_store::{AccountRecord, Role};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
-use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
+use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, TEAM_PHONE};
 use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
 
 macro_rules! on_both_stores {
@@ -41,6 +41,7 @@ on_both_stores!(
     today_shows_the_missed_call_and_its_callback,
     repeated_wrong_passwords_lock_the_email,
     inbox_thread_reply_and_task_done,
+    first_run_setup_creates_the_business_and_signs_the_owner_in,
 );
 
 const CALLER: &str = "+15125550123";
@@ -494,6 +495,130 @@ async fn inbox_thread_reply_and_task_done(url: &str) {
         404
     );
     assert!(!stranger.get("/inbox").await.body.contains(CALLER));
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn first_run_setup_creates_the_business_and_signs_the_owner_in(url: &str) {
+    let fake = FakeTwilio::start().await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            twilio: Some(fake.clone()),
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new(&app);
+    let without = browser.get("/setup").await;
+    assert_eq!(without.status, 403);
+    assert!(without.body.contains("textback setup-link"));
+    let token = textback_server::web::setup::setup_token(&app.store)
+        .await
+        .unwrap()
+        .expect("a token before anyone can sign in");
+    let form = browser.get(&format!("/setup?token={token}")).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("Set up Textback"));
+
+    let message = "Hi {{contact.first_name | default(\"there\")}}, it's {{business.name}}. Sorry we missed you! Reply here and we'll help.";
+    let mut fields = vec![
+        ("token", token.as_str()),
+        ("name", "Pat Owner"),
+        ("email", "pat@acme.example"),
+        ("password", "short"),
+        ("business", "Acme Plumbing & Heating"),
+        ("time_zone", "America/Chicgo"),
+        ("hours", "08:00-17:00"),
+        ("number", "not a number"),
+        ("ring", TEAM_PHONE),
+        ("message", message),
+    ];
+    // Every problem at once, each named; nothing is written.
+    let bad = browser.post("/setup", &fields).await;
+    assert_eq!(bad.status, 422);
+    for expected in [
+        "Nothing was saved",
+        "Time zone",
+        "The number customers call",
+        "Password",
+    ] {
+        assert!(bad.body.contains(expected), "{expected}: {}", bad.body);
+    }
+    assert!(
+        bad.body.contains("value=\"Acme Plumbing &amp; Heating\""),
+        "the form keeps what was typed"
+    );
+    assert!(
+        !bad.body.contains("short"),
+        "the password is not echoed back"
+    );
+    assert_eq!(app.store.user_count().await.unwrap(), 0);
+    assert!(
+        app.store
+            .account_by_slug("acme-plumbing-heating")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    fields[3].1 = PASSWORD;
+    fields[5].1 = "America/Chicago";
+    fields[7].1 = "(512) 555-0100";
+    let ok = browser.post("/setup", &fields).await;
+    assert_eq!(
+        (ok.status, ok.location.as_deref()),
+        (303, Some("/?welcome=1")),
+        "{}",
+        ok.body
+    );
+    let home = browser.get("/?welcome=1").await;
+    assert_eq!(home.status, 200);
+    assert!(
+        home.body
+            .contains("Pat Owner · Acme Plumbing &amp; Heating")
+    );
+
+    // The business is live: a missed call on its number is texted back with its message.
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(
+        sent[0].body,
+        "Hi there, it's Acme Plumbing & Heating. Sorry we missed you! Reply here and we'll help."
+    );
+
+    // Setup is closed once someone can sign in, even with the old link.
+    assert_eq!(
+        browser
+            .get(&format!("/setup?token={token}"))
+            .await
+            .location
+            .as_deref(),
+        Some("/login")
+    );
+    let again = Browser::new(&app).post("/setup", &fields).await;
+    assert_eq!(again.location.as_deref(), Some("/login"));
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+
+    // The live linter's verdict on a draft.
+    let lint = browser
+        .http
+        .post(format!("{}/ui/lint?business=Acme", browser.base))
+        .body("Hey {{contact.first_name}}, call us")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        lint.contains("lint-error") || lint.contains("lint-warning"),
+        "{lint}"
+    );
 
     app.stop().await;
     fake.stop();

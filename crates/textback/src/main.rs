@@ -127,6 +127,11 @@ enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Print the first-run setup link for the web UI (only while no one can sign in).
+    SetupLink {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Team members who sign in to the web UI.
     User {
         #[command(subcommand)]
@@ -417,6 +422,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     error,
                 })?;
             tracing::info!(%listen, %public_url, database = store.backend(), carrier, workers, "textback is serving");
+            if store.user_count().await? == 0 {
+                tracing::info!(
+                    "no one can sign in to the web UI yet: run `textback setup-link` for the first-run setup page, or `textback user create`"
+                );
+            }
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             App::new(store.clone(), config, clock)?
                 .serve(listener, shutdown_signal())
@@ -581,6 +591,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => call_back(&database_url, &file, server, task, team_phone).await,
         Command::ApiKey { command } => api_key(&database_url, command).await,
         Command::User { command } => user_command(&database_url, command).await,
+        Command::SetupLink { server } => {
+            let listen = config::listen(server.listen, &file)?;
+            let public_url = config::public_url(server.public_url, &file, listen)?;
+            let store = open_store(&database_url).await?;
+            match textback_server::web::setup::setup_token(&store).await? {
+                Some(token) => {
+                    println!("{}/setup?token={token}", public_url.trim_end_matches('/'));
+                    Ok(())
+                }
+                None => Err(CliError::Refused(
+                    "setup is done: someone can sign in already (add more people with `textback user create`)".into(),
+                )),
+            }
+        }
         Command::Contacts { command } => contacts_command(&database_url, command).await,
         Command::Report {
             account,

@@ -5,6 +5,7 @@ mod inbox;
 mod pages;
 pub mod password;
 mod session;
+pub mod setup;
 
 use std::sync::OnceLock;
 
@@ -30,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox/{id}/events", get(inbox::events))
         .route("/inbox/{id}/reply", post(inbox::reply))
         .route("/ui/segments", post(inbox::segments))
+        .route("/ui/lint", post(setup::lint_fragment))
+        .route("/setup", get(setup::form).post(setup::submit))
         .route("/assets/app.css", get(stylesheet))
 }
 
@@ -63,6 +66,8 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../templates/thread_messages.html"),
             ),
             ("error.html", include_str!("../../templates/error.html")),
+            ("setup.html", include_str!("../../templates/setup.html")),
+            ("lint.html", include_str!("../../templates/lint.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
             // template cannot reach a user.
@@ -130,6 +135,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 8);
+        assert_eq!(env.templates().count(), 10);
     }
 }

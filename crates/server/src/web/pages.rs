@@ -110,26 +110,32 @@ pub async fn login(
         );
     };
     state.login_limiter.succeeded(&email);
+    tracing::info!(user_id = user.id, "signed in");
+    start_session(&state, user.id, "/").await
+}
+
+/// Signs `user_id` in: a new session, its cookie, and a redirect to `to`.
+pub(super) async fn start_session(state: &AppState, user_id: i64, to: &str) -> PageResult {
+    let now = state.now_ms();
     let token = random_token(43);
     let max_age = SESSION_DAYS * 24 * 3600;
     state
         .store
         .create_session(
-            user.id,
+            user_id,
             &key_hash(&token),
             &random_token(32),
             now,
             now + max_age * 1000,
         )
         .await?;
-    tracing::info!(user_id = user.id, "signed in");
     let response = with_cookie(
-        Redirect::to("/").into_response(),
-        set_cookie(&state, SESSION_COOKIE, &token, max_age),
+        Redirect::to(to).into_response(),
+        set_cookie(state, SESSION_COOKIE, &token, max_age),
     );
     Ok(with_cookie(
         response,
-        set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+        set_cookie(state, LOGIN_CSRF_COOKIE, "", 0),
     ))
 }
 
