@@ -149,3 +149,62 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
     fake.stop();
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_setup_with_the_linter_reacting() {
+    let Some(driver) = Chromedriver::start().await else {
+        return;
+    };
+    let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+    let app = TestApp::start(&db.url, TestAppOptions::default()).await;
+    let token = textback_server::web::setup::setup_token(&app.store)
+        .await
+        .unwrap()
+        .expect("a setup token");
+    let shots = screenshot_dir();
+    let browser = driver.open(390, 844).await;
+    browser
+        .goto(&format!("{}/setup?token={token}", app.base_url))
+        .await;
+    assert_eq!(browser.title().await, "Set up Textback · Textback");
+    browser.wait_for_text("Looks good.").await;
+
+    // The linter reacts as the message is edited: a first name without a fallback is the
+    // "Hey ," mistake.
+    browser
+        .script("document.getElementById('message').value = '';")
+        .await;
+    browser
+        .type_into(
+            "#message",
+            "Hey {{contact.first_name}}, sorry we missed you",
+        )
+        .await;
+    let text = browser.wait_for_text("error").await;
+    assert!(!text.contains("Looks good."), "{text}");
+    browser.screenshot(shots.as_deref(), "setup").await;
+    browser
+        .script("document.getElementById('message').value = '';")
+        .await;
+    browser
+        .type_into(
+            "#message",
+            "Hi {{contact.first_name | default(\"there\")}}, it's {{business.name}}. Sorry we missed your call! Reply here and we'll help.",
+        )
+        .await;
+    browser.wait_for_text("Looks good.").await;
+
+    browser.type_into("#name", "Pat Owner").await;
+    browser.type_into("#email", "pat@acme.example").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.type_into("#business", "Acme Plumbing").await;
+    browser.type_into("#ring", "(512) 555-0199").await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_text("Missed calls today (0)").await;
+    assert_eq!(browser.title().await, "Today · Textback");
+
+    browser.close().await;
+    drop(driver);
+    app.stop().await;
+    db.drop_db().await;
+}
