@@ -4,6 +4,7 @@
 //! already have instead of pulling in a WebDriver crate and its own HTTP stack (see
 //! docs/DECISIONS.md).
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ impl Chromedriver {
         let driver = Chromedriver {
             child: Command::new(driver)
                 .arg(format!("--port={port}"))
+                // Its own process group, so the browsers it starts die with it even when a
+                // test panics before closing its session.
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -108,6 +112,10 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
