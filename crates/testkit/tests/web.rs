@@ -299,6 +299,7 @@ async fn today_shows_the_missed_call_and_its_callback(url: &str) {
     assert!(theirs.body.contains("Missed calls today (0)"));
     assert!(theirs.body.contains("Callbacks to make (0)"));
     assert!(!theirs.body.contains(CALLER));
+    assert!(!stranger.get("/calls").await.body.contains(CALLER));
 
     app.stop().await;
     fake.stop();

@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/tasks/{id}/complete", post(pages::complete_task))
+        .route("/calls", get(pages::calls))
         .route("/inbox", get(inbox::list))
         .route("/inbox/{id}", get(inbox::thread))
         .route("/inbox/{id}/messages", get(inbox::messages_fragment))
@@ -67,6 +68,7 @@ fn templates() -> &'static Environment<'static> {
             ),
             ("error.html", include_str!("../../templates/error.html")),
             ("setup.html", include_str!("../../templates/setup.html")),
+            ("calls.html", include_str!("../../templates/calls.html")),
             ("lint.html", include_str!("../../templates/lint.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
@@ -135,6 +137,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 10);
+        assert_eq!(env.templates().count(), 11);
     }
 }

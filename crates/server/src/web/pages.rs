@@ -237,6 +237,41 @@ pub async fn today(
     .into_response())
 }
 
+/// The call log: every call, its outcome, and for missed ones what Textback did.
+pub async fn calls(State(state): State<AppState>, signed_in: SignedIn) -> PageResult {
+    let account = account_of(&state, &signed_in).await?;
+    let tz = zone(&account);
+    let calls: Vec<minijinja::Value> = state
+        .store
+        .calls_page(account.id, None, 200)
+        .await?
+        .iter()
+        .map(|c| {
+            let outcome = match c.outcome.as_deref() {
+                Some("answered") => "Answered",
+                Some("voicemail") => "Missed: left a voicemail",
+                Some("missed") => "Missed",
+                _ => "In progress",
+            };
+            let day = jiff::Timestamp::from_millisecond(c.started_at_ms)
+                .map(|t| tz.to_datetime(t).strftime("%a %b %-d").to_string())
+                .unwrap_or_default();
+            context! {
+                missed => matches!(c.outcome.as_deref(), Some("missed" | "voicemail")),
+                outcome => outcome,
+                day => day,
+                voicemail => c.recording_url.as_deref().filter(|u| u.starts_with("https://")),
+                ..call_card(c, &tz)
+            }
+        })
+        .collect();
+    Ok(render(
+        "calls.html",
+        context! { calls => calls, ..frame(&signed_in, &account, "calls", "Calls") },
+    )?
+    .into_response())
+}
+
 /// The signed-in user's account.
 pub(super) async fn account_of(
     state: &AppState,
