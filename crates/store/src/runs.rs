@@ -912,6 +912,27 @@ impl Store {
     }
 
     /// Marks a task done; false when there is no such open task.
+    /// Gives an open task of the account to someone (or no one); false if there is no such
+    /// open task in the account.
+    pub async fn assign_task(
+        &self,
+        account_id: i64,
+        id: i64,
+        assignee: Option<&str>,
+    ) -> Result<bool> {
+        in_write_tx!(self, tx => {
+            let r = sqlx::query(
+                "UPDATE tasks SET assignee = $3 WHERE id = $1 AND account_id = $2 AND status = 'open'",
+            )
+            .bind(id)
+            .bind(account_id)
+            .bind(assignee)
+            .execute(&mut *tx)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
     pub async fn complete_task(&self, id: i64, now_ms: i64) -> Result<bool> {
         let done = in_write_tx!(self, tx => {
             let row = sqlx::query(

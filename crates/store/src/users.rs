@@ -117,6 +117,22 @@ impl Store {
         }))
     }
 
+    /// The account's enabled team members, by name.
+    pub async fn users_of_account(&self, account_id: i64) -> Result<Vec<User>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.account_id = $1 AND u.disabled_at IS NULL \
+             ORDER BY u.name, u.id"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(account_id).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(user_from_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
     pub async fn user_count(&self) -> Result<i64> {
         Ok(on_pool!(self, pool => {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")

@@ -42,6 +42,7 @@ on_both_stores!(
     repeated_wrong_passwords_lock_the_email,
     inbox_thread_reply_and_task_done,
     first_run_setup_creates_the_business_and_signs_the_owner_in,
+    tasks_mine_all_overdue_assign_and_done,
 );
 
 const CALLER: &str = "+15125550123";
@@ -620,6 +621,137 @@ async fn first_run_setup_creates_the_business_and_signs_the_owner_in(url: &str) 
         lint.contains("lint-error") || lint.contains("lint-warning"),
         "{lint}"
     );
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn tasks_mine_all_overdue_assign_and_done(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let hash = password::hash(PASSWORD).unwrap();
+    app.store
+        .create_user(
+            account.id,
+            "mike@example.com",
+            "Mike Tech",
+            Role::Member,
+            &hash,
+            0,
+        )
+        .await
+        .unwrap();
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    let all = owner.get("/tasks").await;
+    assert_eq!(all.status, 200);
+    assert!(
+        all.body.contains(&format!("Call back {CALLER}")),
+        "{}",
+        all.body
+    );
+    assert!(all.body.contains("Unassigned"));
+    assert!(
+        owner
+            .get("/tasks?show=mine")
+            .await
+            .body
+            .contains("Nothing assigned to you.")
+    );
+    assert!(
+        owner
+            .get("/tasks?show=overdue")
+            .await
+            .body
+            .contains("Nothing overdue.")
+    );
+
+    let at = all.body.find("action=\"/tasks/").unwrap() + 8;
+    let complete = all.body[at..].split('"').next().unwrap().to_owned();
+    let assign = complete.replace("/complete", "/assign");
+    let csrf = hidden(&all.body, "csrf");
+    // Give it to Mike: it is his, not the owner's.
+    let given = owner
+        .post(
+            &assign,
+            &[
+                ("csrf", &csrf),
+                ("assignee", "MIKE@example.com"),
+                ("back", "/tasks?show=all"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (given.status, given.location.as_deref()),
+        (303, Some("/tasks?show=all"))
+    );
+    assert!(owner.get("/tasks").await.body.contains("Mike Tech"));
+    assert!(
+        owner
+            .get("/tasks?show=mine")
+            .await
+            .body
+            .contains("Nothing assigned to you.")
+    );
+    let mut mike = Browser::new(&app);
+    mike.sign_in("mike@example.com", PASSWORD).await;
+    assert!(
+        mike.get("/tasks?show=mine")
+            .await
+            .body
+            .contains(&format!("Call back {CALLER}"))
+    );
+
+    // Only the account's own team, and redirects stay on this site.
+    let stranger = owner
+        .post(
+            &assign,
+            &[("csrf", &csrf), ("assignee", "someone@elsewhere.example")],
+        )
+        .await;
+    assert_eq!(stranger.status, 404);
+    assert!(
+        owner.get("/tasks").await.body.contains("Mike Tech"),
+        "unchanged"
+    );
+    let bounced = owner
+        .post(
+            &assign,
+            &[
+                ("csrf", &csrf),
+                ("assignee", ""),
+                ("back", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(bounced.location.as_deref(), Some("/"));
+    assert!(owner.get("/tasks").await.body.contains("Unassigned"));
+
+    // Past its due time it is overdue; Done takes it off every list.
+    app.advance(std::time::Duration::from_secs(24 * 3600));
+    let overdue = owner.get("/tasks?show=overdue").await;
+    assert!(overdue.body.contains("Overdue since"), "{}", overdue.body);
+    let done = owner
+        .post(
+            &complete,
+            &[("csrf", &csrf), ("back", "/tasks?show=overdue")],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/tasks?show=overdue"));
+    assert!(
+        owner
+            .get("/tasks")
+            .await
+            .body
+            .contains("Nothing to call back.")
+    );
+    let again = owner
+        .post(&assign, &[("csrf", &csrf), ("assignee", "")])
+        .await;
+    assert_eq!(again.status, 404, "a done task cannot be reassigned");
 
     app.stop().await;
     fake.stop();

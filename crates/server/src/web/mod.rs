@@ -6,6 +6,7 @@ mod pages;
 pub mod password;
 mod session;
 pub mod setup;
+mod tasks;
 
 use std::sync::OnceLock;
 
@@ -24,7 +25,9 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(pages::today))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
+        .route("/tasks", get(tasks::list))
         .route("/tasks/{id}/complete", post(pages::complete_task))
+        .route("/tasks/{id}/assign", post(tasks::assign))
         .route("/calls", get(pages::calls))
         .route("/inbox", get(inbox::list))
         .route("/inbox/{id}", get(inbox::thread))
@@ -69,6 +72,7 @@ fn templates() -> &'static Environment<'static> {
             ("error.html", include_str!("../../templates/error.html")),
             ("setup.html", include_str!("../../templates/setup.html")),
             ("calls.html", include_str!("../../templates/calls.html")),
+            ("tasks.html", include_str!("../../templates/tasks.html")),
             ("lint.html", include_str!("../../templates/lint.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
@@ -137,6 +141,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 11);
+        assert_eq!(env.templates().count(), 12);
     }
 }

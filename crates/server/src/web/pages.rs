@@ -312,6 +312,15 @@ pub(super) fn zone(account: &AccountRecord) -> TimeZone {
 #[derive(Deserialize)]
 pub struct CompleteForm {
     csrf: Option<String>,
+    back: Option<String>,
+}
+
+/// Where to go after a form: a local path the form named, else Today. Only paths on this
+/// site, so a crafted form cannot bounce the user elsewhere.
+pub(super) fn back_to(back: Option<&str>) -> String {
+    back.filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .unwrap_or("/")
+        .to_owned()
 }
 
 /// "Done" on a callback task.
@@ -329,7 +338,7 @@ pub async fn complete_task(
         return Err(WebError::NotFound("task"));
     }
     state.store.complete_task(id, state.now_ms()).await?;
-    Ok(Redirect::to("/").into_response())
+    Ok(Redirect::to(&back_to(form.back.as_deref())).into_response())
 }
 
 pub(super) fn local_time(ms: i64, tz: &TimeZone) -> String {
