@@ -13,6 +13,7 @@ pub mod replies;
 pub mod reports;
 mod routes_cache;
 mod sender;
+pub mod smart_lists;
 mod state;
 pub mod web;
 mod webhooks;

@@ -258,6 +258,52 @@ impl Store {
         })
     }
 
+    /// Contacts whose name contains `query` (any case) or whose phone contains its digits.
+    pub async fn search_contacts(
+        &self,
+        account_id: i64,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<ContactView>> {
+        let escape = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let name = format!("%{}%", escape(&query.trim().to_lowercase()));
+        let digits: String = query.chars().filter(char::is_ascii_digit).collect();
+        // No digits: match no phone (an empty pattern would match every one).
+        let phone = if digits.is_empty() {
+            None
+        } else {
+            Some(format!("%{digits}%"))
+        };
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.account_id = $1 AND \
+             (LOWER(COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')) LIKE $2 ESCAPE '\\' \
+              OR ($3 IS NOT NULL AND c.phone LIKE $3)) ORDER BY c.id DESC LIMIT $4"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(account_id)
+                .bind(&name)
+                .bind(&phone)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let id: i64 = r.try_get("id")?;
+                let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?;
+                out.push(contact_from_row!(r, tags));
+            }
+            Ok(out)
+        })
+    }
+
     pub async fn contact(&self, account_id: i64, id: i64) -> Result<Option<ContactView>> {
         let sql =
             format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND id = $2");

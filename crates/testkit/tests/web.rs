@@ -43,6 +43,7 @@ on_both_stores!(
     inbox_thread_reply_and_task_done,
     first_run_setup_creates_the_business_and_signs_the_owner_in,
     tasks_mine_all_overdue_assign_and_done,
+    contacts_search_consent_history_and_smart_lists,
 );
 
 const CALLER: &str = "+15125550123";
@@ -752,6 +753,118 @@ async fn tasks_mine_all_overdue_assign_and_done(url: &str) {
         .post(&assign, &[("csrf", &csrf), ("assignee", "")])
         .await;
     assert_eq!(again.status, 404, "a done task cannot be reassigned");
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn contacts_search_consent_history_and_smart_lists(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let key = app.api_key(account.id).await;
+    let (status, _) = app
+        .api_text(
+            "POST",
+            "/api/v1/contacts/import",
+            &key,
+            "phone,first_name,last_name,tags\n+15125550177,Ana,Lopez,VIP\n",
+            "text/csv",
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in("owner@example.com", PASSWORD).await;
+    let all = browser.get("/contacts").await;
+    assert!(all.body.contains("Ana Lopez") && all.body.contains(CALLER));
+    let ana = browser.get("/contacts?q=aNa").await;
+    assert!(
+        ana.body.contains("Ana Lopez") && !ana.body.contains(CALLER),
+        "{}",
+        ana.body
+    );
+    let by_digits = browser.get("/contacts?q=555-0123").await;
+    assert!(by_digits.body.contains(CALLER) && !by_digits.body.contains("Ana Lopez"));
+    let wildcard = browser.get("/contacts?q=%25").await;
+    assert!(
+        wildcard.body.contains("No contacts match."),
+        "a % is a character, not a wildcard"
+    );
+
+    // A smart list: "Missed Call, not replied, last 7 days".
+    let csrf = hidden(&all.body, "csrf");
+    let bad = browser
+        .post(
+            "/smart-lists",
+            &[("csrf", &csrf), ("name", "Recent"), ("within", "a week")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("Last call within"), "{}", bad.body);
+    let saved = browser
+        .post(
+            "/smart-lists",
+            &[
+                ("csrf", &csrf),
+                ("name", "Missed Call, not replied, last 7 days"),
+                ("tag", "Missed Call"),
+                ("replied", "no"),
+                ("within", "7d"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    let list_path = saved.location.clone().unwrap();
+    let members = browser.get(&list_path).await;
+    assert!(
+        members
+            .body
+            .contains("Missed Call, not replied, last 7 days")
+    );
+    assert!(
+        members.body.contains(CALLER) && !members.body.contains("Ana Lopez"),
+        "{}",
+        members.body
+    );
+
+    // They text STOP: the list drops them (they replied) and their page shows the evidence.
+    customer_texts(&app, "STOP").await;
+    assert!(
+        !browser
+            .get(&list_path)
+            .await
+            .body
+            .contains(&format!("</strong> {CALLER}"))
+    );
+    let at = by_digits.body.find("href=\"/contacts/").unwrap() + 6;
+    let contact_path = by_digits.body[at..].split('"').next().unwrap().to_owned();
+    let page = browser.get(&contact_path).await;
+    assert!(page.body.contains("Opted out of texts."), "{}", page.body);
+    assert!(page.body.contains("Consent history"));
+    assert!(page.body.contains("“STOP”"), "{}", page.body);
+
+    // Another account sees neither the contact nor the list.
+    let other = app
+        .store
+        .save_account(
+            &AccountRecord {
+                id: 0,
+                slug: "other-co".into(),
+                name: "Other Co".into(),
+                ..account.clone()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    add_user(&app, other, "someone@other.example", "Sam Other").await;
+    let mut stranger = Browser::new(&app);
+    stranger.sign_in("someone@other.example", PASSWORD).await;
+    assert_eq!(stranger.get(&contact_path).await.status, 404);
+    assert_eq!(stranger.get(&list_path).await.status, 404);
+    assert!(!stranger.get("/contacts").await.body.contains("Ana Lopez"));
 
     app.stop().await;
     fake.stop();

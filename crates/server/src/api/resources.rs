@@ -811,7 +811,7 @@ async fn export_contacts(
     ApiAccount(account): ApiAccount,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult {
-    let all = all_contacts(&state, account).await?;
+    let all = crate::smart_lists::all_contacts(&state.store, account).await?;
     match q.format.as_deref().unwrap_or("csv") {
         "csv" => Ok((
             [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
@@ -827,23 +827,6 @@ async fn export_contacts(
 }
 
 /// Every contact of the account, page by page.
-pub async fn all_contacts(state: &AppState, account: i64) -> Result<Vec<ContactView>, ApiError> {
-    let mut all = Vec::new();
-    let mut before = None;
-    loop {
-        let page = state
-            .store
-            .contacts_page(account, None, None, before, super::MAX_LIMIT)
-            .await?;
-        let done = (page.len() as i64) < super::MAX_LIMIT;
-        before = page.last().map(|c| c.id);
-        all.extend(page);
-        if done {
-            return Ok(all);
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TextBackPatch {
@@ -1271,7 +1254,7 @@ async fn smart_list_members(
     ApiAccount(account): ApiAccount,
     Path(id): Path<String>,
 ) -> ApiResult {
-    use textback_core::smart_list::{Candidate, Filter};
+    use textback_core::smart_list::Filter;
     let id = id_param(&id, "smart list")?;
     let list = state
         .store
@@ -1282,23 +1265,11 @@ async fn smart_list_members(
         .ok_or(ApiError::NotFound("smart list"))?;
     let filter: Filter = serde_json::from_str(&list.filter)
         .map_err(|e| ApiError::Malformed(format!("stored filter: {e}")))?;
-    let last_calls = state.store.last_calls(account).await?;
-    let now = state.now_ms();
-    let members: Vec<Value> = all_contacts(&state, account)
-        .await?
-        .iter()
-        .filter(|c| {
-            filter.matches(
-                &Candidate {
-                    tags: &c.tags,
-                    replied: c.last_replied_at_ms.is_some(),
-                    opted_out: c.opted_out,
-                    last_call_at_ms: last_calls.get(&c.id).copied(),
-                },
-                now,
-            )
-        })
-        .map(contact_json)
-        .collect();
+    let members: Vec<Value> =
+        crate::smart_lists::members(&state.store, account, &filter, state.now_ms())
+            .await?
+            .iter()
+            .map(contact_json)
+            .collect();
     ok(json!({ "data": members, "next_cursor": null }))
 }

@@ -1,6 +1,7 @@
 //! The web UI for the business team: server-rendered HTML from templates compiled into the
 //! binary (no CDN, nothing to install beside it).
 
+mod contacts;
 mod inbox;
 mod pages;
 pub mod password;
@@ -29,6 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks/{id}/complete", post(pages::complete_task))
         .route("/tasks/{id}/assign", post(tasks::assign))
         .route("/calls", get(pages::calls))
+        .route("/contacts", get(contacts::list))
+        .route("/contacts/{id}", get(contacts::detail))
+        .route("/smart-lists", post(contacts::save_list))
         .route("/inbox", get(inbox::list))
         .route("/inbox/{id}", get(inbox::thread))
         .route("/inbox/{id}/messages", get(inbox::messages_fragment))
@@ -73,6 +77,11 @@ fn templates() -> &'static Environment<'static> {
             ("setup.html", include_str!("../../templates/setup.html")),
             ("calls.html", include_str!("../../templates/calls.html")),
             ("tasks.html", include_str!("../../templates/tasks.html")),
+            (
+                "contacts.html",
+                include_str!("../../templates/contacts.html"),
+            ),
+            ("contact.html", include_str!("../../templates/contact.html")),
             ("lint.html", include_str!("../../templates/lint.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
@@ -141,6 +150,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 12);
+        assert_eq!(env.templates().count(), 14);
     }
 }
