@@ -44,6 +44,7 @@ on_both_stores!(
     first_run_setup_creates_the_business_and_signs_the_owner_in,
     tasks_mine_all_overdue_assign_and_done,
     contacts_search_consent_history_and_smart_lists,
+    reports_chart_and_csv,
 );
 
 const CALLER: &str = "+15125550123";
@@ -865,6 +866,64 @@ async fn contacts_search_consent_history_and_smart_lists(url: &str) {
     assert_eq!(stranger.get(&contact_path).await.status, 404);
     assert_eq!(stranger.get(&list_path).await.status, 404);
     assert!(!stranger.get("/contacts").await.body.contains("Ana Lopez"));
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn reports_chart_and_csv(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    app.advance(std::time::Duration::from_secs(90));
+    customer_texts(&app, "Yes please call me").await;
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in("owner@example.com", PASSWORD).await;
+    let page = browser.get("/reports?days=30").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("aria-current=\"page\">Last 30 days"));
+    assert!(page.body.contains("<svg role=\"img\""));
+    assert!(page.body.contains(": 1 missed</title>"), "{}", page.body);
+    assert!(page.body.contains(": 1 replied</title>"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<strong>1</strong> Replied <small>(100% of missed)</small>")
+    );
+
+    let resp = browser
+        .http
+        .get(format!("{}/reports.csv?days=7", browser.base))
+        .header(
+            "cookie",
+            format!("textback_session={}", browser.cookies["textback_session"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("textback-acme-plumbing-7-days.csv")
+    );
+    let csv = resp.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("date,calls,missed,texted,delivered,replied,called_back")
+    );
+    let day: Vec<&str> = lines.next().expect("today's row").split(',').collect();
+    assert_eq!(&day[1..], ["1", "1", "1", "0", "1", "0"], "{csv}");
+
+    // Signed out, the CSV is not handed out.
+    let anonymous = Browser::new(&app).get("/reports.csv").await;
+    assert_eq!(
+        (anonymous.status, anonymous.location.as_deref()),
+        (303, Some("/login"))
+    );
 
     app.stop().await;
     fake.stop();

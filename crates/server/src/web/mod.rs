@@ -5,6 +5,7 @@ mod contacts;
 mod inbox;
 mod pages;
 pub mod password;
+mod reports;
 mod session;
 pub mod setup;
 mod tasks;
@@ -30,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks/{id}/complete", post(pages::complete_task))
         .route("/tasks/{id}/assign", post(tasks::assign))
         .route("/calls", get(pages::calls))
+        .route("/reports", get(reports::page))
+        .route("/reports.csv", get(reports::csv))
         .route("/contacts", get(contacts::list))
         .route("/contacts/{id}", get(contacts::detail))
         .route("/smart-lists", post(contacts::save_list))
@@ -82,6 +85,7 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../templates/contacts.html"),
             ),
             ("contact.html", include_str!("../../templates/contact.html")),
+            ("reports.html", include_str!("../../templates/reports.html")),
             ("lint.html", include_str!("../../templates/lint.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
@@ -150,6 +154,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 14);
+        assert_eq!(env.templates().count(), 15);
     }
 }

@@ -205,26 +205,11 @@ pub async fn today(
         .map(|t| task_card(&t, &tz, now.as_millisecond()))
         .collect();
     let report = crate::reports::build(&state.store, account.id, 7, now.as_millisecond()).await?;
-    let totals = report.as_ref().map(|r| r["funnel"].clone());
-    let step = |key: &str| totals.as_ref().and_then(|t| t[key].as_u64()).unwrap_or(0);
-    let missed = step("missed");
-    let funnel: Vec<minijinja::Value> = [
-        ("Missed", "missed"),
-        ("Texted back", "texted"),
-        ("Delivered", "delivered"),
-        ("Replied", "replied"),
-        ("Called back", "called_back"),
-    ]
-    .into_iter()
-    .map(|(label, key)| {
-        let n = step(key);
-        context! {
-            label => label,
-            count => n,
-            percent => (missed > 0 && key != "missed").then(|| n * 100 / missed),
-        }
-    })
-    .collect();
+    let funnel = super::reports::funnel_cards(
+        report
+            .as_ref()
+            .map_or(&serde_json::Value::Null, |r| &r["funnel"]),
+    );
     Ok(render(
         "today.html",
         context! {
