@@ -2,6 +2,7 @@
 //! The Textback server: carrier webhooks, health endpoints and the background workers that
 //! turn a missed call into one text back.
 
+pub mod account_settings;
 pub mod api;
 mod automation;
 pub mod contacts_io;

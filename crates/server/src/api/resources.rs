@@ -887,100 +887,31 @@ async fn update_account(
     ApiAccount(account): ApiAccount,
     body: Result<Json<AccountPatch>, JsonRejection>,
 ) -> ApiResult {
-    use textback_core::workflow::{QuietHours, WorkflowSpec};
-    use textback_core::{BusinessHours, HumanDuration, MessageTemplate, TimeZoneName};
+    use crate::account_settings::{SettingsChange, apply, save};
     let Json(p) = body.map_err(json_rejection)?;
     let mut a = state
         .store
         .account_by_id(account)
         .await?
         .ok_or(ApiError::NotFound("account"))?;
-    if let Some(n) = &p.name {
-        let n = n.trim();
-        if n.is_empty() || n.chars().count() > 100 {
-            return Err(ApiError::invalid(
-                "name",
-                "the business name is 1 to 100 characters",
-            ));
-        }
-        a.name = n.to_owned();
-    }
-    if let Some(link) = &p.booking_link {
-        a.booking_link = match link.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
-            Some(l) if l.starts_with("https://") || l.starts_with("http://") => Some(l.to_owned()),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "booking_link",
-                    "a web address starting with https://",
-                ));
-            }
-            None => None,
-        };
-    }
-    if let Some(tz) = &p.time_zone {
-        a.time_zone = TimeZoneName::parse(tz)
-            .map_err(|e| ApiError::invalid("time_zone", e.to_string()))?
-            .to_string();
-    }
-    if let Some(h) = &p.business_hours {
-        a.business_hours = BusinessHours::from_map(h)
-            .map_err(|e| ApiError::invalid("business_hours", e.to_string()))?
-            .to_map();
-    }
-    if let Some(q) = &p.quiet_hours {
-        a.quiet_hours = QuietHours::parse(q)
-            .map_err(|e| ApiError::invalid("quiet_hours", e.to_string()))?
-            .to_string_hhmm();
-    }
-    if let Some(c) = &p.cooldown {
-        a.cooldown_secs = HumanDuration::parse(c)
-            .map_err(|e| ApiError::invalid("cooldown", e.to_string()))?
-            .as_secs() as i64;
-    }
-    if let Some(list) = &p.do_not_text {
-        a.do_not_text = list
-            .iter()
-            .map(|n| phone("do_not_text", n))
-            .collect::<Result<_, _>>()?;
-    }
-    if let Some(l) = p.landline_lookup {
-        a.landline_lookup = l;
-    }
-    let mut warnings = Vec::new();
-    if let Some(tb) = &p.text_back {
-        if let Some(m) = &tb.message {
-            MessageTemplate::parse(m)
-                .map_err(|e| ApiError::invalid("text_back.message", e.to_string()))?;
-            warnings = lint_message(
-                "text_back.message",
-                m,
-                textback_core::lint::MessageKind::TextBack,
-                &a.name,
-            )?;
-            a.text_back_template = m.clone();
-        }
-        if let Some(e) = tb.enabled {
-            a.text_back_enabled = e;
-        }
-    }
-    let now = state.now_ms();
-    state.store.save_account(&a, now).await?;
-    if p.text_back.is_some() {
-        // The built-in text back is a preset workflow: keep it in step.
-        let mut builtin = WorkflowSpec::builtin_text_back(&a.text_back_template);
-        builtin.active = a.text_back_enabled;
-        state
-            .store
-            .save_workflow(
-                account,
-                &builtin.name,
-                true,
-                builtin.active,
-                &builtin.versioned_json(),
-                now,
-            )
-            .await?;
-    }
+    let change = SettingsChange {
+        name: p.name,
+        booking_link: p.booking_link,
+        time_zone: p.time_zone,
+        business_hours: p.business_hours,
+        quiet_hours: p.quiet_hours,
+        cooldown: p.cooldown,
+        text_back_message: p.text_back.as_ref().and_then(|t| t.message.clone()),
+        text_back_enabled: p.text_back.as_ref().and_then(|t| t.enabled),
+        do_not_text: p.do_not_text,
+        landline_lookup: p.landline_lookup,
+    };
+    let warnings: Vec<Value> = apply(&mut a, &change)
+        .map_err(|e| ApiError::invalid(&e.field, e.message))?
+        .iter()
+        .map(|f| json!({"field": "text_back.message", "rule": f.rule, "message": f.message}))
+        .collect();
+    save(&state, &a, &change).await?;
     let mut out = match account_json(&state, account).await? {
         Value::Object(o) => o,
         _ => serde_json::Map::new(),
