@@ -135,6 +135,18 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
         "the carrier stand-in received the reply"
     );
 
+    // Settings: editing the text back message, the linter reacts as you type.
+    browser.click("nav a[href='/settings']").await;
+    browser.wait_for_text("Looks good.").await;
+    browser
+        .script("document.getElementById('message').value = '';")
+        .await;
+    browser
+        .type_into("#message", "Hey {{contact.first_name}}, call us back")
+        .await;
+    browser.wait_for_text("has no fallback").await;
+    browser.screenshot(shots.as_deref(), "settings").await;
+
     browser.click("header button[type=submit]").await;
     browser.wait_for_text("Sign in to Textback").await;
     browser.goto(&format!("{}/", app.base_url)).await;

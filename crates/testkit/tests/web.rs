@@ -45,6 +45,7 @@ on_both_stores!(
     tasks_mine_all_overdue_assign_and_done,
     contacts_search_consent_history_and_smart_lists,
     reports_chart_and_csv,
+    settings_for_owners_checked_and_applied,
 );
 
 const CALLER: &str = "+15125550123";
@@ -924,6 +925,98 @@ async fn reports_chart_and_csv(url: &str) {
         (anonymous.status, anonymous.location.as_deref()),
         (303, Some("/login"))
     );
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn settings_for_owners_checked_and_applied(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let hash = password::hash(PASSWORD).unwrap();
+    app.store
+        .create_user(
+            account.id,
+            "mike@example.com",
+            "Mike Tech",
+            Role::Member,
+            &hash,
+            0,
+        )
+        .await
+        .unwrap();
+
+    let mut mike = Browser::new(&app);
+    mike.sign_in("mike@example.com", PASSWORD).await;
+    assert!(!mike.get("/").await.body.contains("href=\"/settings\""));
+    let refused = mike.get("/settings").await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("only an owner"));
+
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    let page = owner.get("/settings").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("It is Mon 9:00 AM in America&#x2f;Chicago: open now."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(BUSINESS_NUMBER));
+    assert!(page.body.contains("mike@example.com"));
+    let csrf = hidden(&page.body, "csrf");
+    let good_message = "Hi {{contact.first_name | default(\"there\")}}, Acme here. Sorry we missed you! Reply and we'll help.";
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("name", "Acme Plumbing"),
+        ("booking_link", ""),
+        ("time_zone", "America/Chicago"),
+        ("hours_mon", "09:00-17:00"),
+        ("hours_tue", "09:00-17:00"),
+        ("hours_sat", ""),
+        ("quiet_hours", "21:00-08:00"),
+        ("cooldown", "30m"),
+        ("message", "Hey {{contact.first_name}}, sorry we missed you"),
+        ("do_not_text", "(512) 555-0150\n"),
+        ("text_back_enabled", "on"),
+    ];
+    // The "Hey ," mistake is refused, with the field named, and nothing changes.
+    let bad = owner.post("/settings", &fields).await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.body.contains("Nothing was saved: Text back message"),
+        "{}",
+        bad.body
+    );
+    let unchanged = app.store.account_by_id(account.id).await.unwrap().unwrap();
+    assert_eq!(unchanged.text_back_template, account.text_back_template);
+    assert_eq!(unchanged.cooldown_secs, account.cooldown_secs);
+
+    fields[9].1 = good_message;
+    let ok = owner.post("/settings", &fields).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("Saved."));
+    let saved = app.store.account_by_id(account.id).await.unwrap().unwrap();
+    assert_eq!(saved.text_back_template, good_message);
+    assert_eq!(saved.cooldown_secs, 1800);
+    assert_eq!(saved.do_not_text, vec!["+15125550150".to_owned()]);
+    assert!(saved.text_back_enabled);
+    assert_eq!(
+        saved.business_hours.get("mon").map(String::as_str),
+        Some("09:00-17:00")
+    );
+    assert!(
+        saved
+            .business_hours
+            .get("wed")
+            .is_none_or(|v| v == "closed")
+    );
+
+    // The do-not-text list is in force at once.
+    app.missed_call("+15125550150", "no-answer").await;
+    app.drain().await;
+    assert!(!fake.sent().iter().any(|m| m.to == "+15125550150"));
 
     app.stop().await;
     fake.stop();

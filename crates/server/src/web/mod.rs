@@ -7,6 +7,7 @@ mod pages;
 pub mod password;
 mod reports;
 mod session;
+mod settings;
 pub mod setup;
 mod tasks;
 
@@ -44,7 +45,9 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/segments", post(inbox::segments))
         .route("/ui/lint", post(setup::lint_fragment))
         .route("/setup", get(setup::form).post(setup::submit))
+        .route("/settings", get(settings::show).post(settings::update))
         .route("/assets/app.css", get(stylesheet))
+        .route("/assets/lint.js", get(lint_script))
 }
 
 async fn stylesheet() -> Response {
@@ -54,6 +57,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../templates/app.css"),
+    )
+        .into_response()
+}
+
+async fn lint_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/lint.js"),
     )
         .into_response()
 }
@@ -86,6 +100,10 @@ fn templates() -> &'static Environment<'static> {
             ),
             ("contact.html", include_str!("../../templates/contact.html")),
             ("reports.html", include_str!("../../templates/reports.html")),
+            (
+                "settings.html",
+                include_str!("../../templates/settings.html"),
+            ),
             ("lint.html", include_str!("../../templates/lint.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
@@ -117,6 +135,8 @@ pub enum WebError {
     Csrf,
     #[error("there is no such {0} in your account")]
     NotFound(&'static str),
+    #[error("only an owner of the account can change this")]
+    OwnerOnly,
 }
 
 impl IntoResponse for WebError {
@@ -124,6 +144,7 @@ impl IntoResponse for WebError {
         let status = match self {
             WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::OwnerOnly => StatusCode::FORBIDDEN,
             WebError::Store(_) | WebError::Template(_) => {
                 tracing::error!(error = %self, "web page failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -132,6 +153,7 @@ impl IntoResponse for WebError {
         let (title, detail) = match &self {
             WebError::Csrf => ("Form expired", self.to_string()),
             WebError::NotFound(_) => ("Not found", self.to_string()),
+            WebError::OwnerOnly => ("Owners only", self.to_string()),
             _ => (
                 "Something went wrong",
                 "Textback could not show this page. Try again in a moment; if it keeps \
@@ -154,6 +176,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 15);
+        assert_eq!(env.templates().count(), 16);
     }
 }
