@@ -53,6 +53,11 @@ macro_rules! migrations {
                 name: "users",
                 sql: include_str!(concat!("../migrations/", $dir, "/0008_users.sql")),
             },
+            Migration {
+                version: 9,
+                name: "reads",
+                sql: include_str!(concat!("../migrations/", $dir, "/0009_reads.sql")),
+            },
         ]
     };
 }

@@ -133,6 +133,54 @@ impl Store {
         })
     }
 
+    /// Records that `user_id` has read the conversation up to `message_id` (never backwards).
+    pub async fn mark_read(
+        &self,
+        user_id: i64,
+        conversation_id: i64,
+        message_id: i64,
+    ) -> Result<()> {
+        in_write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO conversation_reads (user_id, conversation_id, last_read_message_id) \
+                 VALUES ($1, $2, $3) ON CONFLICT (user_id, conversation_id) DO UPDATE SET \
+                 last_read_message_id = CASE WHEN excluded.last_read_message_id > conversation_reads.last_read_message_id \
+                 THEN excluded.last_read_message_id ELSE conversation_reads.last_read_message_id END",
+            )
+            .bind(user_id)
+            .bind(conversation_id)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Per conversation of the account, how many customer messages `user_id` has not read.
+    pub async fn unread_counts(
+        &self,
+        user_id: i64,
+        account_id: i64,
+    ) -> Result<std::collections::HashMap<i64, i64>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT m.conversation_id, COUNT(*) AS unread FROM messages m \
+                 LEFT JOIN conversation_reads r ON r.conversation_id = m.conversation_id AND r.user_id = $1 \
+                 WHERE m.account_id = $2 AND m.direction = 'inbound' AND m.conversation_id IS NOT NULL \
+                 AND m.id > COALESCE(r.last_read_message_id, 0) GROUP BY m.conversation_id",
+            )
+            .bind(user_id)
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = std::collections::HashMap::new();
+            for r in rows {
+                out.insert(r.try_get::<i64, _>("conversation_id")?, r.try_get::<i64, _>("unread")?);
+            }
+            Ok(out)
+        })
+    }
+
     pub async fn user_count(&self) -> Result<i64> {
         Ok(on_pool!(self, pool => {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")

@@ -366,6 +366,7 @@ async fn inbox_thread_reply_and_task_done(url: &str) {
     let inbox = browser.get("/inbox").await;
     assert_eq!(inbox.status, 200);
     assert!(inbox.body.contains("Waiting for a reply"), "{}", inbox.body);
+    assert!(inbox.body.contains("1 new"), "{}", inbox.body);
     let href_at = inbox
         .body
         .find("href=\"/inbox/")
@@ -381,6 +382,12 @@ async fn inbox_thread_reply_and_task_done(url: &str) {
     );
     assert!(thread.body.contains("can someone come fix a leak today?"));
     assert!(thread.body.contains("Received"));
+    // Opening the thread reads it, for this user only.
+    assert!(!browser.get("/inbox").await.body.contains("1 new"));
+    add_user(&app, account.id, "mike@example.com", "Mike Tech").await;
+    let mut mike = Browser::new(&app);
+    mike.sign_in("mike@example.com", PASSWORD).await;
+    assert!(mike.get("/inbox").await.body.contains("1 new"));
 
     // A reply goes to the carrier from the business number.
     let csrf = hidden(&thread.body, "csrf");

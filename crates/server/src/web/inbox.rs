@@ -37,6 +37,10 @@ pub(super) fn parse_id(raw: &str, what: &'static str) -> Result<i64, WebError> {
 pub async fn list(State(state): State<AppState>, signed_in: SignedIn) -> PageResult {
     let account = account_of(&state, &signed_in).await?;
     let tz = zone(&account);
+    let unread = state
+        .store
+        .unread_counts(signed_in.session.user.id, account.id)
+        .await?;
     let conversations: Vec<minijinja::Value> = state
         .store
         .conversations_page(account.id, None, 100)
@@ -49,6 +53,7 @@ pub async fn list(State(state): State<AppState>, signed_in: SignedIn) -> PageRes
                 when => local_time(c.last_message_at_ms, &tz),
                 // The last word was the customer's: someone should answer.
                 unanswered => c.last_inbound_at_ms == Some(c.last_message_at_ms),
+                unread => unread.get(&c.id).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -160,6 +165,10 @@ async fn thread_page(
         .map(|n| format!("{n} ({phone})"))
         .unwrap_or_else(|| phone.clone());
     let (messages, newest) = thread_messages(state, account, id).await?;
+    state
+        .store
+        .mark_read(signed_in.session.user.id, id, newest)
+        .await?;
     let page = render(
         "thread.html",
         context! {
@@ -190,6 +199,11 @@ pub async fn messages_fragment(
         .await?
         .ok_or(WebError::NotFound("conversation"))?;
     let (messages, newest) = thread_messages(&state, &account, id).await?;
+    // The live update shows them on an open thread: they are read.
+    state
+        .store
+        .mark_read(signed_in.session.user.id, id, newest)
+        .await?;
     Ok(render(
         "thread_messages.html",
         context! { messages => messages, newest => newest },
