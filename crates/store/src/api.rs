@@ -71,6 +71,24 @@ macro_rules! contact_from_row {
     }};
 }
 
+/// Contact rows with each contact's tags.
+macro_rules! contacts_with_tags {
+    ($pool:expr, $rows:expr) => {{
+        let mut out = Vec::with_capacity($rows.len());
+        for r in $rows {
+            let id: i64 = r.try_get("id")?;
+            let tags: Vec<String> = sqlx::query_scalar(
+                "SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key",
+            )
+            .bind(id)
+            .fetch_all($pool)
+            .await?;
+            out.push(contact_from_row!(r, tags));
+        }
+        Ok(out)
+    }};
+}
+
 impl Store {
     pub async fn create_api_key(
         &self,
@@ -245,16 +263,7 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let id: i64 = r.try_get("id")?;
-                let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
-                    .bind(id)
-                    .fetch_all(pool)
-                    .await?;
-                out.push(contact_from_row!(r, tags));
-            }
-            Ok(out)
+            contacts_with_tags!(pool, rows)
         })
     }
 
@@ -291,16 +300,7 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let id: i64 = r.try_get("id")?;
-                let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
-                    .bind(id)
-                    .fetch_all(pool)
-                    .await?;
-                out.push(contact_from_row!(r, tags));
-            }
-            Ok(out)
+            contacts_with_tags!(pool, rows)
         })
     }
 

@@ -163,13 +163,42 @@ async fn start(url: &str) -> (TestApp, FakeTwilio, AccountRecord) {
     (app, fake, account)
 }
 
-async fn add_user(app: &TestApp, account_id: i64, email: &str, name: &str) {
+async fn add_user_as(app: &TestApp, account_id: i64, email: &str, name: &str, role: Role) {
     let hash = password::hash(PASSWORD).unwrap();
     app.store
-        .create_user(account_id, email, name, Role::Owner, &hash, 0)
+        .create_user(account_id, email, name, role, &hash, 0)
         .await
         .unwrap()
         .expect("a new email");
+}
+
+async fn add_user(app: &TestApp, account_id: i64, email: &str, name: &str) {
+    add_user_as(app, account_id, email, name, Role::Owner).await;
+}
+
+async fn add_member(app: &TestApp, account_id: i64, email: &str, name: &str) {
+    add_user_as(app, account_id, email, name, Role::Member).await;
+}
+
+/// Someone signed in to a second account, "Other Co".
+async fn stranger(app: &TestApp, account: &AccountRecord) -> Browser {
+    let other = app
+        .store
+        .save_account(
+            &AccountRecord {
+                id: 0,
+                slug: "other-co".into(),
+                name: "Other Co".into(),
+                ..account.clone()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    add_user(app, other, "someone@other.example", "Sam Other").await;
+    let mut browser = Browser::new(app);
+    browser.sign_in("someone@other.example", PASSWORD).await;
+    browser
 }
 
 async fn sign_in_sign_out_and_csrf(url: &str) {
@@ -282,22 +311,7 @@ async fn today_shows_the_missed_call_and_its_callback(url: &str) {
     );
 
     // A member of another account sees none of it.
-    let other = app
-        .store
-        .save_account(
-            &AccountRecord {
-                id: 0,
-                slug: "other-co".into(),
-                name: "Other Co".into(),
-                ..account.clone()
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    add_user(&app, other, "someone@other.example", "Sam Other").await;
-    let mut stranger = Browser::new(&app);
-    stranger.sign_in("someone@other.example", PASSWORD).await;
+    let mut stranger = stranger(&app, &account).await;
     let theirs = stranger.get("/").await;
     assert_eq!(theirs.status, 200);
     assert!(theirs.body.contains("Missed calls today (0)"));
@@ -384,7 +398,7 @@ async fn inbox_thread_reply_and_task_done(url: &str) {
     assert!(thread.body.contains("Received"));
     // Opening the thread reads it, for this user only.
     assert!(!browser.get("/inbox").await.body.contains("1 new"));
-    add_user(&app, account.id, "mike@example.com", "Mike Tech").await;
+    add_member(&app, account.id, "mike@example.com", "Mike Tech").await;
     let mut mike = Browser::new(&app);
     mike.sign_in("mike@example.com", PASSWORD).await;
     assert!(mike.get("/inbox").await.body.contains("1 new"));
@@ -470,22 +484,7 @@ async fn inbox_thread_reply_and_task_done(url: &str) {
     );
 
     // Someone from another account gets "not found" for this thread and task.
-    let other = app
-        .store
-        .save_account(
-            &AccountRecord {
-                id: 0,
-                slug: "other-co".into(),
-                name: "Other Co".into(),
-                ..account.clone()
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    add_user(&app, other, "someone@other.example", "Sam Other").await;
-    let mut stranger = Browser::new(&app);
-    stranger.sign_in("someone@other.example", PASSWORD).await;
+    let mut stranger = stranger(&app, &account).await;
     assert_eq!(stranger.get(&thread_path).await.status, 404);
     assert_eq!(
         stranger
@@ -639,18 +638,7 @@ async fn first_run_setup_creates_the_business_and_signs_the_owner_in(url: &str) 
 async fn tasks_mine_all_overdue_assign_and_done(url: &str) {
     let (app, fake, account) = start(url).await;
     add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
-    let hash = password::hash(PASSWORD).unwrap();
-    app.store
-        .create_user(
-            account.id,
-            "mike@example.com",
-            "Mike Tech",
-            Role::Member,
-            &hash,
-            0,
-        )
-        .await
-        .unwrap();
+    add_member(&app, account.id, "mike@example.com", "Mike Tech").await;
     app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
 
@@ -855,22 +843,7 @@ async fn contacts_search_consent_history_and_smart_lists(url: &str) {
     assert!(page.body.contains("“STOP”"), "{}", page.body);
 
     // Another account sees neither the contact nor the list.
-    let other = app
-        .store
-        .save_account(
-            &AccountRecord {
-                id: 0,
-                slug: "other-co".into(),
-                name: "Other Co".into(),
-                ..account.clone()
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    add_user(&app, other, "someone@other.example", "Sam Other").await;
-    let mut stranger = Browser::new(&app);
-    stranger.sign_in("someone@other.example", PASSWORD).await;
+    let mut stranger = stranger(&app, &account).await;
     assert_eq!(stranger.get(&contact_path).await.status, 404);
     assert_eq!(stranger.get(&list_path).await.status, 404);
     assert!(!stranger.get("/contacts").await.body.contains("Ana Lopez"));
@@ -940,18 +913,7 @@ async fn reports_chart_and_csv(url: &str) {
 async fn settings_for_owners_checked_and_applied(url: &str) {
     let (app, fake, account) = start(url).await;
     add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
-    let hash = password::hash(PASSWORD).unwrap();
-    app.store
-        .create_user(
-            account.id,
-            "mike@example.com",
-            "Mike Tech",
-            Role::Member,
-            &hash,
-            0,
-        )
-        .await
-        .unwrap();
+    add_member(&app, account.id, "mike@example.com", "Mike Tech").await;
 
     let mut mike = Browser::new(&app);
     mike.sign_in("mike@example.com", PASSWORD).await;
