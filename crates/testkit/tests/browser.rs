@@ -135,6 +135,12 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
         "the carrier stand-in received the reply"
     );
 
+    // The callback, done from Today with the keyboard-reachable Done button.
+    browser.click("nav a[href='/']").await;
+    browser.wait_for_text("Callbacks to make (1)").await;
+    browser.click("form[action^='/tasks/'] button").await;
+    browser.wait_for_text("Callbacks to make (0)").await;
+
     // Settings: editing the text back message, the linter reacts as you type.
     browser.click("nav a[href='/settings']").await;
     browser.wait_for_text("Looks good.").await;
