@@ -7,6 +7,7 @@ pub mod api;
 mod automation;
 pub mod contacts_io;
 pub mod deliver;
+pub mod doctor;
 mod error;
 mod health;
 pub mod metrics;

@@ -982,6 +982,17 @@ async fn settings_for_owners_checked_and_applied(url: &str) {
             .is_none_or(|v| v == "closed")
     );
 
+    // The doctor's checks as a page, for owners.
+    let doctor = owner.get("/doctor").await;
+    assert_eq!(doctor.status, 200);
+    assert!(doctor.body.contains("<title>Doctor · Textback</title>"));
+    assert!(
+        doctor.body.contains("<strong>PASS</strong>"),
+        "{}",
+        doctor.body
+    );
+    assert_eq!(mike.get("/doctor").await.status, 403);
+
     // The do-not-text list is in force at once.
     app.missed_call("+15125550150", "no-answer").await;
     app.drain().await;

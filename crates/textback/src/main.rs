@@ -2,7 +2,7 @@
 
 mod apply;
 mod config;
-mod doctor;
+use textback_server::doctor;
 mod simulate;
 
 use std::io::IsTerminal;

@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/lint", post(setup::lint_fragment))
         .route("/setup", get(setup::form).post(setup::submit))
         .route("/settings", get(settings::show).post(settings::update))
+        .route("/doctor", get(settings::doctor))
         .route("/assets/app.css", get(stylesheet))
         .route("/assets/lint.js", get(lint_script))
 }
@@ -105,6 +106,7 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../templates/settings.html"),
             ),
             ("lint.html", include_str!("../../templates/lint.html")),
+            ("doctor.html", include_str!("../../templates/doctor.html")),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
             // template cannot reach a user.
@@ -173,9 +175,17 @@ impl IntoResponse for WebError {
 
 #[cfg(test)]
 mod tests {
+    /// Every `.html` file in `templates/` is compiled in (and parses).
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 16);
+        let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".html"))
+            })
+            .count();
+        assert_eq!(env.templates().count(), on_disk);
     }
 }

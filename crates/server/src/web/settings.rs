@@ -262,3 +262,53 @@ fn field_label(field: &str) -> &'static str {
         _ => "A setting",
     }
 }
+
+/// The doctor's checks for this account, as a page.
+pub async fn doctor(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Response, WebError> {
+    owner_only(&signed_in)?;
+    let account = account_of(&state, &signed_in).await?;
+    let facts = crate::doctor::gather(
+        &state.store,
+        state.twilio.as_ref(),
+        &state.public_url,
+        Some(&account.slug),
+        state.now_ms(),
+    )
+    .await?;
+    let findings: Vec<crate::doctor::Finding> =
+        facts.iter().flat_map(crate::doctor::evaluate).collect();
+    let failing = findings
+        .iter()
+        .filter(|f| f.status == crate::doctor::Status::Fail)
+        .count();
+    let summary = match failing {
+        0 => "Nothing is failing.".to_owned(),
+        1 => "1 check is failing: see below.".to_owned(),
+        n => format!("{n} checks are failing: see below."),
+    };
+    let view: Vec<minijinja::Value> = findings
+        .iter()
+        .map(|f| {
+            context! {
+                label => f.status.label(),
+                status => f.status.label().to_lowercase(),
+                number => &f.number,
+                check => f.check,
+                message => &f.message,
+                fix => &f.fix,
+            }
+        })
+        .collect();
+    Ok(render(
+        "doctor.html",
+        context! {
+            summary => summary,
+            findings => view,
+            ..frame(&signed_in, &account, "settings", "Doctor")
+        },
+    )?
+    .into_response())
+}

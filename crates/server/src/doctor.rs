@@ -22,7 +22,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Status::Pass => "PASS",
             Status::Info => "INFO",
