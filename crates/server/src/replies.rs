@@ -42,7 +42,7 @@ pub async fn reply(
         .await?
         .ok_or(ReplyError::NoConversation)?;
     let carrier = match state.store.number_by_e164(&number).await? {
-        Some(n) => state.carrier_for(&n.carrier),
+        Some(n) => state.carrier_for(&n.carrier, &to),
         None => "sandbox",
     };
     let reply = Reply {

@@ -177,14 +177,14 @@ async fn start_runs(state: &AppState, job: &Job) -> Result<Vec<i64>, JobFailure>
 async fn advance_run(state: &AppState, job: &Job) -> Result<Vec<i64>, JobFailure> {
     look_up_line_type(state, job.subject_id).await?;
     let now = state.clock.now();
-    let carrier_of = |c: &str| state.carrier_for(c);
     state
         .store
         .advance_run(job, now.as_millisecond(), |input| {
+            let to = input.contact.as_ref().map_or("", |c| c.phone.as_str());
             let carrier = input
                 .number
                 .as_ref()
-                .map(|n| carrier_of(&n.carrier))
+                .map(|n| state.carrier_for(&n.carrier, to))
                 .unwrap_or("sandbox");
             let plan = plan_run(input, now, carrier);
             count_decisions(&plan);

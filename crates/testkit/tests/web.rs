@@ -46,6 +46,7 @@ on_both_stores!(
     contacts_search_consent_history_and_smart_lists,
     reports_chart_and_csv,
     settings_for_owners_checked_and_applied,
+    a_test_call_shows_the_text_the_task_and_the_tag,
 );
 
 const CALLER: &str = "+15125550123";
@@ -997,6 +998,59 @@ async fn settings_for_owners_checked_and_applied(url: &str) {
     app.missed_call("+15125550150", "no-answer").await;
     app.drain().await;
     assert!(!fake.sent().iter().any(|m| m.to == "+15125550150"));
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn a_test_call_shows_the_text_the_task_and_the_tag(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("owner@example.com", PASSWORD).await;
+    let today = browser.get("/").await;
+    assert!(today.body.contains("Send a test call"));
+    let csrf = hidden(&today.body, "csrf");
+    assert_eq!(browser.post("/test-call", &[]).await.status, 403);
+
+    let started = browser.post("/test-call", &[("csrf", &csrf)]).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let page_path = started.location.clone().unwrap();
+    assert!(page_path.starts_with("/test-call/CA"));
+    app.drain().await;
+    let page = browser.get(&page_path).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Texted back"), "{}", page.body);
+    assert!(page.body.contains("Sorry we missed your call"));
+    assert!(page.body.contains("Call back +12025550100"));
+    assert!(page.body.contains("Missed Call"));
+    assert!(
+        !page.body.contains("http-equiv=\"refresh\""),
+        "done: no more refreshing"
+    );
+    // The fictional caller's text stayed in the sandbox although Twilio is configured.
+    assert!(
+        fake.sent()
+            .iter()
+            .all(|m| m.to != textback_server::web::TEST_CALLER)
+    );
+    assert!(browser.get("/inbox").await.body.contains("+12025550100"));
+
+    // A second test call right away is not texted again: the cooldown.
+    let again = browser.post("/test-call", &[("csrf", &csrf)]).await;
+    app.drain().await;
+    let second = browser.get(again.location.as_deref().unwrap()).await;
+    assert!(
+        second
+            .body
+            .contains("Not texted: this caller was already texted back"),
+        "{}",
+        second.body
+    );
+
+    // Another account cannot look at it.
+    let mut stranger = stranger(&app, &account).await;
+    assert_eq!(stranger.get(&page_path).await.status, 404);
 
     app.stop().await;
     fake.stop();

@@ -10,6 +10,7 @@ mod session;
 mod settings;
 pub mod setup;
 mod tasks;
+mod test_call;
 
 use std::sync::OnceLock;
 
@@ -22,6 +23,7 @@ use minijinja::Environment;
 use crate::AppState;
 
 pub use session::{LoginLimiter, SESSION_COOKIE};
+pub use test_call::TEST_CALLER;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -47,6 +49,8 @@ pub fn routes() -> Router<AppState> {
         .route("/setup", get(setup::form).post(setup::submit))
         .route("/settings", get(settings::show).post(settings::update))
         .route("/doctor", get(settings::doctor))
+        .route("/test-call", post(test_call::start))
+        .route("/test-call/{sid}", get(test_call::show))
         .route("/assets/app.css", get(stylesheet))
         .route("/assets/lint.js", get(lint_script))
 }
@@ -107,6 +111,10 @@ fn templates() -> &'static Environment<'static> {
             ),
             ("lint.html", include_str!("../../templates/lint.html")),
             ("doctor.html", include_str!("../../templates/doctor.html")),
+            (
+                "test_call.html",
+                include_str!("../../templates/test_call.html"),
+            ),
         ] {
             // The templates ship in the binary and a test renders each one, so a broken
             // template cannot reach a user.

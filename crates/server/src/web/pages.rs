@@ -1,7 +1,7 @@
 //! Page handlers: sign-in, sign-out, Today.
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::tz::TimeZone;
@@ -162,8 +162,14 @@ pub async fn logout(
     ))
 }
 
+#[derive(Deserialize)]
+pub struct TodayQuery {
+    welcome: Option<String>,
+}
+
 pub async fn today(
     State(state): State<AppState>,
+    Query(q): Query<TodayQuery>,
     signed_in: Result<SignedIn, Response>,
 ) -> PageResult {
     let signed_in = match signed_in {
@@ -216,6 +222,7 @@ pub async fn today(
             calls => calls,
             tasks => tasks,
             funnel => funnel,
+            welcome => q.welcome.is_some(),
             ..frame(&signed_in, &account, "today", "Today")
         },
     )?
@@ -333,7 +340,7 @@ pub(super) fn local_time(ms: i64, tz: &TimeZone) -> String {
 }
 
 /// A missed call and what Textback did about it, in words.
-fn call_card(c: &CallView, tz: &TimeZone) -> minijinja::Value {
+pub(super) fn call_card(c: &CallView, tz: &TimeZone) -> minijinja::Value {
     let reason = c.text_back_reason.as_deref().unwrap_or("");
     let why = SkipReason::from_code(reason)
         .map(|r| r.explain().to_owned())
