@@ -153,6 +153,22 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
     browser.wait_for_text("has no fallback").await;
     browser.screenshot(shots.as_deref(), "settings").await;
 
+    // Send a test call from Today: the page follows it to the text, the task and the tag,
+    // and the conversation is in the inbox.
+    browser.click("nav a[href='/']").await;
+    browser.wait_for_text("Send a test call").await;
+    browser.click("form[action='/test-call'] button").await;
+    browser.wait_for_text("Test call").await;
+    app.drain().await;
+    let shown = browser.wait_for_text("Call back +12025550100").await;
+    assert!(
+        shown.contains("Texted back") && shown.contains("Missed Call"),
+        "{shown}"
+    );
+    browser.screenshot(shots.as_deref(), "test-call").await;
+    browser.click("nav a[href='/inbox']").await;
+    browser.wait_for_text("+12025550100").await;
+
     browser.click("header button[type=submit]").await;
     browser.wait_for_text("Sign in to Textback").await;
     browser.goto(&format!("{}/", app.base_url)).await;
