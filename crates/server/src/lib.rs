@@ -121,6 +121,7 @@ impl App {
             workers: config.workers,
             allow_private_webhooks: config.allow_private_webhooks,
             login_limiter: web::LoginLimiter::default(),
+            stopping: Default::default(),
         };
         Ok(App { state })
     }
@@ -167,8 +168,10 @@ impl App {
             worker_tasks.push(tokio::spawn(w.run(stop_rx.clone())));
         }
         let router = self.router();
+        let stopping = self.state.stopping.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let result = server.await;
         let _ = stop_tx.send(true);

@@ -20,6 +20,9 @@ pub struct AppState {
     /// Workflow webhooks may target private and loopback addresses.
     pub allow_private_webhooks: bool,
     pub login_limiter: crate::web::LoginLimiter,
+    /// Set when the server starts shutting down, so long-lived responses (the inbox's
+    /// server-sent events) end and let the graceful shutdown finish.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {

@@ -508,7 +508,25 @@ async fn inbox_thread_reply_and_task_done(url: &str) {
     );
     assert!(!stranger.get("/inbox").await.body.contains(CALLER));
 
-    app.stop().await;
+    // An open live-update stream does not hold up a shutdown.
+    let stream = browser
+        .http
+        .get(format!("{}{thread_path}/events", browser.base))
+        .header(
+            "cookie",
+            format!("textback_session={}", browser.cookies["textback_session"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server stops with an event stream open");
+    drop(stream);
     fake.stop();
 }
 

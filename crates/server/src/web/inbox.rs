@@ -237,6 +237,10 @@ pub async fn events(
         futures_util::stream::unfold((state, after), move |(state, mut seen)| async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                // On shutdown the stream ends; the browser reconnects by itself.
+                if state.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return None;
+                }
                 let newest = state
                     .store
                     .conversation_messages(account_id, id, None, 1)
