@@ -634,11 +634,20 @@ async fn first_run_setup_creates_the_business_and_signs_the_owner_in(url: &str) 
     assert_eq!(again.location.as_deref(), Some("/login"));
     assert_eq!(app.store.user_count().await.unwrap(), 1);
 
-    // The live linter's verdict on a draft.
-    let lint = browser
-        .http
-        .post(format!("{}/ui/lint?business=Acme", browser.base))
-        .body("Hey {{contact.first_name}}, call us")
+    // The live linter's verdict on a draft: for signed-in people once setup is done.
+    let lint_request = || {
+        browser
+            .http
+            .post(format!("{}/ui/lint?business=Acme", browser.base))
+            .body("Hey {{contact.first_name}}, call us")
+    };
+    let anonymous = lint_request().send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let lint = lint_request()
+        .header(
+            "cookie",
+            format!("textback_session={}", browser.cookies["textback_session"]),
+        )
         .send()
         .await
         .unwrap()

@@ -342,7 +342,16 @@ pub struct LintQuery {
 }
 
 /// The linter's verdict on a draft message, as a small HTML fragment for the live preview.
-pub async fn lint_fragment(Query(q): Query<LintQuery>, body: String) -> Response {
+/// For signed-in people, and for the setup page while no one can sign in yet.
+pub async fn lint_fragment(
+    State(state): State<AppState>,
+    signed_in: Result<super::session::SignedIn, Response>,
+    Query(q): Query<LintQuery>,
+    body: String,
+) -> Response {
+    if signed_in.is_err() && !matches!(state.store.user_count().await, Ok(0)) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     let report = lint(&LintInput {
         text: &body,
         kind: MessageKind::TextBack,
