@@ -47,6 +47,7 @@ on_both_stores!(
     reports_chart_and_csv,
     settings_for_owners_checked_and_applied,
     a_test_call_shows_the_text_the_task_and_the_tag,
+    automations_listed_and_switched_by_owners,
 );
 
 const CALLER: &str = "+15125550123";
@@ -1078,6 +1079,88 @@ async fn a_test_call_shows_the_text_the_task_and_the_tag(url: &str) {
     // Another account cannot look at it.
     let mut stranger = stranger(&app, &account).await;
     assert_eq!(stranger.get(&page_path).await.status, 404);
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn automations_listed_and_switched_by_owners(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    add_member(&app, account.id, "mike@example.com", "Mike Tech").await;
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    let page = owner.get("/workflows").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<title>Automations · Textback</title>"));
+    assert!(
+        page.body
+            .contains("Send a text → create a callback task → tag “Missed Call” → wait 30m"),
+        "{}",
+        page.body
+    );
+    let csrf = hidden(&page.body, "csrf");
+    let recommended = app
+        .store
+        .workflows_of_account(account.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| !w.builtin)
+        .unwrap();
+    assert!(recommended.active);
+
+    // A member sees them but cannot switch them.
+    let mut mike = Browser::new(&app);
+    mike.sign_in("mike@example.com", PASSWORD).await;
+    let theirs = mike.get("/workflows").await;
+    assert!(!theirs.body.contains("Turn off"));
+    let mike_csrf = hidden(&theirs.body, "csrf");
+    let path = format!("/workflows/{}/deactivate", recommended.id);
+    assert_eq!(mike.post(&path, &[("csrf", &mike_csrf)]).await.status, 403);
+
+    // Off: a missed call is no longer texted by it (and nothing else is on).
+    let off = owner.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(off.location.as_deref(), Some("/workflows"));
+    assert!(owner.get("/workflows").await.body.contains("Off · version"));
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert!(fake.sent().is_empty(), "{:#?}", fake.sent());
+
+    // The built-in text back switched on here is the account's setting too.
+    let builtin = app
+        .store
+        .workflows_of_account(account.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.builtin)
+        .unwrap();
+    let on = owner
+        .post(
+            &format!("/workflows/{}/activate", builtin.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(on.status, 303);
+    assert!(
+        app.store
+            .account_by_id(account.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .text_back_enabled
+    );
+
+    // Another account's owner: not found, and nothing changes.
+    let mut stranger = stranger(&app, &account).await;
+    let their_csrf = hidden(&stranger.get("/").await.body, "csrf");
+    let on = format!("/workflows/{}/activate", recommended.id);
+    assert_eq!(
+        stranger.post(&on, &[("csrf", &their_csrf)]).await.status,
+        404
+    );
+    assert!(owner.get("/workflows").await.body.contains("Off · version"));
 
     app.stop().await;
     fake.stop();

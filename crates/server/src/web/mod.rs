@@ -11,6 +11,7 @@ mod settings;
 pub mod setup;
 mod tasks;
 mod test_call;
+mod workflows;
 
 use std::sync::OnceLock;
 
@@ -49,6 +50,9 @@ pub fn routes() -> Router<AppState> {
         .route("/setup", get(setup::form).post(setup::submit))
         .route("/settings", get(settings::show).post(settings::update))
         .route("/doctor", get(settings::doctor))
+        .route("/workflows", get(workflows::list))
+        .route("/workflows/{id}/activate", post(workflows::activate))
+        .route("/workflows/{id}/deactivate", post(workflows::deactivate))
         .route("/test-call", post(test_call::start))
         .route("/test-call/{sid}", get(test_call::show))
         .route("/assets/app.css", get(stylesheet))
@@ -111,6 +115,10 @@ fn templates() -> &'static Environment<'static> {
             ),
             ("lint.html", include_str!("../../templates/lint.html")),
             ("doctor.html", include_str!("../../templates/doctor.html")),
+            (
+                "workflows.html",
+                include_str!("../../templates/workflows.html"),
+            ),
             (
                 "test_call.html",
                 include_str!("../../templates/test_call.html"),
