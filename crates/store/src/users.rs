@@ -32,6 +32,14 @@ impl Role {
     }
 }
 
+/// An email as users are stored and looked up: trimmed, lower-cased, with something on
+/// both sides of one `@`; `None` if it is not one.
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    (!local.is_empty() && !domain.is_empty() && !domain.contains('@')).then_some(email)
+}
+
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: i64,
@@ -78,7 +86,7 @@ impl Store {
         password_hash: &str,
         now_ms: i64,
     ) -> Result<Option<i64>> {
-        let email = email.trim().to_lowercase();
+        let email = normalize_email(email).unwrap_or_else(|| email.trim().to_lowercase());
         in_write_tx!(self, tx => {
             let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
                 .bind(&email)
@@ -105,7 +113,7 @@ impl Store {
 
     /// An enabled user by email, any case.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let email = email.trim().to_lowercase();
+        let email = normalize_email(email).unwrap_or_else(|| email.trim().to_lowercase());
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1 AND u.disabled_at IS NULL"
         );
@@ -243,5 +251,21 @@ impl Store {
                 .await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn emails_are_trimmed_lower_cased_and_checked() {
+        assert_eq!(
+            normalize_email(" Pat@Example.COM ").as_deref(),
+            Some("pat@example.com")
+        );
+        for bad in ["", "pat", "@example.com", "pat@", "a@b@c"] {
+            assert_eq!(normalize_email(bad), None, "{bad}");
+        }
     }
 }

@@ -839,12 +839,12 @@ async fn user_command(database_url: &str, command: UserCommand) -> Result<(), Cl
     } = command;
     let role = textback_store::Role::parse(&role)
         .ok_or_else(|| CliError::Refused(format!("--role {role:?}: use owner or member")))?;
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return Err(CliError::Refused(format!(
-            "--email {email:?} is not an email address"
-        )));
-    }
+    let email = textback_store::normalize_email(&email).ok_or_else(|| {
+        CliError::Refused(format!(
+            "--email {:?} is not an email address",
+            email.trim()
+        ))
+    })?;
     if name.trim().is_empty() {
         return Err(CliError::Refused("--name must not be empty".into()));
     }

@@ -11,10 +11,9 @@ use textback_core::duration::HumanDuration;
 use textback_core::smart_list::Filter;
 use textback_store::ContactView;
 
-use super::inbox::parse_id;
 use super::pages::{account_of, frame, local_time, zone};
 use super::session::SignedIn;
-use super::{WebError, render};
+use super::{WebError, parse_id, render};
 use crate::AppState;
 
 fn display_name(c: &ContactView) -> String {

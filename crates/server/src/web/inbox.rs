@@ -20,19 +20,11 @@ use textback_store::{AccountRecord, MessageView};
 
 use super::pages::{account_of, frame, local_time, zone};
 use super::session::SignedIn;
-use super::{WebError, render};
+use super::{WebError, parse_id, render};
 use crate::AppState;
 use crate::replies::{self, ReplyError};
 
 type PageResult = Result<Response, WebError>;
-
-/// An id from the path; anything that is not one is simply not found.
-pub(super) fn parse_id(raw: &str, what: &'static str) -> Result<i64, WebError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or(WebError::NotFound(what))
-}
 
 pub async fn list(State(state): State<AppState>, signed_in: SignedIn) -> PageResult {
     let account = account_of(&state, &signed_in).await?;

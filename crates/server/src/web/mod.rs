@@ -142,6 +142,14 @@ pub(crate) fn render(name: &str, ctx: minijinja::Value) -> Result<Html<String>, 
         .map_err(|e| WebError::Template(e.to_string()))
 }
 
+/// An id from the path; anything that is not one is simply not found.
+pub(crate) fn parse_id(raw: &str, what: &'static str) -> Result<i64, WebError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(WebError::NotFound(what))
+}
+
 /// What can go wrong serving a page; each renders as a plain-language page.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {

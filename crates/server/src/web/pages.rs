@@ -12,7 +12,7 @@ use textback_core::text_back::SkipReason;
 use textback_store::{AccountRecord, CallView, TaskFilter, TaskView};
 
 use super::session::{
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS, SignedIn, constant_time_eq, cookie,
+    CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS, SignedIn, constant_time_eq, cookie,
     set_cookie, with_cookie,
 };
 use super::{WebError, password, render};
@@ -137,11 +137,6 @@ pub(super) async fn start_session(state: &AppState, user_id: i64, to: &str) -> P
         response,
         set_cookie(state, LOGIN_CSRF_COOKIE, "", 0),
     ))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
 }
 
 pub async fn logout(
@@ -325,7 +320,7 @@ pub async fn complete_task(
     if !signed_in.csrf_ok(form.csrf.as_deref()) {
         return Err(WebError::Csrf);
     }
-    let id = super::inbox::parse_id(&raw, "task")?;
+    let id = super::parse_id(&raw, "task")?;
     if state.store.task_account(id).await? != Some(signed_in.session.user.account_id) {
         return Err(WebError::NotFound("task"));
     }

@@ -60,6 +60,12 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// A form that carries only the session's token (sign-out, test call, on/off switches).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: Option<String>,
+}
+
 impl SignedIn {
     /// Whether a submitted form token is this session's.
     pub fn csrf_ok(&self, submitted: Option<&str>) -> bool {

@@ -135,10 +135,10 @@ async fn check(state: &AppState, f: &SetupForm) -> Result<Result<Checked, Vec<St
     if f.name.trim().is_empty() {
         errors.push("Your name is empty.".to_owned());
     }
-    let email = f.email.trim().to_lowercase();
-    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+    let email = textback_store::normalize_email(&f.email).unwrap_or_else(|| {
         errors.push(format!("{:?} is not an email address.", f.email.trim()));
-    }
+        String::new()
+    });
     let business = f.business.trim();
     let slug: String = business
         .to_lowercase()

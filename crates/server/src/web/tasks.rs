@@ -7,10 +7,9 @@ use minijinja::context;
 use serde::Deserialize;
 use textback_store::TaskFilter;
 
-use super::inbox::parse_id;
 use super::pages::{account_of, back_to, frame, local_time, zone};
 use super::session::SignedIn;
-use super::{WebError, render};
+use super::{WebError, parse_id, render};
 use crate::AppState;
 
 #[derive(Deserialize)]

@@ -8,22 +8,16 @@ use axum::extract::{Path, State};
 use axum::http::{Request, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
-use serde::Deserialize;
 use textback_store::TaskFilter;
 use tower::ServiceExt;
 
 use super::pages::{account_of, call_card, frame};
-use super::session::SignedIn;
+use super::session::{CsrfForm, SignedIn};
 use super::{WebError, render};
 use crate::AppState;
 
 /// In the 555-0100–0199 range set aside for fiction: no one can own it.
 pub const TEST_CALLER: &str = "+12025550100";
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
-}
 
 /// Sends one signed carrier webhook through the app's own webhook routes.
 async fn post_webhook(

@@ -5,14 +5,12 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
-use serde::Deserialize;
 use serde_json::Value;
 use textback_store::Role;
 
-use super::inbox::parse_id;
 use super::pages::{account_of, frame};
-use super::session::SignedIn;
-use super::{WebError, render};
+use super::session::{CsrfForm, SignedIn};
+use super::{WebError, parse_id, render};
 use crate::AppState;
 use crate::account_settings::{SettingsChange, apply, save};
 
@@ -73,11 +71,6 @@ pub async fn list(
         },
     )?
     .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
 }
 
 async fn set_active(
