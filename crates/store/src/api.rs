@@ -489,6 +489,24 @@ impl Store {
         })
     }
 
+    /// The account's missed calls (voicemail included) since an instant, newest first.
+    pub async fn missed_calls_since(
+        &self,
+        account_id: i64,
+        since_ms: i64,
+    ) -> Result<Vec<CallView>> {
+        let sql = format!(
+            "{CALL_VIEW} WHERE c.account_id = $1 AND c.started_at >= $2 \
+             AND c.outcome IN ('missed', 'voicemail') ORDER BY c.id DESC"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(since_ms).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows { out.push(call_view_from_row!(r)); }
+            Ok(out)
+        })
+    }
+
     pub async fn call(&self, account_id: i64, id: i64) -> Result<Option<CallView>> {
         let sql = format!("{CALL_VIEW} WHERE c.account_id = $1 AND c.id = $2");
         on_pool!(self, pool => {

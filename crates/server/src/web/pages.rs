@@ -191,12 +191,10 @@ pub async fn today(
         .unwrap_or(0);
     let calls: Vec<minijinja::Value> = state
         .store
-        .calls_page(account.id, None, 200)
+        .missed_calls_since(account.id, midnight_ms)
         .await?
-        .into_iter()
-        .filter(|c| c.started_at_ms >= midnight_ms)
-        .filter(|c| matches!(c.outcome.as_deref(), Some("missed" | "voicemail")))
-        .map(|c| call_card(&c, &tz))
+        .iter()
+        .map(|c| call_card(c, &tz))
         .collect();
     let tasks: Vec<minijinja::Value> = state
         .store
