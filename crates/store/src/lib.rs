@@ -52,7 +52,7 @@ pub use runs::{
     TaskFilter, TaskView, TriggerInput,
 };
 pub use users::{Role, Session, User, normalize_email};
-pub use workflows::{WorkflowChange, WorkflowRecord};
+pub use workflows::{WorkflowChange, WorkflowRecord, WorkflowVersion};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

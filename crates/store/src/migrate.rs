@@ -58,6 +58,11 @@ macro_rules! migrations {
                 name: "reads",
                 sql: include_str!(concat!("../migrations/", $dir, "/0009_reads.sql")),
             },
+            Migration {
+                version: 10,
+                name: "version_authors",
+                sql: include_str!(concat!("../migrations/", $dir, "/0010_version_authors.sql")),
+            },
         ]
     };
 }

@@ -30,6 +30,16 @@ pub enum WorkflowChange {
     Unchanged,
 }
 
+/// One saved version of a workflow, for its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowVersion {
+    pub version: i64,
+    pub spec: String,
+    pub created_at_ms: i64,
+    /// `textback apply`, `API`, or the team member's email; `None` for old versions.
+    pub saved_by: Option<String>,
+}
+
 impl Store {
     /// Creates the workflow, or updates the one with the same name in the account: a changed
     /// spec becomes a new version (runs under way keep theirs).
@@ -41,6 +51,22 @@ impl Store {
         active: bool,
         spec_json: &str,
         now_ms: i64,
+    ) -> Result<WorkflowChange> {
+        self.save_workflow_by(account_id, name, builtin, active, spec_json, now_ms, None)
+            .await
+    }
+
+    /// `save_workflow`, recording who saved a new version.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn save_workflow_by(
+        &self,
+        account_id: i64,
+        name: &str,
+        builtin: bool,
+        active: bool,
+        spec_json: &str,
+        now_ms: i64,
+        saved_by: Option<&str>,
     ) -> Result<WorkflowChange> {
         let for_update = self.for_update();
         let select = format!(
@@ -67,10 +93,11 @@ impl Store {
                     .bind(now_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    sqlx::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at) VALUES ($1, 1, $2, $3)")
+                    sqlx::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at, saved_by) VALUES ($1, 1, $2, $3, $4)")
                         .bind(id)
                         .bind(spec_json)
                         .bind(now_ms)
+                        .bind(saved_by)
                         .execute(&mut *tx)
                         .await?;
                     WorkflowChange::Created
@@ -83,11 +110,12 @@ impl Store {
                     let spec_changed = old_spec != spec_json;
                     if spec_changed {
                         version += 1;
-                        sqlx::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at) VALUES ($1, $2, $3, $4)")
+                        sqlx::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at, saved_by) VALUES ($1, $2, $3, $4, $5)")
                             .bind(id)
                             .bind(version)
                             .bind(spec_json)
                             .bind(now_ms)
+                            .bind(saved_by)
                             .execute(&mut *tx)
                             .await?;
                     }
@@ -130,6 +158,42 @@ impl Store {
                     active: r.try_get("active")?,
                     version: r.try_get("current_version")?,
                     spec: r.try_get("spec")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// One workflow of the account, or `None` when it is not the account's.
+    pub async fn workflow_of_account(
+        &self,
+        account_id: i64,
+        workflow_id: i64,
+    ) -> Result<Option<WorkflowRecord>> {
+        Ok(self
+            .workflows_of_account(account_id)
+            .await?
+            .into_iter()
+            .find(|w| w.id == workflow_id))
+    }
+
+    /// Every version of a workflow, newest first.
+    pub async fn workflow_versions(&self, workflow_id: i64) -> Result<Vec<WorkflowVersion>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT version, spec, created_at, saved_by FROM workflow_versions \
+                 WHERE workflow_id = $1 ORDER BY version DESC",
+            )
+            .bind(workflow_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(WorkflowVersion {
+                    version: r.try_get("version")?,
+                    spec: r.try_get("spec")?,
+                    created_at_ms: r.try_get("created_at")?,
+                    saved_by: r.try_get("saved_by")?,
                 });
             }
             Ok(out)

@@ -48,6 +48,7 @@ on_both_stores!(
     settings_for_owners_checked_and_applied,
     a_test_call_shows_the_text_the_task_and_the_tag,
     automations_listed_and_switched_by_owners,
+    workflow_builder_edits_checks_saves_and_keeps_versions,
 );
 
 const CALLER: &str = "+15125550123";
@@ -143,6 +144,110 @@ fn hidden(html: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in {html}"))
         + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}
+
+/// `name="value"` attributes of one tag (bare ones like `checked` map to "").
+fn attributes(tag: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = tag;
+    while let Some(eq_or_space) = rest.find(|c: char| c == '=' || c.is_whitespace()) {
+        let key = rest[..eq_or_space].trim().to_owned();
+        rest = &rest[eq_or_space..];
+        if rest.starts_with("=\"") {
+            let end = rest[2..].find('"').map_or(rest.len(), |e| e + 2);
+            out.insert(key, unescape(&rest[2..end]));
+            rest = rest.get(end + 1..).unwrap_or("");
+        } else {
+            if !key.is_empty() {
+                out.insert(key, String::new());
+            }
+            rest = rest.trim_start();
+        }
+    }
+    if !rest.trim().is_empty() {
+        out.insert(rest.trim().to_owned(), String::new());
+    }
+    out
+}
+
+/// What a browser would submit from the first `<form>` whose action is `action`, without
+/// the buttons: inputs, ticked boxes, textareas and each select's chosen option.
+fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    // Templates escape `/` in values.
+    let escaped = format!("action=\"{}\"", action.replace('/', "&#x2f;"));
+    let marker = format!("action=\"{action}\"");
+    let start = html
+        .find(&marker)
+        .or_else(|| html.find(&escaped))
+        .unwrap_or_else(|| panic!("no form for {action}"));
+    let form = &html[start..];
+    let form = &form[..form.find("</form>").unwrap()];
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(open) = form[at..].find('<').map(|i| i + at) {
+        let close = form[open..].find('>').unwrap() + open;
+        let tag = &form[open + 1..close];
+        let (name, attrs) = tag.split_once(' ').unwrap_or((tag, ""));
+        let a = attributes(attrs.trim_end_matches('/'));
+        at = close + 1;
+        let Some(field) = a.get("name").cloned() else {
+            continue;
+        };
+        match name {
+            "input" => match a.get("type").map(String::as_str) {
+                Some("submit") => {}
+                Some("checkbox") if !a.contains_key("checked") => {}
+                Some("checkbox") => {
+                    out.push((field, a.get("value").cloned().unwrap_or("on".into())))
+                }
+                _ => out.push((field, a.get("value").cloned().unwrap_or_default())),
+            },
+            "textarea" => {
+                let end = form[at..].find("</textarea>").unwrap() + at;
+                out.push((field, unescape(&form[at..end])));
+                at = end;
+            }
+            "select" => {
+                let end = form[at..].find("</select>").unwrap() + at;
+                let options: Vec<BTreeMap<String, String>> = form[at..end]
+                    .split("<option")
+                    .skip(1)
+                    .map(|o| attributes(&o[..o.find('>').unwrap()]))
+                    .collect();
+                let chosen = options
+                    .iter()
+                    .find(|o| o.contains_key("selected"))
+                    .or(options.first())
+                    .and_then(|o| o.get("value").cloned())
+                    .unwrap_or_default();
+                out.push((field, chosen));
+                at = end;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Sets a field (replacing it) in a scraped form.
+fn set(form: &mut Vec<(String, String)>, name: &str, value: &str) {
+    form.retain(|(k, _)| k != name);
+    form.push((name.to_owned(), value.to_owned()));
+}
+
+async fn press(browser: &mut Browser, action: &str, form: &[(String, String)], op: &str) -> Page {
+    let mut pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pairs.push(("op", op));
+    browser.post(action, &pairs).await
 }
 
 async fn start(url: &str) -> (TestApp, FakeTwilio, AccountRecord) {
@@ -1161,6 +1266,177 @@ async fn automations_listed_and_switched_by_owners(url: &str) {
         404
     );
     assert!(owner.get("/workflows").await.body.contains("Off · version"));
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn workflow_builder_edits_checks_saves_and_keeps_versions(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    add_member(&app, account.id, "mike@example.com", "Mike Tech").await;
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    let workflows_before = app.store.workflows_of_account(account.id).await.unwrap();
+
+    // A new workflow starts from the recommended one, branch and all.
+    let page = owner.get("/workflows/new").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<title>New workflow · Textback</title>"));
+    assert!(
+        page.body.contains("Step 5 › yes › 1 · End the run"),
+        "{}",
+        page.body
+    );
+    let mut form = form_fields(&page.body, "/workflows/new");
+    set(&mut form, "name", "After hours");
+    set(&mut form, "trigger/business_hours", "closed");
+
+    // Adding a team text to the "otherwise" branch redraws the draft; nothing is saved.
+    set(&mut form, "add/5.else.", "notify_team");
+    let page = press(&mut owner, "/workflows/new", &form, "add:5.else.").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Step 5 › otherwise › 2 · Text the team"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        app.store.workflows_of_account(account.id).await.unwrap(),
+        workflows_before
+    );
+
+    // A bad phone on that step is refused, pointing at the step; still nothing saved.
+    let mut form = form_fields(&page.body, "/workflows/new");
+    set(&mut form, "5.else.2/to", "not a phone");
+    let page = press(&mut owner, "/workflows/new", &form, "save").await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains("Not saved: step 5.else.2 (notify_team)"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        app.store.workflows_of_account(account.id).await.unwrap(),
+        workflows_before
+    );
+
+    // "Hey {{contact.first_name}}," could text "Hey ,": the linter refuses it.
+    let mut form = form_fields(&page.body, "/workflows/new");
+    set(&mut form, "5.else.2/to", "");
+    set(
+        &mut form,
+        "1/message",
+        "Hey {{contact.first_name}}, sorry we missed you at {{business.name}}.",
+    );
+    let page = press(&mut owner, "/workflows/new", &form, "save").await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("Not saved: Step 1"), "{}", page.body);
+
+    // Two variants of the text back, then saved.
+    let mut form = form_fields(&page.body, "/workflows/new");
+    set(
+        &mut form,
+        "1/message",
+        "Sorry we missed you! {{business.name}} will call you back shortly.",
+    );
+    let page = press(&mut owner, "/workflows/new", &form, "add_variant:1").await;
+    let mut form = form_fields(&page.body, "/workflows/new");
+    assert!(
+        form.iter()
+            .any(|(k, v)| k == "1/v1/message" && v.starts_with("Sorry we missed you!"))
+    );
+    set(
+        &mut form,
+        "1/v2/message",
+        "{{business.name}} here: we missed your call and will ring you back soon.",
+    );
+    set(&mut form, "1/v2/name", "Short");
+    let saved = press(&mut owner, "/workflows/new", &form, "save").await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let created = app
+        .store
+        .workflows_of_account(account.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.name == "After hours")
+        .expect("saved");
+    assert_eq!(saved.location, Some(format!("/workflows/{}", created.id)));
+    assert!(created.active);
+    let spec: WorkflowSpec = serde_json::from_str(&created.spec).unwrap();
+    let textback_core::workflow::StepSpec::SendSms { variants, .. } = &spec.steps[0] else {
+        panic!("step 1 texts")
+    };
+    assert_eq!(variants.len(), 2);
+    assert_eq!(variants[1].name.as_deref(), Some("Short"));
+    assert!(matches!(
+        &spec.trigger,
+        textback_core::workflow::TriggerSpec::MissedCall { business_hours: Some(h), .. } if h == "closed"
+    ));
+
+    // Changing it: move the tag before the task; a second version, by whom and when.
+    let edit = format!("/workflows/{}/edit", created.id);
+    let page = owner.get(&edit).await;
+    let form = form_fields(&page.body, &edit);
+    let page = press(&mut owner, &edit, &form, "down:2").await;
+    assert!(page.body.contains("Step 2 · Add a tag"), "{}", page.body);
+    let form = form_fields(&page.body, &edit);
+    assert_eq!(press(&mut owner, &edit, &form, "save").await.status, 303);
+    let detail = owner.get(&format!("/workflows/{}", created.id)).await;
+    assert!(
+        detail
+            .body
+            .contains("Version 2</strong> <span class=\"badge\">current</span>"),
+        "{}",
+        detail.body
+    );
+    assert!(
+        detail
+            .body
+            .contains("Send a text → tag “Missed Call” → create a callback task")
+    );
+    assert!(detail.body.contains("by owner@example.com"));
+    let versions = app.store.workflow_versions(created.id).await.unwrap();
+    assert_eq!(versions.len(), 2);
+
+    // Restoring version 1 makes it current again, as version 3.
+    let csrf = hidden(&detail.body, "csrf");
+    let restore = format!("/workflows/{}/versions/1/restore", created.id);
+    assert_eq!(owner.post(&restore, &[("csrf", &csrf)]).await.status, 303);
+    let versions = app.store.workflow_versions(created.id).await.unwrap();
+    assert_eq!(versions[0].version, 3);
+    assert_eq!(versions[0].spec, versions[2].spec);
+
+    // Members see it but cannot build or change; another account cannot even see it.
+    let mut mike = Browser::new(&app);
+    mike.sign_in("mike@example.com", PASSWORD).await;
+    assert_eq!(
+        mike.get(&format!("/workflows/{}", created.id)).await.status,
+        200
+    );
+    assert_eq!(mike.get("/workflows/new").await.status, 403);
+    assert_eq!(mike.get(&edit).await.status, 403);
+    let mut stranger = stranger(&app, &account).await;
+    assert_eq!(
+        stranger
+            .get(&format!("/workflows/{}", created.id))
+            .await
+            .status,
+        404
+    );
+    let their_csrf = hidden(&stranger.get("/").await.body, "csrf");
+    assert_eq!(
+        stranger
+            .post(&restore, &[("csrf", &their_csrf)])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.store.workflow_versions(created.id).await.unwrap().len(),
+        3
+    );
 
     app.stop().await;
     fake.stop();

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use textback_core::lint::{LintInput, MessageKind, Severity, lint};
 use textback_core::workflow::{
     BUILTIN_NAME, QuietHours, StepSpec, TriggerSpec, VariantSpec, Workflow, WorkflowSpec,
+    messages_of,
 };
 use textback_core::{
     AccountSlug, BusinessHours, HumanDuration, MessageTemplate, Phone, TimeZoneName,
@@ -152,67 +153,24 @@ fn lint_message(
     Ok(())
 }
 
-/// Lints every message of a workflow: a `send_sms` before any wait of a missed-call
-/// workflow is the text back; later ones are follow-ups; team texts are replies.
+/// Lints every message of a workflow's steps (see `workflow::messages_of` for which kind each is).
 fn lint_steps(
     place: &str,
     steps: &[StepSpec],
-    mut waited: bool,
     missed_call: bool,
     account: &AccountSpec,
     warnings: &mut Vec<String>,
-) -> Result<bool, ApplyError> {
-    for (i, step) in steps.iter().enumerate() {
-        let here = format!("{place}.steps[{i}]");
-        match step {
-            StepSpec::SendSms { message, variants } => {
-                let kind = if missed_call && !waited {
-                    MessageKind::TextBack
-                } else {
-                    MessageKind::FollowUp
-                };
-                if !message.is_empty() {
-                    lint_message(&here, message, kind, account, warnings)?;
-                }
-                for (k, v) in variants.iter().enumerate() {
-                    lint_message(
-                        &format!("{here}.variants[{k}]"),
-                        &v.message,
-                        kind,
-                        account,
-                        warnings,
-                    )?;
-                }
-            }
-            StepSpec::NotifyTeam { message, .. } => {
-                lint_message(&here, message, MessageKind::Reply, account, warnings)?
-            }
-            StepSpec::Wait { .. } => waited = true,
-            StepSpec::If {
-                then, otherwise, ..
-            } => {
-                let a = lint_steps(
-                    &format!("{here}.then"),
-                    then,
-                    waited,
-                    missed_call,
-                    account,
-                    warnings,
-                )?;
-                let b = lint_steps(
-                    &format!("{here}.else"),
-                    otherwise,
-                    waited,
-                    missed_call,
-                    account,
-                    warnings,
-                )?;
-                waited = a || b;
-            }
-            _ => {}
-        }
+) -> Result<(), ApplyError> {
+    for m in messages_of(steps, missed_call) {
+        lint_message(
+            &format!("{place}.{}", m.field),
+            m.text,
+            m.kind,
+            account,
+            warnings,
+        )?;
     }
-    Ok(waited)
+    Ok(())
 }
 
 pub fn parse(text: &str) -> Result<AccountFile, ApplyError> {
@@ -300,7 +258,6 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             lint_steps(
                 &format!("{at}.text_back"),
                 std::slice::from_ref(&step),
-                false,
                 true,
                 a,
                 &mut warnings,
@@ -428,7 +385,7 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                     }
                     Workflow::from_spec(w).map_err(|e| invalid(&wp, e))?;
                     let missed_call = matches!(w.trigger, TriggerSpec::MissedCall { .. });
-                    lint_steps(&wp, &w.steps, false, missed_call, a, &mut warnings)?;
+                    lint_steps(&wp, &w.steps, missed_call, a, &mut warnings)?;
                     if names.contains(&w.name.trim().to_owned()) {
                         return Err(invalid(wp, "two workflows have this name"));
                     }
@@ -567,7 +524,15 @@ pub async fn apply(store: &Store, text: &str, now_ms: i64) -> Result<Vec<String>
         for (spec, builtin) in &p.workflows {
             let json = spec.versioned_json();
             let change = store
-                .save_workflow(account_id, &spec.name, *builtin, spec.active, &json, now_ms)
+                .save_workflow_by(
+                    account_id,
+                    &spec.name,
+                    *builtin,
+                    spec.active,
+                    &json,
+                    now_ms,
+                    Some("textback apply"),
+                )
                 .await?;
             let state = if spec.active { "active" } else { "inactive" };
             let line = match change {

@@ -6,11 +6,13 @@
 //! given. The worker carries the facts in and the effects out.
 
 pub mod engine;
+pub mod messages;
 pub mod model;
 pub mod quiet;
 pub mod spec;
 
 pub use engine::{Effect, Next, RunContext, SendKind, advance};
+pub use messages::{StepMessage, messages_of};
 pub use model::{
     Condition, Due, Instr, Program, TriggerFacts, TriggerFilter, TriggerKind, Variant, WaitEvent,
     WaitFor, Workflow, WorkflowError, choose_variant,

@@ -945,8 +945,7 @@ fn check_workflow(
     spec: &textback_core::workflow::WorkflowSpec,
     business: &str,
 ) -> Result<Vec<Value>, ApiError> {
-    use textback_core::lint::MessageKind;
-    use textback_core::workflow::{BUILTIN_NAME, StepSpec, TriggerSpec, Workflow};
+    use textback_core::workflow::{BUILTIN_NAME, TriggerSpec, Workflow, messages_of};
     if spec.name.trim() == BUILTIN_NAME {
         return Err(ApiError::invalid(
             "name",
@@ -956,59 +955,9 @@ fn check_workflow(
     Workflow::from_spec(spec).map_err(|e| ApiError::invalid(e.place.clone(), e.why))?;
     let missed = matches!(spec.trigger, TriggerSpec::MissedCall { .. });
     let mut warnings = Vec::new();
-    fn walk(
-        steps: &[StepSpec],
-        prefix: &str,
-        mut waited: bool,
-        missed: bool,
-        business: &str,
-        out: &mut Vec<Value>,
-    ) -> Result<bool, ApiError> {
-        for (i, s) in steps.iter().enumerate() {
-            let at = format!("{prefix}steps[{i}]");
-            match s {
-                StepSpec::SendSms { message, variants } => {
-                    let kind = if missed && !waited {
-                        MessageKind::TextBack
-                    } else {
-                        MessageKind::FollowUp
-                    };
-                    if !message.is_empty() {
-                        out.extend(lint_message(&at, message, kind, business)?);
-                    }
-                    for (k, v) in variants.iter().enumerate() {
-                        out.extend(lint_message(
-                            &format!("{at}.variants[{k}]"),
-                            &v.message,
-                            kind,
-                            business,
-                        )?);
-                    }
-                }
-                StepSpec::NotifyTeam { message, .. } => {
-                    out.extend(lint_message(&at, message, MessageKind::Reply, business)?)
-                }
-                StepSpec::Wait { .. } => waited = true,
-                StepSpec::If {
-                    then, otherwise, ..
-                } => {
-                    let a = walk(then, &format!("{at}.then."), waited, missed, business, out)?;
-                    let b = walk(
-                        otherwise,
-                        &format!("{at}.else."),
-                        waited,
-                        missed,
-                        business,
-                        out,
-                    )?;
-                    waited = a || b;
-                }
-                _ => {}
-            }
-        }
-        Ok(waited)
+    for m in messages_of(&spec.steps, missed) {
+        warnings.extend(lint_message(&m.field, m.text, m.kind, business)?);
     }
-    walk(&spec.steps, "", false, missed, business, &mut warnings)?;
     Ok(warnings)
 }
 
@@ -1029,13 +978,14 @@ async fn save_workflow_spec(
     spec.name = spec.name.trim().to_owned();
     let change = state
         .store
-        .save_workflow(
+        .save_workflow_by(
             account,
             &spec.name,
             false,
             spec.active,
             &spec.versioned_json(),
             state.now_ms(),
+            Some("API"),
         )
         .await?;
     let w = state

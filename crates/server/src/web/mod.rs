@@ -11,6 +11,7 @@ mod settings;
 pub mod setup;
 mod tasks;
 mod test_call;
+mod workflow_form;
 mod workflows;
 
 use std::sync::OnceLock;
@@ -51,6 +52,19 @@ pub fn routes() -> Router<AppState> {
         .route("/settings", get(settings::show).post(settings::update))
         .route("/doctor", get(settings::doctor))
         .route("/workflows", get(workflows::list))
+        .route(
+            "/workflows/new",
+            get(workflows::new_form).post(workflows::new_submit),
+        )
+        .route("/workflows/{id}", get(workflows::detail))
+        .route(
+            "/workflows/{id}/edit",
+            get(workflows::edit_form).post(workflows::edit_submit),
+        )
+        .route(
+            "/workflows/{id}/versions/{version}/restore",
+            post(workflows::restore),
+        )
         .route("/workflows/{id}/activate", post(workflows::activate))
         .route("/workflows/{id}/deactivate", post(workflows::deactivate))
         .route("/test-call", post(test_call::start))
@@ -118,6 +132,14 @@ fn templates() -> &'static Environment<'static> {
             (
                 "workflows.html",
                 include_str!("../../templates/workflows.html"),
+            ),
+            (
+                "workflow.html",
+                include_str!("../../templates/workflow.html"),
+            ),
+            (
+                "workflow_edit.html",
+                include_str!("../../templates/workflow_edit.html"),
             ),
             (
                 "test_call.html",

@@ -339,6 +339,8 @@ async fn routes_changed(state: &AppState) {
 #[derive(Deserialize)]
 pub struct LintQuery {
     business: Option<String>,
+    /// `text_back` (default), `follow_up` or `reply`: the linter's rules differ by kind.
+    kind: Option<String>,
 }
 
 /// The linter's verdict on a draft message, as a small HTML fragment for the live preview.
@@ -354,7 +356,11 @@ pub async fn lint_fragment(
     }
     let report = lint(&LintInput {
         text: &body,
-        kind: MessageKind::TextBack,
+        kind: match q.kind.as_deref() {
+            Some("follow_up") => MessageKind::FollowUp,
+            Some("reply") => MessageKind::Reply,
+            _ => MessageKind::TextBack,
+        },
         business_name: q.business.as_deref().filter(|b| !b.trim().is_empty()),
         booking_link: None,
     });
