@@ -223,6 +223,20 @@ impl Browser {
         panic!("{needle:?} never appeared; the page says:\n{text}");
     }
 
+    /// Waits up to five seconds for `needle` to be gone from the page's text (a form
+    /// posted and the new page drawn without it).
+    pub async fn wait_for_no_text(&self, needle: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = self.text().await;
+            if !text.contains(needle) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{needle:?} never went away; the page says:\n{text}");
+    }
+
     /// A PNG of the window, written to `dir/name.png` when `dir` is given.
     pub async fn screenshot(&self, dir: Option<&std::path::Path>, name: &str) {
         let Some(dir) = dir else { return };

@@ -169,6 +169,64 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
     browser.click("nav a[href='/inbox']").await;
     browser.wait_for_text("+12025550100").await;
 
+    // The workflow builder: a new workflow, its message linted as it is typed, a step
+    // added and removed, saved as version 1.
+    browser.click("nav a[href='/workflows']").await;
+    browser.wait_for_text("Automations").await;
+    browser.click("main a[href='/workflows/new']").await;
+    browser.wait_for_text("Step 5 › otherwise › 1").await;
+    assert_eq!(browser.title().await, "New workflow · Textback");
+    browser.type_into("#name", "Evenings").await;
+    browser
+        .script("document.getElementById('1/message').value = '';")
+        .await;
+    browser
+        .type_into(
+            "[id='1/message']",
+            "Hey {{contact.first_name}}, we missed you",
+        )
+        .await;
+    browser.wait_for_text("has no fallback").await;
+    browser
+        .script("document.getElementById('1/message').value = '';")
+        .await;
+    browser
+        .type_into(
+            "[id='1/message']",
+            "Sorry we missed you! {{business.name}} will call you back soon.",
+        )
+        .await;
+    browser.click("button[value='add:']").await;
+    browser.wait_for_text("Step 6 · Send a text").await;
+    browser
+        .screenshot(shots.as_deref(), "workflow-builder")
+        .await;
+    browser.click("button[value='remove:6']").await;
+    let page = browser.wait_for_no_text("Step 6").await;
+    assert!(page.contains("Step 5 › yes › 1"), "{page}");
+    browser.click("button[value='save']").await;
+    let detail = browser.wait_for_text("Version 1").await;
+    assert!(detail.contains("by owner@example.com"), "{detail}");
+    browser.screenshot(shots.as_deref(), "workflow").await;
+
+    // The other pages, at phone width, each titled.
+    for (link, title, shows, shot) in [
+        ("/calls", "Calls · Textback", CALLER, "calls"),
+        (
+            "/tasks",
+            "Tasks · Textback",
+            "Call back +12025550100",
+            "tasks",
+        ),
+        ("/contacts", "Contacts · Textback", CALLER, "contacts"),
+        ("/reports", "Reports · Textback", "Download CSV", "reports"),
+    ] {
+        browser.click(&format!("nav a[href='{link}']")).await;
+        browser.wait_for_text(shows).await;
+        assert_eq!(browser.title().await, title);
+        browser.screenshot(shots.as_deref(), shot).await;
+    }
+
     browser.click("header button[type=submit]").await;
     browser.wait_for_text("Sign in to Textback").await;
     browser.goto(&format!("{}/", app.base_url)).await;
