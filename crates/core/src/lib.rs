@@ -12,6 +12,7 @@ pub mod hours;
 pub mod lint;
 pub mod phone;
 pub mod reports;
+pub mod ringing;
 pub mod secret;
 pub mod segments;
 pub mod smart_list;

@@ -50,6 +50,32 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String
         .map_err(|e| format!("signing the webhook: {e}"))
 }
 
+/// What is wrong with a subscription to `events` at `url`, as (field, why); `None` if
+/// nothing. The API and the settings page both ask this.
+pub fn subscription_problem(url: &str, events: &[String]) -> Option<(&'static str, String)> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Some(("url", "not a URL".into()));
+    };
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+        return Some(("url", "use an http(s) URL with a host".into()));
+    }
+    if events.is_empty() {
+        return Some(("events", "subscribe to at least one event".into()));
+    }
+    events
+        .iter()
+        .find(|e| *e != "*" && !textback_store::EVENT_TYPES.contains(&e.as_str()))
+        .map(|bad| {
+            (
+                "events",
+                format!(
+                    "{bad:?} is not an event type: {}",
+                    textback_store::EVENT_TYPES.join(", ")
+                ),
+            )
+        })
+}
+
 /// The account's signing secret, made on first use.
 pub async fn account_secret(
     store: &textback_store::Store,

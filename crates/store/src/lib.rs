@@ -51,7 +51,7 @@ pub use runs::{
     RunAction, RunCall, RunContact, RunInput, RunNext, RunPlan, RunView, StartPlan, StartRun,
     TaskFilter, TaskView, TriggerInput,
 };
-pub use users::{Role, Session, User, normalize_email};
+pub use users::{Role, Session, TeamChange, User, normalize_email};
 pub use workflows::{WorkflowChange, WorkflowRecord, WorkflowVersion};
 
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,16 @@ pub struct User {
     pub password_hash: String,
 }
 
+/// What became of a change to the team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamChange {
+    Done,
+    /// No such enabled member in the account.
+    NotFound,
+    /// It would leave the account without an owner.
+    LastOwner,
+}
+
 /// A signed-in browser: who, and the token its forms must carry.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -77,6 +87,7 @@ macro_rules! user_from_row {
 
 impl Store {
     /// Adds a team member. The email (lower-cased) must be new: `Ok(None)` if it is taken.
+    /// Someone removed from this account earlier is added back (new name, role, password).
     pub async fn create_user(
         &self,
         account_id: i64,
@@ -92,8 +103,28 @@ impl Store {
                 .bind(&email)
                 .fetch_optional(&mut *tx)
                 .await?;
-            if taken.is_some() {
-                return Ok(None);
+            let taken: Option<(i64, i64, Option<i64>)> = match taken {
+                Some(id) => sqlx::query("SELECT id, account_id, disabled_at FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| -> Result<_> { Ok((r.try_get("id")?, r.try_get("account_id")?, r.try_get("disabled_at")?)) })
+                    .transpose()?,
+                None => None,
+            };
+            match taken {
+                Some((id, owner_account, Some(_))) if owner_account == account_id => {
+                    sqlx::query("UPDATE users SET name = $2, role = $3, password_hash = $4, disabled_at = NULL WHERE id = $1")
+                        .bind(id)
+                        .bind(name.trim())
+                        .bind(role.as_str())
+                        .bind(password_hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    return Ok(Some(id));
+                }
+                Some(_) => return Ok(None),
+                None => {}
             }
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO users (account_id, email, name, role, password_hash, created_at) \
@@ -186,6 +217,83 @@ impl Store {
                 out.insert(r.try_get::<i64, _>("conversation_id")?, r.try_get::<i64, _>("unread")?);
             }
             Ok(out)
+        })
+    }
+
+    /// Changes a team member's role. An account always keeps one owner: making its last
+    /// owner a member is refused.
+    pub async fn set_user_role(
+        &self,
+        account_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> Result<TeamChange> {
+        self.change_member(account_id, user_id, Some(role), 0).await
+    }
+
+    /// Removes a team member: they can no longer sign in and their sessions end. Their
+    /// history (who read what, tasks assigned by email) stays. The last owner stays.
+    pub async fn disable_user(
+        &self,
+        account_id: i64,
+        user_id: i64,
+        now_ms: i64,
+    ) -> Result<TeamChange> {
+        self.change_member(account_id, user_id, None, now_ms).await
+    }
+
+    /// Sets the role (`Some`) or removes the member (`None`, at `now_ms`).
+    async fn change_member(
+        &self,
+        account_id: i64,
+        user_id: i64,
+        role: Option<Role>,
+        now_ms: i64,
+    ) -> Result<TeamChange> {
+        in_write_tx!(self, tx => {
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT role FROM users WHERE id = $1 AND account_id = $2 AND disabled_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(current) = current else {
+                return Ok(TeamChange::NotFound);
+            };
+            let stays_owner = role == Some(Role::Owner);
+            if current == Role::Owner.as_str() && !stays_owner {
+                let owners: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM users WHERE account_id = $1 AND role = 'owner' AND disabled_at IS NULL",
+                )
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if owners <= 1 {
+                    return Ok(TeamChange::LastOwner);
+                }
+            }
+            match role {
+                Some(role) => {
+                    sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
+                        .bind(user_id)
+                        .bind(role.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
+                        .bind(user_id)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            Ok(TeamChange::Done)
         })
     }
 

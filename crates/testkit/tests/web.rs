@@ -49,6 +49,8 @@ on_both_stores!(
     a_test_call_shows_the_text_the_task_and_the_tag,
     automations_listed_and_switched_by_owners,
     workflow_builder_edits_checks_saves_and_keeps_versions,
+    numbers_ring_the_phones_the_owner_sets,
+    team_keys_and_webhooks_managed_by_owners,
 );
 
 const CALLER: &str = "+15125550123";
@@ -1066,8 +1068,7 @@ async fn settings_for_owners_checked_and_applied(url: &str) {
         "{}",
         page.body
     );
-    assert!(page.body.contains(BUSINESS_NUMBER));
-    assert!(page.body.contains("mike@example.com"));
+    assert!(page.body.contains("(1 number)") && page.body.contains("(2 people)"));
     let csrf = hidden(&page.body, "csrf");
     let good_message = "Hi {{contact.first_name | default(\"there\")}}, Acme here. Sorry we missed you! Reply and we'll help.";
     let mut fields = vec![
@@ -1437,6 +1438,351 @@ async fn workflow_builder_edits_checks_saves_and_keeps_versions(url: &str) {
         app.store.workflow_versions(created.id).await.unwrap().len(),
         3
     );
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn numbers_ring_the_phones_the_owner_sets(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    let page = owner.get("/settings/numbers").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<title>Numbers · Textback</title>"));
+    assert!(page.body.contains(BUSINESS_NUMBER));
+    let number = app
+        .store
+        .number_by_e164(BUSINESS_NUMBER)
+        .await
+        .unwrap()
+        .unwrap();
+    let action = format!("/settings/numbers/{}", number.id);
+    let csrf = hidden(&page.body, "csrf");
+
+    // A typo in a team phone is refused, saying which, and changes nothing.
+    let bad = owner
+        .post(
+            &action,
+            &[
+                ("csrf", &csrf),
+                ("ring_to", "+15125550111\n555-CALL-ME"),
+                ("ring_seconds", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.body.contains("Not saved: team phone 2:"),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body.contains("555-CALL-ME"),
+        "what was typed stays in the box"
+    );
+    let short = owner
+        .post(
+            &action,
+            &[
+                ("csrf", &csrf),
+                ("ring_to", "+15125550111"),
+                ("ring_seconds", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, 422);
+    assert!(short.body.contains("ring time must be between 5s and 600s"));
+    assert_eq!(
+        app.store
+            .number_by_e164(BUSINESS_NUMBER)
+            .await
+            .unwrap()
+            .unwrap(),
+        number
+    );
+
+    let saved = owner
+        .post(
+            &action,
+            &[
+                ("csrf", &csrf),
+                ("ring_to", "+1 512 555 0111\n+15125550112"),
+                ("ring_seconds", "30"),
+                ("call_screening", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(saved.body.contains(&format!("Saved {BUSINESS_NUMBER}.")));
+    let now = app
+        .store
+        .number_by_e164(BUSINESS_NUMBER)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.ring_to, vec!["+15125550111", "+15125550112"]);
+    assert_eq!(now.ring_seconds, 30);
+    assert!(now.call_screening);
+
+    // The next call rings the new phones for the new time.
+    let (status, twiml) = app
+        .ring(
+            "CA00000000000000000000000000000001",
+            CALLER,
+            BUSINESS_NUMBER,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml.contains("+15125550111") && twiml.contains("+15125550112"),
+        "{twiml}"
+    );
+    assert!(twiml.contains("timeout=\"30\""), "{twiml}");
+    assert!(!twiml.contains(TEAM_PHONE), "{twiml}");
+
+    // Another account's owner cannot touch it.
+    let mut stranger = stranger(&app, &account).await;
+    let their_csrf = hidden(&stranger.get("/").await.body, "csrf");
+    let theirs = stranger
+        .post(
+            &action,
+            &[
+                ("csrf", &their_csrf),
+                ("ring_to", "+15125550999"),
+                ("ring_seconds", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(theirs.status, 404);
+    assert_eq!(
+        app.store
+            .number_by_e164(BUSINESS_NUMBER)
+            .await
+            .unwrap()
+            .unwrap(),
+        now
+    );
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn team_keys_and_webhooks_managed_by_owners(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    let page = owner.get("/settings/team").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("<title>Team and access · Textback</title>")
+    );
+    let csrf = hidden(&page.body, "csrf");
+
+    // Adding a member: a short password and a taken email are refused.
+    let member = |password: &'static str, email: &'static str| {
+        [
+            ("name", "Mike Tech"),
+            ("email", email),
+            ("role", "member"),
+            ("password", password),
+        ]
+    };
+    let with_csrf = |fields: [(&'static str, &'static str); 4]| {
+        let mut v: Vec<(&str, &str)> = fields.to_vec();
+        v.push(("csrf", csrf.as_str()));
+        v
+    };
+    let short = owner
+        .post(
+            "/settings/team",
+            &with_csrf(member("short", "Mike@Example.com")),
+        )
+        .await;
+    assert_eq!(short.status, 422);
+    assert!(
+        short.body.contains("at least 10 characters"),
+        "{}",
+        short.body
+    );
+    let taken = owner
+        .post(
+            "/settings/team",
+            &with_csrf(member(PASSWORD, "owner@example.com")),
+        )
+        .await;
+    assert!(
+        taken.body.contains("owner@example.com already signs in"),
+        "{}",
+        taken.body
+    );
+    let added = owner
+        .post(
+            "/settings/team",
+            &with_csrf(member(PASSWORD, "Mike@Example.com")),
+        )
+        .await;
+    assert_eq!(added.status, 200);
+    assert!(
+        added
+            .body
+            .contains("Mike Tech can sign in now as mike@example.com"),
+        "{}",
+        added.body
+    );
+    let mut mike = Browser::new(&app);
+    assert_eq!(mike.sign_in("mike@example.com", PASSWORD).await.status, 303);
+    assert_eq!(mike.get("/").await.status, 200);
+    assert_eq!(
+        mike.get("/settings/team").await.status,
+        403,
+        "members cannot manage the team"
+    );
+
+    // The last owner cannot stop being one.
+    let users = app.store.users_of_account(account.id).await.unwrap();
+    let pat = users
+        .iter()
+        .find(|u| u.email == "owner@example.com")
+        .unwrap()
+        .id;
+    let mike_id = users
+        .iter()
+        .find(|u| u.email == "mike@example.com")
+        .unwrap()
+        .id;
+    let demote = owner
+        .post(
+            &format!("/settings/team/{pat}/role"),
+            &[("csrf", &csrf), ("role", "member")],
+        )
+        .await;
+    assert_eq!(demote.status, 422);
+    assert!(demote.body.contains("at least one owner"));
+    assert_eq!(
+        app.store
+            .user_by_email("owner@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Owner
+    );
+
+    // Removing Mike signs him out at once.
+    let removed = owner
+        .post(
+            &format!("/settings/team/{mike_id}/remove"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert!(
+        removed.body.contains("can no longer sign in"),
+        "{}",
+        removed.body
+    );
+    assert_eq!(mike.get("/").await.status, 303);
+    assert_eq!(
+        mike.sign_in("mike@example.com", PASSWORD).await.status,
+        401,
+        "a removed member's password no longer works"
+    );
+
+    // An API key: shown once, works, and stops working when revoked.
+    let created = owner
+        .post(
+            "/settings/api-keys",
+            &[("csrf", &csrf), ("name", "Our CRM")],
+        )
+        .await;
+    let key_start = created.body.find("tbk_").expect("the new key is shown");
+    let key: String = created.body[key_start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(
+        app.api("GET", "/api/v1/contacts", Some(&key), None, &[])
+            .await
+            .0,
+        200
+    );
+    assert!(
+        !owner.get("/settings/team").await.body.contains(&key),
+        "shown only once"
+    );
+    let keys = app.store.api_keys(account.id).await.unwrap();
+    let revoke = format!("/settings/api-keys/{}/revoke", keys[0].id);
+    assert!(
+        owner
+            .post(&revoke, &[("csrf", &csrf)])
+            .await
+            .body
+            .contains("Key revoked")
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/contacts", Some(&key), None, &[])
+            .await
+            .0,
+        401
+    );
+
+    // A webhook subscription: events are required; then it is listed and removable.
+    let none = owner
+        .post(
+            "/settings/webhooks",
+            &[("csrf", &csrf), ("url", "https://crm.example.com/hook")],
+        )
+        .await;
+    assert_eq!(none.status, 422);
+    assert!(none.body.contains("subscribe to at least one event"));
+    assert!(
+        app.store
+            .subscriptions(account.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let added = owner
+        .post(
+            "/settings/webhooks",
+            &[
+                ("csrf", &csrf),
+                ("url", "https://crm.example.com/hook"),
+                ("event", "call.missed"),
+                ("event", "task.created"),
+            ],
+        )
+        .await;
+    assert!(
+        added
+            .body
+            .contains("A call was missed; A callback task was created"),
+        "{}",
+        added.body
+    );
+    let subs = app.store.subscriptions(account.id).await.unwrap();
+    assert_eq!(subs[0].events, vec!["call.missed", "task.created"]);
+
+    // Another account's owner cannot remove it, nor revoke our keys.
+    let mut stranger = stranger(&app, &account).await;
+    let their_csrf = hidden(&stranger.get("/").await.body, "csrf");
+    let path = format!("/settings/webhooks/{}/remove", subs[0].id);
+    assert_eq!(
+        stranger.post(&path, &[("csrf", &their_csrf)]).await.status,
+        404
+    );
+    assert!(app.store.subscriptions(account.id).await.unwrap()[0].active);
+    assert!(
+        owner
+            .post(&path, &[("csrf", &csrf)])
+            .await
+            .body
+            .contains("Subscription removed")
+    );
+    assert!(!app.store.subscriptions(account.id).await.unwrap()[0].active);
 
     app.stop().await;
     fake.stop();

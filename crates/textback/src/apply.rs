@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use textback_core::lint::{LintInput, MessageKind, Severity, lint};
+use textback_core::ringing::{self, RingError};
 use textback_core::workflow::{
     BUILTIN_NAME, QuietHours, StepSpec, TriggerSpec, VariantSpec, Workflow, WorkflowSpec,
     messages_of,
@@ -97,7 +98,6 @@ fn twilio() -> String {
 pub const DEFAULT_MESSAGE: &str = "Hi {{contact.first_name | default(\"there\")}}, this is {{business.name}}. Sorry we missed your call! How can we help? Reply here and we'll get right back to you.";
 
 const DEFAULT_COOLDOWN_SECS: i64 = 15 * 60;
-const DEFAULT_RING_SECS: u64 = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -308,19 +308,13 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                     ),
                 ));
             }
-            let mut ring_to = Vec::new();
-            for (k, r) in n.ring.iter().enumerate() {
-                let p = Phone::parse(r)
-                    .map_err(|e| invalid(format!("{np}.ring[{k}]"), e))?
-                    .to_string();
-                if p == e164 {
-                    return Err(invalid(
-                        format!("{np}.ring[{k}]"),
-                        "a number cannot ring itself",
-                    ));
+            let ring_to = ringing::team_phones(&e164, &n.ring).map_err(|e| match e {
+                RingError::BadPhone { index, why } => invalid(format!("{np}.ring[{index}]"), why),
+                RingError::RingsItself { index } => {
+                    invalid(format!("{np}.ring[{index}]"), "a number cannot ring itself")
                 }
-                ring_to.push(p);
-            }
+                RingError::RingTime => invalid(format!("{np}.ring_time"), e),
+            })?;
             if !REGISTRATION_STATES.contains(&n.registration.as_str()) {
                 return Err(invalid(
                     format!("{np}.registration"),
@@ -334,13 +328,9 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
             let ring = n
                 .ring_time
                 .map(|d| d.as_secs())
-                .unwrap_or(DEFAULT_RING_SECS);
-            if !(5..=600).contains(&ring) {
-                return Err(invalid(
-                    format!("{np}.ring_time"),
-                    "ring time must be between 5s and 600s (10m)",
-                ));
-            }
+                .unwrap_or(ringing::DEFAULT_RING_SECS);
+            let ring =
+                ringing::ring_seconds(ring).map_err(|e| invalid(format!("{np}.ring_time"), e))?;
             numbers.push(NumberRecord {
                 id: 0,
                 account_id: 0,

@@ -679,29 +679,10 @@ struct NewWebhook {
 
 /// Checks a subscription: an http(s) URL and known event types.
 pub fn check_subscription(url: &str, events: &[String]) -> Result<(), ApiError> {
-    let parsed = reqwest::Url::parse(url).map_err(|_| ApiError::invalid("url", "not a URL"))?;
-    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
-        return Err(ApiError::invalid("url", "use an http(s) URL with a host"));
+    match crate::deliver::subscription_problem(url, events) {
+        Some((field, why)) => Err(ApiError::invalid(field, why)),
+        None => Ok(()),
     }
-    if events.is_empty() {
-        return Err(ApiError::invalid(
-            "events",
-            "subscribe to at least one event",
-        ));
-    }
-    if let Some(bad) = events
-        .iter()
-        .find(|e| *e != "*" && !textback_store::EVENT_TYPES.contains(&e.as_str()))
-    {
-        return Err(ApiError::invalid(
-            "events",
-            format!(
-                "{bad:?} is not an event type: {}",
-                textback_store::EVENT_TYPES.join(", ")
-            ),
-        ));
-    }
-    Ok(())
 }
 
 async fn create_webhook(

@@ -1,8 +1,10 @@
 //! The web UI for the business team: server-rendered HTML from templates compiled into the
 //! binary (no CDN, nothing to install beside it).
 
+mod access;
 mod contacts;
 mod inbox;
+mod numbers;
 mod pages;
 pub mod password;
 mod reports;
@@ -50,6 +52,18 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/lint", post(setup::lint_fragment))
         .route("/setup", get(setup::form).post(setup::submit))
         .route("/settings", get(settings::show).post(settings::update))
+        .route("/settings/numbers", get(numbers::show))
+        .route("/settings/numbers/{id}", post(numbers::update))
+        .route("/settings/team", get(access::show).post(access::add_member))
+        .route("/settings/team/{id}/role", post(access::set_role))
+        .route("/settings/team/{id}/remove", post(access::remove_member))
+        .route("/settings/api-keys", post(access::create_key))
+        .route("/settings/api-keys/{id}/revoke", post(access::revoke_key))
+        .route("/settings/webhooks", post(access::add_webhook))
+        .route(
+            "/settings/webhooks/{id}/remove",
+            post(access::remove_webhook),
+        )
         .route("/doctor", get(settings::doctor))
         .route("/workflows", get(workflows::list))
         .route(
@@ -128,6 +142,8 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../templates/settings.html"),
             ),
             ("lint.html", include_str!("../../templates/lint.html")),
+            ("numbers.html", include_str!("../../templates/numbers.html")),
+            ("access.html", include_str!("../../templates/access.html")),
             ("doctor.html", include_str!("../../templates/doctor.html")),
             (
                 "workflows.html",

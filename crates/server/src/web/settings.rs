@@ -81,7 +81,7 @@ fn form_of(a: &AccountRecord) -> SettingsForm {
     }
 }
 
-fn owner_only(signed_in: &SignedIn) -> Result<(), WebError> {
+pub(super) fn owner_only(signed_in: &SignedIn) -> Result<(), WebError> {
     if signed_in.session.user.role == Role::Owner {
         Ok(())
     } else {

@@ -14,6 +14,7 @@ use textback_store::{AccountRecord, Role, WorkflowRecord};
 
 use super::pages::{account_of, frame, local_time, zone};
 use super::session::{CsrfForm, SignedIn};
+use super::settings::owner_only;
 use super::workflow_form::{self, Fields, Op, Row, STEP_TYPES};
 use super::{WebError, parse_id, render};
 use crate::AppState;
@@ -133,14 +134,6 @@ pub async fn deactivate(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     set_active(&state, &signed_in, &raw, form.csrf.as_deref(), false).await
-}
-
-fn owner_only(signed_in: &SignedIn) -> Result<(), WebError> {
-    if signed_in.session.user.role == Role::Owner {
-        Ok(())
-    } else {
-        Err(WebError::OwnerOnly)
-    }
 }
 
 async fn workflow_of(
