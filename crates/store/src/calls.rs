@@ -42,12 +42,14 @@ pub struct CallView {
     pub text_back_status: Option<String>,
     pub text_back_reason: Option<String>,
     pub recording_url: Option<String>,
+    /// The carrier's transcription of the voicemail, when it made one.
+    pub voicemail_transcript: Option<String>,
     pub contact_id: Option<i64>,
 }
 
 pub(crate) const CALL_VIEW: &str = "SELECT c.id, a.slug AS account, c.carrier_call_id, c.caller, n.e164 AS number, \
     c.status, c.dial_status, c.outcome, c.started_at, c.text_back_status, c.text_back_reason, \
-    c.recording_url, c.contact_id \
+    c.recording_url, c.voicemail_transcript, c.contact_id \
     FROM calls c JOIN accounts a ON a.id = c.account_id JOIN numbers n ON n.id = c.number_id";
 
 macro_rules! call_view_from_row {
@@ -66,6 +68,7 @@ macro_rules! call_view_from_row {
             text_back_status: r.try_get("text_back_status")?,
             text_back_reason: r.try_get("text_back_reason")?,
             recording_url: r.try_get("recording_url")?,
+            voicemail_transcript: r.try_get("voicemail_transcript")?,
             contact_id: r.try_get("contact_id")?,
         }
     }};
@@ -271,6 +274,26 @@ impl Store {
             self.wake_workers();
         }
         Ok(fired)
+    }
+
+    /// Attaches the voicemail's transcription to its call; `false` if no such call. The
+    /// text is the carrier's words, kept as they came (pages escape it).
+    pub async fn record_transcript(
+        &self,
+        carrier_call_id: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = in_write_tx!(self, tx => {
+            sqlx::query("UPDATE calls SET voicemail_transcript = $2, updated_at = $3 WHERE carrier_call_id = $1")
+                .bind(carrier_call_id)
+                .bind(text)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
     }
 
     pub async fn call_by_carrier_id(&self, carrier_call_id: &str) -> Result<Option<CallView>> {

@@ -63,6 +63,11 @@ macro_rules! migrations {
                 name: "version_authors",
                 sql: include_str!(concat!("../migrations/", $dir, "/0010_version_authors.sql")),
             },
+            Migration {
+                version: 11,
+                name: "transcripts",
+                sql: include_str!(concat!("../migrations/", $dir, "/0011_transcripts.sql")),
+            },
         ]
     };
 }

@@ -280,6 +280,7 @@ pub struct TaskView {
     pub status: String,
     pub call_id: Option<i64>,
     pub recording_url: Option<String>,
+    pub voicemail_transcript: Option<String>,
     pub created_at_ms: i64,
 }
 
@@ -873,7 +874,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT t.id, a.slug AS account, t.title, c.phone, t.due_at, t.assignee, t.status, t.call_id, \
-             k.recording_url, t.created_at FROM tasks t JOIN accounts a ON a.id = t.account_id \
+             k.recording_url, k.voicemail_transcript, t.created_at FROM tasks t JOIN accounts a ON a.id = t.account_id \
              LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN calls k ON k.id = t.call_id \
              WHERE {status_clause} AND t.due_at < $1 AND ($2 IS NULL OR a.slug = $2) ORDER BY t.due_at, t.id LIMIT $3"
         );
@@ -896,6 +897,7 @@ impl Store {
                     status: r.try_get("status")?,
                     call_id: r.try_get("call_id")?,
                     recording_url: r.try_get("recording_url")?,
+                    voicemail_transcript: r.try_get("voicemail_transcript")?,
                     created_at_ms: r.try_get("created_at")?,
                 });
             }

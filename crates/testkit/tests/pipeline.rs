@@ -697,6 +697,47 @@ async fn voicemail_recording_attaches_to_the_call(url: &str) {
         1,
         "the text back does not wait for the voicemail"
     );
+
+    // Twilio's transcription arrives later, on the callback the <Record> named; a failed
+    // one adds nothing, a completed one attaches to the call and to its callback task.
+    let transcription = |status: &'static str, text: &'static str| {
+        let sid = sid.clone();
+        let app = &app;
+        async move {
+            app.post_signed(
+                "/webhooks/twilio/voice/transcription",
+                &[
+                    ("CallSid", sid.as_str()),
+                    ("AccountSid", ACCOUNT_SID),
+                    ("From", CALLER),
+                    ("To", BUSINESS_NUMBER),
+                    ("RecordingUrl", recording),
+                    ("TranscriptionSid", "TR0123456789abcdef0123456789abcdef"),
+                    ("TranscriptionStatus", status),
+                    ("TranscriptionText", text),
+                ],
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(transcription("failed", "").await, 200);
+    assert_eq!(call(&app, &sid).await.voicemail_transcript, None);
+    let words = "Hi, the kitchen sink is leaking, please call me back.";
+    assert_eq!(transcription("completed", words).await, 200);
+    assert_eq!(
+        call(&app, &sid).await.voicemail_transcript.as_deref(),
+        Some(words)
+    );
+    let account = app
+        .store
+        .account_by_slug("acme-plumbing")
+        .await
+        .unwrap()
+        .unwrap();
+    let key = app.api_key(account.id).await;
+    let (_, _, calls) = app.api("GET", "/api/v1/calls", Some(&key), None, &[]).await;
+    assert_eq!(calls["data"][0]["voicemail_transcript"], words);
     finish(app, fake).await;
 }
 

@@ -399,11 +399,52 @@ async fn sign_in_sign_out_and_csrf(url: &str) {
 async fn today_shows_the_missed_call_and_its_callback(url: &str) {
     let (app, fake, account) = start(url).await;
     add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
-    app.missed_call(CALLER, "no-answer").await;
+    let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
+    // The caller left a voicemail, and Twilio transcribed it.
+    let recording = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1";
+    for (path, extra) in [
+        (
+            "/webhooks/twilio/voice/recording",
+            ("RecordingDuration", "9"),
+        ),
+        (
+            "/webhooks/twilio/voice/transcription",
+            ("TranscriptionStatus", "completed"),
+        ),
+    ] {
+        let (status, _) = app
+            .post_signed(
+                path,
+                &[
+                    ("CallSid", sid.as_str()),
+                    ("AccountSid", ACCOUNT_SID),
+                    ("From", CALLER),
+                    ("To", BUSINESS_NUMBER),
+                    ("RecordingUrl", recording),
+                    extra,
+                    ("TranscriptionText", "Water <everywhere> in the basement"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
 
     let mut browser = Browser::new(&app);
     browser.sign_in("owner@example.com", PASSWORD).await;
+    // The voicemail and its words show on the call and on its callback task, escaped.
+    let words = "“Water &lt;everywhere&gt; in the basement”";
+    for page in ["/calls", "/tasks?show=all", "/"] {
+        let body = browser.get(page).await.body;
+        assert!(body.contains(words), "{page}: {body}");
+        assert!(
+            body.contains(&format!(
+                "<audio controls preload=\"none\" src=\"{}",
+                recording.replace('/', "&#x2f;")
+            )),
+            "{page}: {body}"
+        );
+    }
     let today = browser.get("/").await;
     assert_eq!(today.status, 200);
     assert!(

@@ -77,11 +77,14 @@ pub fn hangup() -> String {
 }
 
 /// After a miss: a greeting, then a voicemail recording.
-pub fn voicemail(business: &str, recording_action: &str) -> String {
+/// Twilio transcribes recordings of up to two minutes (English), posting the text to
+/// `transcribe_callback` some time after the call.
+pub fn voicemail(business: &str, recording_action: &str, transcribe_callback: &str) -> String {
     wrap(&format!(
-        "<Say>Sorry, nobody at {} can take your call right now. We will text you shortly. You can also leave a message after the tone.</Say><Record maxLength=\"120\" playBeep=\"true\" action=\"{}\" method=\"POST\"/><Hangup/>",
+        "<Say>Sorry, nobody at {} can take your call right now. We will text you shortly. You can also leave a message after the tone.</Say><Record maxLength=\"120\" playBeep=\"true\" action=\"{}\" method=\"POST\" transcribe=\"true\" transcribeCallback=\"{}\"/><Hangup/>",
         escape(business),
-        escape(recording_action)
+        escape(recording_action),
+        escape(transcribe_callback)
     ))
 }
 
@@ -121,6 +124,18 @@ mod tests {
         );
         assert!(x.contains("<Dial timeout=\"20\" action=\"https://tb.example.com/webhooks/twilio/voice/dial-status?a=1&amp;b=2\""));
         assert!(x.contains("<Number>+15125550199</Number><Number>+15125550198</Number>"));
+    }
+
+    #[test]
+    fn voicemail_is_recorded_and_transcribed_to_our_callbacks() {
+        let x = voicemail(
+            "Acme & Sons",
+            "https://tb.example.com/webhooks/twilio/voice/recording",
+            "https://tb.example.com/webhooks/twilio/voice/transcription",
+        );
+        assert!(x.contains("nobody at Acme &amp; Sons"));
+        assert!(x.contains("action=\"https://tb.example.com/webhooks/twilio/voice/recording\""));
+        assert!(x.contains("transcribe=\"true\" transcribeCallback=\"https://tb.example.com/webhooks/twilio/voice/transcription\""));
     }
 
     #[test]

@@ -92,6 +92,7 @@ fn call_json(c: &CallView) -> Value {
         "started_at": time(Some(c.started_at_ms)),
         "text_back": { "status": c.text_back_status, "reason": c.text_back_reason },
         "voicemail_url": c.recording_url,
+        "voicemail_transcript": c.voicemail_transcript,
     })
 }
 
@@ -586,6 +587,7 @@ async fn tasks(
                 "status": t.status,
                 "call_id": t.call_id,
                 "voicemail_url": t.recording_url,
+                "voicemail_transcript": t.voicemail_transcript,
                 "created_at": time(Some(t.created_at_ms)),
             })
         })

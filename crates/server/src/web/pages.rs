@@ -246,6 +246,7 @@ pub async fn calls(State(state): State<AppState>, signed_in: SignedIn) -> PageRe
                 outcome => outcome,
                 day => day,
                 voicemail => c.recording_url.as_deref().filter(|u| u.starts_with("https://")),
+                transcript => &c.voicemail_transcript,
                 ..call_card(c, &tz)
             }
         })
@@ -353,12 +354,15 @@ pub(super) fn call_card(c: &CallView, tz: &TimeZone) -> minijinja::Value {
     }
 }
 
-fn task_card(t: &TaskView, tz: &TimeZone, now_ms: i64) -> minijinja::Value {
+/// A callback task, with the voicemail (player and transcription) of its call.
+pub(super) fn task_card(t: &TaskView, tz: &TimeZone, now_ms: i64) -> minijinja::Value {
     context! {
         id => t.id,
         title => &t.title,
         due => local_time(t.due_at_ms, tz),
         overdue => t.due_at_ms < now_ms,
+        voicemail => t.recording_url.as_deref().filter(|u| u.starts_with("https://")),
+        transcript => &t.voicemail_transcript,
         assignee => &t.assignee,
     }
 }

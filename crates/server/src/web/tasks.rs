@@ -7,7 +7,7 @@ use minijinja::context;
 use serde::Deserialize;
 use textback_store::TaskFilter;
 
-use super::pages::{account_of, back_to, frame, local_time, zone};
+use super::pages::{account_of, back_to, frame, task_card, zone};
 use super::session::SignedIn;
 use super::{WebError, parse_id, render};
 use crate::AppState;
@@ -55,12 +55,8 @@ pub async fn list(
         })
         .map(|t| {
             context! {
-                id => t.id,
-                title => &t.title,
-                due => local_time(t.due_at_ms, &tz),
-                overdue => t.due_at_ms < now,
-                assignee => &t.assignee,
                 assignee_name => t.assignee.as_deref().map(name_of),
+                ..task_card(&t, &tz, now)
             }
         })
         .collect();

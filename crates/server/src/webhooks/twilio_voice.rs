@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/twilio/voice/screen", post(screen))
         .route("/webhooks/twilio/voice/screen-result", post(screen_result))
         .route("/webhooks/twilio/voice/recording", post(recording))
+        .route("/webhooks/twilio/voice/transcription", post(transcription))
         .route("/webhooks/twilio/voice/callback", post(callback))
         .route(
             "/webhooks/twilio/voice/callback-status",
@@ -90,10 +91,7 @@ async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Respon
     if route.number.ring_to.is_empty() {
         // Nobody to ring: this call is missed from the start.
         settle(&state, &route, &call, None, |_| true).await?;
-        return Ok(twiml_response(twiml::voicemail(
-            &route.account_name,
-            &state.public("/webhooks/twilio/voice/recording"),
-        )));
+        return Ok(twiml_response(voicemail(&state, &route.account_name)));
     }
     if let Err(e) = state.store.record_incoming_call(&call).await {
         // The phone keeps ringing; the Dial result and status callback record it later.
@@ -163,10 +161,7 @@ async fn dial_status(
     })
     .await?;
     if missed {
-        Ok(twiml_response(twiml::voicemail(
-            &route.account_name,
-            &state.public("/webhooks/twilio/voice/recording"),
-        )))
+        Ok(twiml_response(voicemail(&state, &route.account_name)))
     } else {
         Ok(twiml_response(twiml::hangup()))
     }
@@ -239,6 +234,36 @@ async fn screen_result(
     } else {
         Ok(twiml_response(twiml::hangup()))
     }
+}
+
+/// The greeting and `<Record>` a missed caller hears.
+fn voicemail(state: &AppState, business: &str) -> String {
+    twiml::voicemail(
+        business,
+        &state.public("/webhooks/twilio/voice/recording"),
+        &state.public("/webhooks/twilio/voice/transcription"),
+    )
+}
+
+/// Twilio's `transcribeCallback`: the voicemail's words attach to the call (and so show on
+/// its callback task). A failed transcription leaves the recording to be listened to.
+async fn transcription(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<Response, WebhookError> {
+    let sid = form.require("CallSid")?;
+    let text = form.get("TranscriptionText").map(str::trim).unwrap_or("");
+    if form.get("TranscriptionStatus") == Some("completed") && !text.is_empty() {
+        // Transcripts are the caller's words: kept, never logged.
+        if !state
+            .store
+            .record_transcript(sid, text, state.now_ms())
+            .await?
+        {
+            tracing::warn!(call = sid, "a transcription arrived for an unknown call");
+        }
+    }
+    Ok(twiml_response(twiml::connect()))
 }
 
 /// The `<Record>` action: the voicemail's recording attaches to the call.
