@@ -3,6 +3,8 @@
 use sqlx::Row;
 
 use crate::calls::{CALL_VIEW, CallView, call_view_from_row};
+use textback_core::phone::TEST_CALLER;
+
 use crate::{Result, Store, on_pool};
 
 /// How often one carrier error code hit an account's texts.
@@ -80,6 +82,8 @@ pub struct VariantRow {
 }
 
 impl Store {
+    /// Per workflow step and variant: texts sent, delivered, replied to. Texts to the test
+    /// caller are left out.
     pub async fn variant_counts(&self, account_id: i64) -> Result<Vec<VariantRow>> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
@@ -89,11 +93,12 @@ impl Store {
                    AND r.direction = 'inbound' AND r.created_at > m.created_at \
                    AND r.created_at <= m.created_at + 86400000) THEN 1 ELSE 0 END) AS replied \
                  FROM messages m JOIN workflow_runs ru ON ru.id = m.run_id JOIN workflows w ON w.id = ru.workflow_id \
-                 WHERE m.account_id = $1 AND m.variant IS NOT NULL \
+                 WHERE m.account_id = $1 AND m.variant IS NOT NULL AND m.to_phone <> $2 \
                  AND m.status NOT IN ('pending', 'submitting', 'canceled', 'failed') \
                  GROUP BY w.name, m.step, m.variant ORDER BY w.name, m.step, m.variant",
             )
             .bind(account_id)
+            .bind(TEST_CALLER)
             .fetch_all(pool)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -125,7 +130,7 @@ pub struct FunnelRow {
 
 impl Store {
     /// Every call of the account since `since_ms`, with its text back, delivery, reply
-    /// (within 24 hours of the text) and callback.
+    /// (within 24 hours of the text) and callback. Test calls are left out.
     pub async fn funnel_rows(&self, account_id: i64, since_ms: i64) -> Result<Vec<FunnelRow>> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
@@ -134,10 +139,11 @@ impl Store {
                     AND m.created_at IS NOT NULL AND r.created_at > m.created_at AND r.created_at <= m.created_at + 86400000) AS replied_at, \
                  (SELECT MIN(t.completed_at) FROM tasks t WHERE t.call_id = c.id AND t.status = 'done') AS called_back_at \
                  FROM calls c LEFT JOIN messages m ON m.call_id = c.id AND m.kind = 'text_back' \
-                 WHERE c.account_id = $1 AND c.started_at >= $2 ORDER BY c.started_at",
+                 WHERE c.account_id = $1 AND c.started_at >= $2 AND c.caller <> $3 ORDER BY c.started_at",
             )
             .bind(account_id)
             .bind(since_ms)
+            .bind(TEST_CALLER)
             .fetch_all(pool)
             .await?;
             let mut out = Vec::with_capacity(rows.len());

@@ -1223,6 +1223,15 @@ async fn a_test_call_shows_the_text_the_task_and_the_tag(url: &str) {
         second.body
     );
 
+    // Test calls are real calls, but the business's reports leave them out.
+    let csv = browser.get("/reports.csv?days=7").await.body;
+    let missed: u64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(missed, 0, "{csv}");
+
     // Another account cannot look at it.
     let mut stranger = stranger(&app, &account).await;
     assert_eq!(stranger.get(&page_path).await.status, 404);

@@ -346,8 +346,13 @@ pub(super) fn call_card(c: &CallView, tz: &TimeZone) -> minijinja::Value {
         Some(_) => ("suppressed", format!("Not texted: {why}")),
         None => ("pending", "Deciding whether to text back".to_owned()),
     };
+    let who = if c.caller == super::TEST_CALLER {
+        format!("{} (test call)", c.caller)
+    } else {
+        c.caller.clone()
+    };
     context! {
-        who => &c.caller,
+        who => who,
         time => local_time(c.started_at_ms, tz),
         state => state,
         what => what,

@@ -16,8 +16,7 @@ use super::session::{CsrfForm, SignedIn};
 use super::{WebError, render};
 use crate::AppState;
 
-/// In the 555-0100–0199 range set aside for fiction: no one can own it.
-pub const TEST_CALLER: &str = "+12025550100";
+pub use textback_core::phone::TEST_CALLER;
 
 /// Sends one signed carrier webhook through the app's own webhook routes.
 async fn post_webhook(
