@@ -49,7 +49,7 @@ pub use messages::{
 };
 pub use runs::{
     RunAction, RunCall, RunContact, RunInput, RunNext, RunPlan, RunView, StartPlan, StartRun,
-    TaskFilter, TaskView, TriggerInput,
+    TaskFilter, TaskQuery, TaskView, TriggerInput,
 };
 pub use users::{Role, Session, TeamChange, User, normalize_email};
 pub use workflows::{WorkflowChange, WorkflowRecord, WorkflowVersion};

@@ -68,6 +68,11 @@ macro_rules! migrations {
                 name: "transcripts",
                 sql: include_str!(concat!("../migrations/", $dir, "/0011_transcripts.sql")),
             },
+            Migration {
+                version: 12,
+                name: "report_indexes",
+                sql: include_str!(concat!("../migrations/", $dir, "/0012_report_indexes.sql")),
+            },
         ]
     };
 }

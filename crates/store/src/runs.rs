@@ -284,8 +284,36 @@ pub struct TaskView {
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which tasks to list: by account, state, assignee, call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaskQuery<'a> {
+    pub account_slug: Option<&'a str>,
+    pub filter: TaskFilter,
+    /// A team member's (email, name): tasks assigned to either.
+    pub assignee: Option<(&'a str, &'a str)>,
+    pub call_id: Option<i64>,
+}
+
+impl TaskQuery<'_> {
+    /// The WHERE clause over `$1`–`$5` (due before, slug, assignee email and name, call).
+    fn clause(&self) -> (String, i64) {
+        let (status, due_before) = match self.filter {
+            TaskFilter::Open => ("t.status = 'open'", i64::MAX),
+            TaskFilter::OverdueAt(at) => ("t.status = 'open'", at),
+            TaskFilter::All => ("TRUE", i64::MAX),
+        };
+        let clause = format!(
+            "{status} AND t.due_at < $1 AND ($2 IS NULL OR a.slug = $2) \
+             AND ($3 IS NULL OR LOWER(t.assignee) = LOWER($3) OR LOWER(t.assignee) = LOWER($4)) \
+             AND ($5 IS NULL OR t.call_id = $5)"
+        );
+        (clause, due_before)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TaskFilter {
+    #[default]
     Open,
     /// Open and due before this instant.
     OverdueAt(i64),
@@ -867,21 +895,30 @@ impl Store {
         filter: TaskFilter,
         limit: i64,
     ) -> Result<Vec<TaskView>> {
-        let (status_clause, due_before) = match filter {
-            TaskFilter::Open => ("t.status = 'open'", i64::MAX),
-            TaskFilter::OverdueAt(at) => ("t.status = 'open'", at),
-            TaskFilter::All => ("TRUE", i64::MAX),
+        let q = TaskQuery {
+            account_slug,
+            filter,
+            ..TaskQuery::default()
         };
+        self.find_tasks(&q, limit).await
+    }
+
+    /// The tasks a query selects, soonest due first.
+    pub async fn find_tasks(&self, q: &TaskQuery<'_>, limit: i64) -> Result<Vec<TaskView>> {
+        let (clause, due_before) = q.clause();
         let sql = format!(
             "SELECT t.id, a.slug AS account, t.title, c.phone, t.due_at, t.assignee, t.status, t.call_id, \
              k.recording_url, k.voicemail_transcript, t.created_at FROM tasks t JOIN accounts a ON a.id = t.account_id \
              LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN calls k ON k.id = t.call_id \
-             WHERE {status_clause} AND t.due_at < $1 AND ($2 IS NULL OR a.slug = $2) ORDER BY t.due_at, t.id LIMIT $3"
+             WHERE {clause} ORDER BY t.due_at, t.id LIMIT $6"
         );
         on_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(due_before)
-                .bind(account_slug)
+                .bind(q.account_slug)
+                .bind(q.assignee.map(|(email, _)| email))
+                .bind(q.assignee.map(|(_, name)| name))
+                .bind(q.call_id)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
@@ -903,6 +940,25 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    /// How many tasks a query selects (a page shows the first few and says how many).
+    pub async fn count_tasks(&self, q: &TaskQuery<'_>) -> Result<i64> {
+        let (clause, due_before) = q.clause();
+        let sql = format!(
+            "SELECT COUNT(*) FROM tasks t JOIN accounts a ON a.id = t.account_id \
+             WHERE {clause}"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .bind(due_before)
+                .bind(q.account_slug)
+                .bind(q.assignee.map(|(email, _)| email))
+                .bind(q.assignee.map(|(_, name)| name))
+                .bind(q.call_id)
+                .fetch_one(pool)
+                .await?
+        }))
     }
 
     /// The account a task belongs to.

@@ -3,6 +3,7 @@
 //! 429 with Retry-After, the message list); `TestDb` gives each test its own SQLite file or
 //! PostgreSQL database; `TestApp` runs the real server on port 0.
 
+pub mod bench;
 pub mod browser;
 pub mod db;
 pub mod fake_twilio;

@@ -51,6 +51,7 @@ on_both_stores!(
     workflow_builder_edits_checks_saves_and_keeps_versions,
     numbers_ring_the_phones_the_owner_sets,
     team_keys_and_webhooks_managed_by_owners,
+    a_busy_day_says_how_many_and_mine_finds_mine,
 );
 
 const CALLER: &str = "+15125550123";
@@ -1833,6 +1834,55 @@ async fn team_keys_and_webhooks_managed_by_owners(url: &str) {
             .contains("Subscription removed")
     );
     assert!(!app.store.subscriptions(account.id).await.unwrap()[0].active);
+
+    app.stop().await;
+    fake.stop();
+}
+
+/// Regression: Today counted at most 100 callbacks, and "Mine" looked for the member's
+/// tasks among the first 200 only.
+async fn a_busy_day_says_how_many_and_mine_finds_mine(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    let calls = 205;
+    for i in 0..calls {
+        app.missed_call(&textback_testkit::bench::caller(i), "no-answer")
+            .await;
+    }
+    app.drain().await;
+    let open = app
+        .store
+        .tasks(Some(&account.slug), textback_store::TaskFilter::Open, 1000)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), calls);
+    let last = open.last().unwrap();
+    app.store
+        .assign_task(account.id, last.id, Some("owner@example.com"))
+        .await
+        .unwrap();
+
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    let today = owner.get("/").await.body;
+    assert!(
+        today.contains(&format!("Missed calls today ({calls})")),
+        "{today}"
+    );
+    assert!(
+        today.contains(&format!("Callbacks to make ({calls})")),
+        "{today}"
+    );
+    assert!(today.contains(&format!("{} more on the Tasks page", calls - 50)));
+    assert!(today.contains(&format!("{} more on the Calls page", calls - 50)));
+    let mine = owner.get("/tasks?show=mine").await.body;
+    assert!(mine.contains(&last.title), "{mine}");
+    assert_eq!(mine.matches("<li class=\"card").count(), 1, "only mine");
+    let all = owner.get("/tasks?show=all").await.body;
+    assert!(
+        all.contains(&format!("Showing the 200 due soonest of {calls}.")),
+        "{all}"
+    );
 
     app.stop().await;
     fake.stop();

@@ -9,7 +9,7 @@ use minijinja::context;
 use serde::Deserialize;
 use textback_core::secret::random_token;
 use textback_core::text_back::SkipReason;
-use textback_store::{AccountRecord, CallView, TaskFilter, TaskView};
+use textback_store::{AccountRecord, CallView, TaskFilter, TaskQuery, TaskView};
 
 use super::session::{
     CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS, SignedIn, constant_time_eq, cookie,
@@ -162,6 +162,9 @@ pub struct TodayQuery {
     welcome: Option<String>,
 }
 
+/// How many missed calls and tasks Today lists before pointing to Calls and Tasks.
+const TODAY_LIST: usize = 50;
+
 pub async fn today(
     State(state): State<AppState>,
     Query(q): Query<TodayQuery>,
@@ -189,20 +192,29 @@ pub async fn today(
         .compatible()
         .map(|t| t.as_millisecond())
         .unwrap_or(0);
-    let calls: Vec<minijinja::Value> = state
+    // A busy day lists the latest and the most urgent, and says how many there are.
+    let missed = state
         .store
         .missed_calls_since(account.id, midnight_ms)
-        .await?
+        .await?;
+    let calls: Vec<minijinja::Value> = missed
         .iter()
+        .take(TODAY_LIST)
         .map(|c| call_card(c, &tz))
         .collect();
+    let open = TaskQuery {
+        account_slug: Some(&account.slug),
+        filter: TaskFilter::Open,
+        ..TaskQuery::default()
+    };
     let tasks: Vec<minijinja::Value> = state
         .store
-        .tasks(Some(&account.slug), TaskFilter::Open, 100)
+        .find_tasks(&open, TODAY_LIST as i64)
         .await?
         .into_iter()
         .map(|t| task_card(&t, &tz, now.as_millisecond()))
         .collect();
+    let task_count = state.store.count_tasks(&open).await?;
     let report = crate::reports::build(&state.store, account.id, 7, now.as_millisecond()).await?;
     let funnel = super::reports::funnel_cards(
         report
@@ -213,7 +225,9 @@ pub async fn today(
         "today.html",
         context! {
             calls => calls,
+            call_count => missed.len(),
             tasks => tasks,
+            task_count => task_count,
             funnel => funnel,
             welcome => q.welcome.is_some(),
             ..frame(&signed_in, &account, "today", "Today")

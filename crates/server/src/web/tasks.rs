@@ -5,7 +5,10 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
-use textback_store::TaskFilter;
+use textback_store::{TaskFilter, TaskQuery};
+
+/// How many tasks the page lists (soonest due first; it says how many there are in all).
+const TASKS_LIST: i64 = 200;
 
 use super::pages::{account_of, back_to, frame, task_card, zone};
 use super::session::SignedIn;
@@ -42,17 +45,18 @@ pub async fn list(
             .find(|u| u.email.eq_ignore_ascii_case(assignee))
             .map_or_else(|| assignee.to_owned(), |u| u.name.clone())
     };
+    let query = TaskQuery {
+        account_slug: Some(&account.slug),
+        filter,
+        assignee: (show == "mine").then_some((me.email.as_str(), me.name.as_str())),
+        ..TaskQuery::default()
+    };
+    let total = state.store.count_tasks(&query).await?;
     let tasks: Vec<minijinja::Value> = state
         .store
-        .tasks(Some(&account.slug), filter, 200)
+        .find_tasks(&query, TASKS_LIST)
         .await?
         .into_iter()
-        .filter(|t| {
-            show != "mine"
-                || t.assignee.as_deref().is_some_and(|a| {
-                    a.eq_ignore_ascii_case(&me.email) || a.eq_ignore_ascii_case(&me.name)
-                })
-        })
         .map(|t| {
             context! {
                 assignee_name => t.assignee.as_deref().map(name_of),
@@ -68,6 +72,7 @@ pub async fn list(
         "tasks.html",
         context! {
             tasks => tasks,
+            total => total,
             team => team_view,
             show => show,
             ..frame(&signed_in, &account, "tasks", "Tasks")

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{Request, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
-use textback_store::TaskFilter;
+use textback_store::{TaskFilter, TaskQuery};
 use tower::ServiceExt;
 
 use super::pages::{account_of, call_card, frame};
@@ -123,28 +123,25 @@ pub async fn show(
         .ok_or(WebError::NotFound("test call"))?;
     let tz = super::pages::zone(&account);
     let card = call_card(&call, &tz);
-    let text = match state
+    let text = state
         .store
-        .conversations_page(account.id, None, 200)
+        .messages_for_call(call.id)
         .await?
         .into_iter()
-        .find(|c| c.contact_phone == TEST_CALLER)
-    {
-        Some(conv) => state
-            .store
-            .conversation_messages(account.id, conv.id, None, 50)
-            .await?
-            .into_iter()
-            .find(|m| m.call_id == Some(call.id) && m.direction == "outbound")
-            .map(|m| m.body),
-        None => None,
+        .find(|m| m.direction == "outbound")
+        .map(|m| m.body);
+    let of_call = TaskQuery {
+        account_slug: Some(&account.slug),
+        filter: TaskFilter::All,
+        call_id: Some(call.id),
+        ..TaskQuery::default()
     };
     let task = state
         .store
-        .tasks(Some(&account.slug), TaskFilter::All, 200)
+        .find_tasks(&of_call, 1)
         .await?
         .into_iter()
-        .find(|t| t.call_id == Some(call.id))
+        .next()
         .map(|t| t.title);
     let tags = state.store.contact_tags(account.id, TEST_CALLER).await?;
     let decided = matches!(

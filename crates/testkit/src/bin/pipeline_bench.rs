@@ -13,31 +13,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use textback_testkit::bench::{caller, percentile, rss_high_water_kib};
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
 use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
 use tokio::task::JoinSet;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn caller(i: usize) -> String {
-    // Valid NANP numbers: exchange 2xx–9xx, distinct per call so no cooldown applies.
-    format!("+1512{:03}{:04}", 200 + i / 10_000, i % 10_000)
-}
-
-fn rss_high_water_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::main]
 async fn main() {
