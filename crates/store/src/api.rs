@@ -489,22 +489,37 @@ impl Store {
         })
     }
 
-    /// The account's missed calls (voicemail included) since an instant, newest first.
+    /// The account's latest missed calls (voicemail included) since an instant, newest first.
     pub async fn missed_calls_since(
         &self,
         account_id: i64,
         since_ms: i64,
+        limit: i64,
     ) -> Result<Vec<CallView>> {
         let sql = format!(
             "{CALL_VIEW} WHERE c.account_id = $1 AND c.started_at >= $2 \
-             AND c.outcome IN ('missed', 'voicemail') ORDER BY c.id DESC"
+             AND c.outcome IN ('missed', 'voicemail') ORDER BY c.id DESC LIMIT $3"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(since_ms).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(since_ms).bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(call_view_from_row!(r)); }
             Ok(out)
         })
+    }
+
+    /// How many missed calls (voicemail included) the account has had since an instant.
+    pub async fn count_missed_calls_since(&self, account_id: i64, since_ms: i64) -> Result<i64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM calls c WHERE c.account_id = $1 AND c.started_at >= $2 \
+                 AND c.outcome IN ('missed', 'voicemail')",
+            )
+            .bind(account_id)
+            .bind(since_ms)
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     pub async fn call(&self, account_id: i64, id: i64) -> Result<Option<CallView>> {

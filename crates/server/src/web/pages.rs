@@ -163,7 +163,7 @@ pub struct TodayQuery {
 }
 
 /// How many missed calls and tasks Today lists before pointing to Calls and Tasks.
-const TODAY_LIST: usize = 50;
+const TODAY_LIST: i64 = 50;
 
 pub async fn today(
     State(state): State<AppState>,
@@ -193,15 +193,17 @@ pub async fn today(
         .map(|t| t.as_millisecond())
         .unwrap_or(0);
     // A busy day lists the latest and the most urgent, and says how many there are.
-    let missed = state
+    let calls: Vec<minijinja::Value> = state
         .store
-        .missed_calls_since(account.id, midnight_ms)
-        .await?;
-    let calls: Vec<minijinja::Value> = missed
+        .missed_calls_since(account.id, midnight_ms, TODAY_LIST)
+        .await?
         .iter()
-        .take(TODAY_LIST)
         .map(|c| call_card(c, &tz))
         .collect();
+    let call_count = state
+        .store
+        .count_missed_calls_since(account.id, midnight_ms)
+        .await?;
     let open = TaskQuery {
         account_slug: Some(&account.slug),
         filter: TaskFilter::Open,
@@ -209,7 +211,7 @@ pub async fn today(
     };
     let tasks: Vec<minijinja::Value> = state
         .store
-        .find_tasks(&open, TODAY_LIST as i64)
+        .find_tasks(&open, TODAY_LIST)
         .await?
         .into_iter()
         .map(|t| task_card(&t, &tz, now.as_millisecond()))
@@ -225,7 +227,7 @@ pub async fn today(
         "today.html",
         context! {
             calls => calls,
-            call_count => missed.len(),
+            call_count => call_count,
             tasks => tasks,
             task_count => task_count,
             funnel => funnel,
