@@ -961,6 +961,26 @@ impl Store {
         }))
     }
 
+    /// The open callback task of each of the account's calls that has one (call id → task id).
+    pub async fn open_tasks_by_call(
+        &self,
+        account_id: i64,
+    ) -> Result<std::collections::HashMap<i64, i64>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT call_id, id FROM tasks WHERE account_id = $1 AND status = 'open' AND call_id IS NOT NULL",
+            )
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = std::collections::HashMap::with_capacity(rows.len());
+            for r in rows {
+                out.insert(r.try_get::<i64, _>("call_id")?, r.try_get::<i64, _>("id")?);
+            }
+            Ok(out)
+        })
+    }
+
     /// The account a task belongs to.
     pub async fn task_account(&self, id: i64) -> Result<Option<i64>> {
         on_pool!(self, pool => {

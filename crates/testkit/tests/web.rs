@@ -52,6 +52,7 @@ on_both_stores!(
     numbers_ring_the_phones_the_owner_sets,
     team_keys_and_webhooks_managed_by_owners,
     a_busy_day_says_how_many_and_mine_finds_mine,
+    call_back_rings_the_team_and_the_answer_marks_the_task,
 );
 
 const CALLER: &str = "+15125550123";
@@ -1883,6 +1884,94 @@ async fn a_busy_day_says_how_many_and_mine_finds_mine(url: &str) {
         all.contains(&format!("Showing the 200 due soonest of {calls}.")),
         "{all}"
     );
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn call_back_rings_the_team_and_the_answer_marks_the_task(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_user(&app, account.id, "owner@example.com", "Pat Owner").await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let task = app
+        .store
+        .tasks(Some(&account.slug), textback_store::TaskFilter::Open, 10)
+        .await
+        .unwrap()
+        .remove(0);
+
+    let mut owner = Browser::new(&app);
+    owner.sign_in("owner@example.com", PASSWORD).await;
+    // The Calls page offers it on the missed call, as do Today and Tasks on the task.
+    let action = format!("/tasks/{}/call-back", task.id);
+    let form = format!("action=\"{action}\"");
+    for page in ["/calls", "/", "/tasks?show=all"] {
+        let body = owner.get(page).await.body;
+        assert!(body.contains(&form), "{page}: {body}");
+    }
+    let calls = owner.get("/calls").await.body;
+    let csrf = hidden(&calls, "csrf");
+    let page = owner
+        .post(&action, &[("csrf", &csrf), ("back", "/calls")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("Your phone ({TEAM_PHONE}) is ringing now")),
+        "{}",
+        page.body
+    );
+    let placed = fake.placed_calls();
+    assert_eq!(placed.len(), 1);
+    let (to, from, callback) = &placed[0];
+    assert_eq!((to.as_str(), from.as_str()), (TEAM_PHONE, BUSINESS_NUMBER));
+    assert!(callback.ends_with(&format!("/webhooks/twilio/voice/callback?task={}", task.id)));
+
+    // The team member answers; Twilio dials the caller, who picks up: the task is done.
+    let sid = textback_testkit::test_app::new_call_sid();
+    let fields = [
+        ("CallSid", sid.as_str()),
+        ("From", BUSINESS_NUMBER),
+        ("To", TEAM_PHONE),
+    ];
+    let (status, twiml) = app
+        .post_signed(
+            &format!("/webhooks/twilio/voice/callback?task={}", task.id),
+            &fields,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml.contains(&format!("<Number>{CALLER}</Number>")),
+        "{twiml}"
+    );
+    let mut answered = fields.to_vec();
+    answered.push(("DialCallStatus", "completed"));
+    let (status, _) = app
+        .post_signed(
+            &format!("/webhooks/twilio/voice/callback-status?task={}", task.id),
+            &answered,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        !owner.get("/calls").await.body.contains(&form),
+        "no open task: no button"
+    );
+    assert!(owner.get("/").await.body.contains("Callbacks to make (0)"));
+
+    // Another account cannot ring anyone over our task.
+    let mut stranger = stranger(&app, &account).await;
+    let their_csrf = hidden(&stranger.get("/").await.body, "csrf");
+    assert_eq!(
+        stranger
+            .post(&action, &[("csrf", &their_csrf)])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(fake.placed_calls().len(), 1);
 
     app.stop().await;
     fake.stop();

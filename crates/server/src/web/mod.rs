@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}/complete", post(pages::complete_task))
         .route("/tasks/{id}/assign", post(tasks::assign))
+        .route("/tasks/{id}/call-back", post(tasks::call_back))
         .route("/calls", get(pages::calls))
         .route("/reports", get(reports::page))
         .route("/reports.csv", get(reports::csv))
@@ -142,6 +143,10 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../templates/settings.html"),
             ),
             ("lint.html", include_str!("../../templates/lint.html")),
+            (
+                "call_back.html",
+                include_str!("../../templates/call_back.html"),
+            ),
             ("numbers.html", include_str!("../../templates/numbers.html")),
             ("access.html", include_str!("../../templates/access.html")),
             ("doctor.html", include_str!("../../templates/doctor.html")),

@@ -242,6 +242,7 @@ pub async fn today(
 pub async fn calls(State(state): State<AppState>, signed_in: SignedIn) -> PageResult {
     let account = account_of(&state, &signed_in).await?;
     let tz = zone(&account);
+    let open_tasks = state.store.open_tasks_by_call(account.id).await?;
     let calls: Vec<minijinja::Value> = state
         .store
         .calls_page(account.id, None, 200)
@@ -263,6 +264,7 @@ pub async fn calls(State(state): State<AppState>, signed_in: SignedIn) -> PageRe
                 day => day,
                 voicemail => c.recording_url.as_deref().filter(|u| u.starts_with("https://")),
                 transcript => &c.voicemail_transcript,
+                task => open_tasks.get(&c.id),
                 ..call_card(c, &tz)
             }
         })
@@ -384,6 +386,7 @@ pub(super) fn task_card(t: &TaskView, tz: &TimeZone, now_ms: i64) -> minijinja::
         overdue => t.due_at_ms < now_ms,
         voicemail => t.recording_url.as_deref().filter(|u| u.starts_with("https://")),
         transcript => &t.voicemail_transcript,
+        contact => &t.contact_phone,
         assignee => &t.assignee,
     }
 }

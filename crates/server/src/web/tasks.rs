@@ -127,3 +127,71 @@ pub async fn assign(
     }
     Ok(Redirect::to(&back_to(form.back.as_deref())).into_response())
 }
+
+#[derive(Deserialize)]
+pub struct CallBackForm {
+    csrf: Option<String>,
+    back: Option<String>,
+}
+
+/// "Call back": Twilio rings the number's first team phone and, answered, connects it to
+/// the caller with the business number showing. When the caller picks up, the task is done
+/// (the call-back's dial status marks it). Without Twilio there is no call to place: the
+/// page says so and offers the phone's own dialer.
+pub async fn call_back(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(raw): Path<String>,
+    Form(form): Form<CallBackForm>,
+) -> Result<Response, WebError> {
+    if !signed_in.csrf_ok(form.csrf.as_deref()) {
+        return Err(WebError::Csrf);
+    }
+    let id = parse_id(&raw, "task")?;
+    let account = account_of(&state, &signed_in).await?;
+    if state.store.task_account(id).await? != Some(account.id) {
+        return Err(WebError::NotFound("task"));
+    }
+    let (contact, number, team) = state
+        .store
+        .callback_target(id)
+        .await?
+        .ok_or(WebError::NotFound("open task with a caller to call"))?;
+    let (calling, problem) = match (&state.twilio, team.first()) {
+        (None, _) => (
+            None,
+            Some("Calling back through Textback needs Twilio; this server runs on the sandbox. Call from your phone, then press Done.".to_owned()),
+        ),
+        (Some(_), None) => (
+            None,
+            Some(format!("{number} has no team phone to ring. Add one in Settings → Numbers, or call from your phone.")),
+        ),
+        (Some(twilio), Some(team_phone)) => {
+            let url = state.public(&format!("/webhooks/twilio/voice/callback?task={id}"));
+            match twilio.place_call(team_phone, &number, &url).await {
+                Ok(_) => (Some(team_phone.clone()), None),
+                Err(e) => {
+                    tracing::warn!(task = id, error = %e, "the call-back could not be placed");
+                    (None, Some("Twilio did not place the call; try again in a moment, or call from your phone.".to_owned()))
+                }
+            }
+        }
+    };
+    let status = if problem.is_some() {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let html = render(
+        "call_back.html",
+        context! {
+            contact => contact,
+            number => number,
+            calling => calling,
+            problem => problem,
+            back => back_to(form.back.as_deref()),
+            ..frame(&signed_in, &account, "tasks", "Calling back")
+        },
+    )?;
+    Ok((status, html).into_response())
+}
