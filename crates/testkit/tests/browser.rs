@@ -138,7 +138,7 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
     // The callback, done from Today with the keyboard-reachable Done button.
     browser.click("nav a[href='/']").await;
     browser.wait_for_text("Callbacks to make (1)").await;
-    browser.click("form[action^='/tasks/'] button").await;
+    browser.click("form[action$='/complete'] button").await;
     browser.wait_for_text("Callbacks to make (0)").await;
 
     // Settings: editing the text back message, the linter reacts as you type.
@@ -226,6 +226,17 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
         assert_eq!(browser.title().await, title);
         browser.screenshot(shots.as_deref(), shot).await;
     }
+
+    // Settings' own pages: numbers, and team and access.
+    browser.click("nav a[href='/settings']").await;
+    browser.click("main a[href='/settings/numbers']").await;
+    browser.wait_for_text("Team phones it rings").await;
+    assert_eq!(browser.title().await, "Numbers · Textback");
+    browser.screenshot(shots.as_deref(), "numbers").await;
+    browser.goto(&format!("{}/settings/team", app.base_url)).await;
+    browser.wait_for_text("Webhook subscriptions").await;
+    assert_eq!(browser.title().await, "Team and access · Textback");
+    browser.screenshot(shots.as_deref(), "team").await;
 
     browser.click("header button[type=submit]").await;
     browser.wait_for_text("Sign in to Textback").await;
