@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+
 /// The `p` quantile (0–1) of sorted samples, nearest rank.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -25,4 +27,40 @@ pub fn rss_high_water_kib() -> Option<u64> {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// The database in `DATABASE_URL`, or a fresh SQLite file (dropped by the caller), and the
+/// real server started on it with `workers` worker loops, texting the local stand-in.
+pub async fn start(workers: usize) -> (Option<TestDb>, FakeTwilio, TestApp) {
+    let (db, url) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let db = TestDb::create(Backend::Sqlite).await.expect("temp sqlite");
+            let url = db.url.clone();
+            (Some(db), url)
+        }
+    };
+    let fake = FakeTwilio::start().await;
+    let app = TestApp::start(
+        &url,
+        TestAppOptions {
+            workers,
+            twilio: Some(fake.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    (db, fake, app)
+}
+
+/// Stops what `start` started and drops the temporary database.
+pub async fn stop(db: Option<TestDb>, fake: FakeTwilio, app: std::sync::Arc<TestApp>) {
+    match std::sync::Arc::try_unwrap(app) {
+        Ok(app) => app.stop().await,
+        Err(_) => eprintln!("app still shared; not stopped cleanly"),
+    }
+    fake.stop();
+    if let Some(db) = db {
+        db.drop_db().await;
+    }
 }

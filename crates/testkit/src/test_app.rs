@@ -229,6 +229,18 @@ impl TestApp {
         (account, number)
     }
 
+    /// Acme Plumbing as setup leaves a business: the built-in text back off and the
+    /// recommended workflow (text back, callback task, tag, follow-up) on.
+    pub async fn seed_recommended(&self, template: &str) -> (AccountRecord, NumberRecord) {
+        let (account, number) = self.seed_account(template).await;
+        let mut builtin = textback_core::workflow::WorkflowSpec::builtin_text_back(template);
+        builtin.active = false;
+        self.save_workflow(account.id, &builtin, true).await;
+        let recommended = textback_core::workflow::WorkflowSpec::recommended(template);
+        self.save_workflow(account.id, &recommended, false).await;
+        (account, number)
+    }
+
     /// Saves a workflow for the account (a new version when it changed).
     pub async fn save_workflow(
         &self,

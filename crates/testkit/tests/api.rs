@@ -2,7 +2,6 @@
 //! every route), problem+json errors, pagination, contacts, calls, conversations, tasks.
 
 use serde_json::{Value, json};
-use textback_core::workflow::WorkflowSpec;
 use textback_store::{AccountRecord, NumberRecord};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
@@ -61,12 +60,7 @@ async fn start(url: &str) -> (TestApp, FakeTwilio, i64, String) {
         },
     )
     .await;
-    let (account, _) = app.seed_account(MESSAGE).await;
-    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
-    builtin.active = false;
-    app.save_workflow(account.id, &builtin, true).await;
-    app.save_workflow(account.id, &WorkflowSpec::recommended(MESSAGE), false)
-        .await;
+    let (account, _) = app.seed_recommended(MESSAGE).await;
     let key = app.api_key(account.id).await;
     (app, fake, account.id, key)
 }

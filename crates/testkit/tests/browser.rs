@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use textback_core::workflow::WorkflowSpec;
 use textback_server::web::password;
 use textback_store::Role;
 use textback_testkit::browser::{Chromedriver, ENTER};
@@ -39,12 +38,7 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
         },
     )
     .await;
-    let (account, _) = app.seed_account(MESSAGE).await;
-    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
-    builtin.active = false;
-    app.save_workflow(account.id, &builtin, true).await;
-    app.save_workflow(account.id, &WorkflowSpec::recommended(MESSAGE), false)
-        .await;
+    let (account, _) = app.seed_recommended(MESSAGE).await;
     let hash = password::hash(PASSWORD).unwrap();
     app.store
         .create_user(
@@ -233,7 +227,9 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
     browser.wait_for_text("Team phones it rings").await;
     assert_eq!(browser.title().await, "Numbers · Textback");
     browser.screenshot(shots.as_deref(), "numbers").await;
-    browser.goto(&format!("{}/settings/team", app.base_url)).await;
+    browser
+        .goto(&format!("{}/settings/team", app.base_url))
+        .await;
     browser.wait_for_text("Webhook subscriptions").await;
     assert_eq!(browser.title().await, "Team and access · Textback");
     browser.screenshot(shots.as_deref(), "team").await;

@@ -265,12 +265,7 @@ async fn start(url: &str) -> (TestApp, FakeTwilio, AccountRecord) {
         },
     )
     .await;
-    let (account, _) = app.seed_account(MESSAGE).await;
-    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
-    builtin.active = false;
-    app.save_workflow(account.id, &builtin, true).await;
-    app.save_workflow(account.id, &WorkflowSpec::recommended(MESSAGE), false)
-        .await;
+    let (account, _) = app.seed_recommended(MESSAGE).await;
     (app, fake, account)
 }
 

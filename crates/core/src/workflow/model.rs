@@ -231,20 +231,6 @@ pub struct Workflow {
     pub program: Program,
 }
 
-fn step_name(s: &StepSpec) -> &'static str {
-    match s {
-        StepSpec::SendSms { .. } => "send_sms",
-        StepSpec::CreateTask { .. } => "create_task",
-        StepSpec::AddTag { .. } => "add_tag",
-        StepSpec::RemoveTag { .. } => "remove_tag",
-        StepSpec::Wait { .. } => "wait",
-        StepSpec::If { .. } => "if",
-        StepSpec::NotifyTeam { .. } => "notify_team",
-        StepSpec::Webhook { .. } => "webhook",
-        StepSpec::End => "end",
-    }
-}
-
 fn phones(place: &str, list: &[String]) -> Result<Vec<Phone>, WorkflowError> {
     list.iter()
         .map(|n| Phone::parse(n).map_err(|e| err(place, e)))
@@ -364,7 +350,7 @@ fn condition(place: &str, c: &ConditionSpec) -> Result<Condition, WorkflowError>
 fn compile(steps: &[StepSpec], prefix: &str, p: &mut Program) -> Result<(), WorkflowError> {
     let mut ended: Option<String> = None;
     for (i, step) in steps.iter().enumerate() {
-        let place = format!("step {prefix}{} ({})", i + 1, step_name(step));
+        let place = format!("step {prefix}{} ({})", i + 1, step.kind());
         if let Some(end) = &ended {
             return Err(err(
                 place,

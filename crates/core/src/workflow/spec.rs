@@ -122,6 +122,21 @@ fn one() -> u32 {
 }
 
 impl StepSpec {
+    /// The step's `type`, as written in specs and reported in errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepSpec::SendSms { .. } => "send_sms",
+            StepSpec::CreateTask { .. } => "create_task",
+            StepSpec::AddTag { .. } => "add_tag",
+            StepSpec::RemoveTag { .. } => "remove_tag",
+            StepSpec::Wait { .. } => "wait",
+            StepSpec::If { .. } => "if",
+            StepSpec::NotifyTeam { .. } => "notify_team",
+            StepSpec::Webhook { .. } => "webhook",
+            StepSpec::End => "end",
+        }
+    }
+
     /// A `send_sms` step with one message.
     pub fn sms(message: &str) -> StepSpec {
         StepSpec::SendSms {

@@ -414,20 +414,6 @@ pub struct VariantView {
     pub weight: u32,
 }
 
-fn kind_of(s: &StepSpec) -> &'static str {
-    match s {
-        StepSpec::SendSms { .. } => "send_sms",
-        StepSpec::CreateTask { .. } => "create_task",
-        StepSpec::AddTag { .. } => "add_tag",
-        StepSpec::RemoveTag { .. } => "remove_tag",
-        StepSpec::Wait { .. } => "wait",
-        StepSpec::If { .. } => "if",
-        StepSpec::NotifyTeam { .. } => "notify_team",
-        StepSpec::Webhook { .. } => "webhook",
-        StepSpec::End => "end",
-    }
-}
-
 pub fn lint_kind_name(kind: MessageKind) -> &'static str {
     match kind {
         MessageKind::TextBack => "text_back",
@@ -457,7 +443,7 @@ fn draw(
 ) {
     for (i, s) in steps.iter().enumerate() {
         let path = format!("{prefix}{}", i + 1);
-        let kind = kind_of(s);
+        let kind = s.kind();
         let mut v = StepView {
             depth,
             kind,

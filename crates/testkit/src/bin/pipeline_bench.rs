@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use textback_testkit::bench::{caller, percentile, rss_high_water_kib};
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
-use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
 use tokio::task::JoinSet;
 
 #[tokio::main]
@@ -29,24 +28,7 @@ async fn main() {
     let workers = args.get(2).copied().unwrap_or(4);
     let rate = args.get(3).copied().unwrap_or(0);
 
-    let (db, url) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let db = TestDb::create(Backend::Sqlite).await.expect("temp sqlite");
-            let url = db.url.clone();
-            (Some(db), url)
-        }
-    };
-    let fake = FakeTwilio::start().await;
-    let app = TestApp::start(
-        &url,
-        TestAppOptions {
-            workers,
-            twilio: Some(fake.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (db, fake, app) = textback_testkit::bench::start(workers).await;
     app.seed_account(MESSAGE).await;
     let app = std::sync::Arc::new(app);
 
@@ -150,14 +132,7 @@ async fn main() {
         );
     }
     let ok = sent.len() == calls && doubles == 0;
-    match std::sync::Arc::try_unwrap(app) {
-        Ok(app) => app.stop().await,
-        Err(_) => eprintln!("app still shared; not stopped cleanly"),
-    }
-    fake.stop();
-    if let Some(db) = db {
-        db.drop_db().await;
-    }
+    textback_testkit::bench::stop(db, fake, app).await;
     if !ok {
         eprintln!("FAILED: every call must be texted exactly once");
         std::process::exit(1);

@@ -11,13 +11,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use textback_core::workflow::WorkflowSpec;
 use textback_server::web::{SESSION_COOKIE, password};
 use textback_store::Role;
 use textback_testkit::bench::{caller, percentile, rss_high_water_kib};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
-use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+use textback_testkit::{TestApp, TestAppOptions};
 use tokio::task::JoinSet;
 
 const EMAIL: &str = "owner@example.com";
@@ -158,29 +157,8 @@ async fn main() {
     let requests = args.get(1).copied().unwrap_or(200);
     let concurrency = args.get(2).copied().unwrap_or(8);
 
-    let (db, url) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let db = TestDb::create(Backend::Sqlite).await.expect("temp sqlite");
-            let url = db.url.clone();
-            (Some(db), url)
-        }
-    };
-    let fake = FakeTwilio::start().await;
-    let app = TestApp::start(
-        &url,
-        TestAppOptions {
-            twilio: Some(fake.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
-    let (account, _) = app.seed_account(MESSAGE).await;
-    let mut builtin = WorkflowSpec::builtin_text_back(MESSAGE);
-    builtin.active = false;
-    app.save_workflow(account.id, &builtin, true).await;
-    app.save_workflow(account.id, &WorkflowSpec::recommended(MESSAGE), false)
-        .await;
+    let (db, fake, app) = textback_testkit::bench::start(TestAppOptions::default().workers).await;
+    let (account, _) = app.seed_recommended(MESSAGE).await;
     let hash = password::hash(PASSWORD).expect("hash");
     app.store
         .create_user(account.id, EMAIL, "Pat Owner", Role::Owner, &hash, 0)
@@ -246,12 +224,5 @@ async fn main() {
             kib as f64 / 1024.0
         );
     }
-    match Arc::try_unwrap(app) {
-        Ok(app) => app.stop().await,
-        Err(_) => eprintln!("app still shared; not stopped cleanly"),
-    }
-    fake.stop();
-    if let Some(db) = db {
-        db.drop_db().await;
-    }
+    textback_testkit::bench::stop(db, fake, app).await;
 }
