@@ -140,6 +140,13 @@ impl Browser {
     }
 }
 
+/// The first task's Done form action (`/tasks/N/complete`).
+fn done_action(html: &str) -> String {
+    let end = html.find("/complete\"").expect("a Done button") + "/complete".len();
+    let start = html[..end].rfind('"').unwrap() + 1;
+    html[start..end].to_owned()
+}
+
 /// The value of a hidden form field.
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -616,8 +623,7 @@ async fn inbox_thread_reply_and_task_done(url: &str) {
     // "Done" on the callback task from Today.
     let today = browser.get("/").await;
     assert!(today.body.contains("Callbacks to make (1)"));
-    let at = today.body.find("action=\"/tasks/").expect("a Done button") + 8;
-    let action = today.body[at..].split('"').next().unwrap().to_owned();
+    let action = done_action(&today.body);
     let forged = browser.post(&action, &[]).await;
     assert_eq!(forged.status, 403);
     let done = browser.post(&action, &[("csrf", &csrf)]).await;
@@ -841,8 +847,7 @@ async fn tasks_mine_all_overdue_assign_and_done(url: &str) {
             .contains("Nothing overdue.")
     );
 
-    let at = all.body.find("action=\"/tasks/").unwrap() + 8;
-    let complete = all.body[at..].split('"').next().unwrap().to_owned();
+    let complete = done_action(&all.body);
     let assign = complete.replace("/complete", "/assign");
     let csrf = hidden(&all.body, "csrf");
     // Give it to Mike: it is his, not the owner's.
