@@ -40,6 +40,41 @@ pub use worker::Worker;
 /// Largest webhook body accepted; Twilio's are a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// What one instance does when several share a database (`textback serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceRole {
+    /// Webhooks, the API and the web UI; no workers.
+    Api,
+    /// Workers only; HTTP serves just `/healthz`, `/readyz` and `/metrics`.
+    Worker,
+    /// Both (one instance, or every instance alike).
+    #[default]
+    All,
+}
+
+impl InstanceRole {
+    pub fn parse(raw: &str) -> Option<InstanceRole> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "api" => Some(InstanceRole::Api),
+            "worker" => Some(InstanceRole::Worker),
+            "all" => Some(InstanceRole::All),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceRole::Api => "api",
+            InstanceRole::Worker => "worker",
+            InstanceRole::All => "all",
+        }
+    }
+
+    fn serves_requests(self) -> bool {
+        self != InstanceRole::Worker
+    }
+}
+
 #[derive(Clone)]
 pub struct ServerConfig {
     /// The base URL the carrier calls (signatures are checked against it).
@@ -59,6 +94,8 @@ pub struct ServerConfig {
     pub carrier_timeout: Duration,
     /// Let workflow webhooks reach private and loopback addresses (off by default).
     pub allow_private_webhooks: bool,
+    /// `Api` runs no workers whatever `workers` says; `Worker` answers no webhooks.
+    pub role: InstanceRole,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -68,6 +105,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("twilio", &self.twilio)
             .field("twilio_api_base", &self.twilio_api_base)
             .field("workers", &self.workers)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
 }
@@ -118,7 +156,12 @@ impl App {
             signature,
             twilio,
             routes: routes_cache::RoutesCache::default(),
-            workers: config.workers,
+            workers: if config.role == InstanceRole::Api {
+                0
+            } else {
+                config.workers
+            },
+            role: config.role,
             allow_private_webhooks: config.allow_private_webhooks,
             login_limiter: web::LoginLimiter::default(),
             stopping: Default::default(),
@@ -132,11 +175,14 @@ impl App {
 
     pub fn router(&self) -> Router {
         metrics::handle();
-        Router::new()
-            .merge(health::routes())
-            .merge(webhooks::routes())
-            .merge(api::routes(self.state.clone()))
-            .merge(web::routes())
+        let mut router = Router::new().merge(health::routes());
+        if self.state.role.serves_requests() {
+            router = router
+                .merge(webhooks::routes())
+                .merge(api::routes(self.state.clone()))
+                .merge(web::routes());
+        }
+        router
             .route("/metrics", axum::routing::get(metrics::render))
             .layer(axum::middleware::from_fn(metrics::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -162,6 +208,10 @@ impl App {
             Err(e) => tracing::warn!(error = %e, "could not preload number routing"),
         }
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Other instances' new jobs wake this one's workers (PostgreSQL LISTEN/NOTIFY).
+        let listening = (self.state.workers > 0)
+            .then(|| self.state.store.listen_for_work())
+            .flatten();
         let mut worker_tasks = Vec::new();
         for i in 0..self.state.workers {
             let w = self.worker(&format!("{}-w{i}", std::process::id()));
@@ -177,6 +227,9 @@ impl App {
         let _ = stop_tx.send(true);
         for t in worker_tasks {
             let _ = t.await;
+        }
+        if let Some(l) = listening {
+            l.abort();
         }
         result.map_err(StartError::Serve)
     }

@@ -17,6 +17,7 @@ pub struct AppState {
     pub twilio: Option<TwilioClient>,
     pub routes: RoutesCache,
     pub workers: usize,
+    pub role: crate::InstanceRole,
     /// Workflow webhooks may target private and loopback addresses.
     pub allow_private_webhooks: bool,
     pub login_limiter: crate::web::LoginLimiter,

@@ -123,6 +123,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The channel the `jobs` insert trigger notifies (migration 0013).
+const JOBS_CHANNEL: &str = "textback_jobs";
+
 impl Store {
     /// Connects to `sqlite:PATH` (created if missing) or `postgres://…`. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store> {
@@ -183,6 +186,40 @@ impl Store {
     /// Signalled whenever work is enqueued, so idle workers wake at once.
     pub fn work_signal(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// Wakes this process's workers whenever any instance sharing the database enqueues a
+    /// job: on PostgreSQL, LISTEN for the `jobs` insert trigger's NOTIFY (reconnecting after
+    /// a lost connection); on SQLite there is nothing to do (one instance, woken in
+    /// process). The returned task runs until aborted.
+    pub fn listen_for_work(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let Db::Postgres(pool) = &self.db else {
+            return None;
+        };
+        let pool = pool.clone();
+        let wake = self.wake.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(JOBS_CHANNEL).await {
+                            tracing::warn!(error = %e, "LISTEN failed; workers poll until it works");
+                        } else {
+                            // Jobs may have arrived while not listening.
+                            wake.notify_waiters();
+                            while listener.recv().await.is_ok() {
+                                wake.notify_waiters();
+                                wake.notify_one();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not listen for new jobs; workers poll until it works")
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }))
     }
 
     pub(crate) fn wake_workers(&self) {

@@ -73,6 +73,11 @@ macro_rules! migrations {
                 name: "report_indexes",
                 sql: include_str!(concat!("../migrations/", $dir, "/0012_report_indexes.sql")),
             },
+            Migration {
+                version: 13,
+                name: "job_notify",
+                sql: include_str!(concat!("../migrations/", $dir, "/0013_job_notify.sql")),
+            },
         ]
     };
 }

@@ -112,6 +112,7 @@ impl TestApp {
             workers: options.workers,
             carrier_timeout: options.carrier_timeout,
             allow_private_webhooks: options.allow_private_webhooks,
+            role: Default::default(),
         };
         let app = App::new(store.clone(), config, clock_arc).expect("build app");
         let state = app.state().clone();

@@ -286,3 +286,47 @@ async fn settings_keep_the_first_value(store: Store) {
     assert_eq!((a.as_str(), b.as_str()), ("first", "first"));
     assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("first"));
 }
+
+/// Two instances on one PostgreSQL: a job enqueued by one wakes the other's workers at once
+/// (LISTEN/NOTIFY), not at its next poll. Several instances also migrate at once safely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_enqueued_by_one_instance_wakes_another() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    // Three instances starting together: each migration is applied by exactly one of them
+    // (under the advisory lock), whichever gets there first.
+    let (a, b, c) = tokio::join!(
+        Store::connect(&db.url),
+        Store::connect(&db.url),
+        Store::connect(&db.url)
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let (ra, rb, rc) = tokio::join!(a.migrate(), b.migrate(), c.migrate());
+    let ran = [ra.unwrap(), rb.unwrap(), rc.unwrap()];
+    assert_eq!(ran.iter().sum::<usize>(), 13, "{ran:?}");
+    assert_eq!(a.migrate().await.unwrap(), 0);
+
+    let listening = a.listen_for_work().expect("postgres listens");
+    // Let the listener connect before the job is written.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signal = a.work_signal();
+    let woken = signal.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    assert!(
+        b.enqueue_job(JobKind::SendMessage, 1, Some("wake-test"), 0, 0)
+            .await
+            .unwrap()
+    );
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("instance A was told about B's job");
+
+    listening.abort();
+    for s in [a, b, c] {
+        s.close().await;
+    }
+    db.drop_db().await;
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use textback_carriers::twilio::TwilioCredentials;
 use textback_core::{Clock, SystemClock};
-use textback_server::{App, ServerConfig};
+use textback_server::{App, InstanceRole, ServerConfig};
 use textback_store::Store;
 
 #[derive(Parser)]
@@ -72,6 +72,10 @@ enum Command {
         /// Let workflow webhooks reach private and loopback addresses.
         #[arg(long, env = "TEXTBACK_ALLOW_PRIVATE_WEBHOOKS")]
         allow_private_webhooks: bool,
+        /// What this instance does when several share one PostgreSQL: `api` (webhooks, API,
+        /// web UI; no workers), `worker` (jobs only) or `all`.
+        #[arg(long, env = "TEXTBACK_ROLE", default_value = "all")]
+        role: String,
     },
     /// Callback tasks: list them, or mark one done.
     Tasks {
@@ -386,7 +390,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             twilio_webhook_shared_key,
             workers,
             allow_private_webhooks,
+            role,
         } => {
+            let role = InstanceRole::parse(&role).ok_or_else(|| {
+                CliError::Refused(format!("--role {role:?}: use api, worker or all"))
+            })?;
             let listen = config::listen(server.listen, &file)?;
             let public_url = config::public_url(server.public_url, &file, listen)?;
             let twilio =
@@ -396,6 +404,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let store = open_store(&database_url).await?;
             let sandbox_token = sandbox_token(&store).await?;
             let workers = workers.or(file.workers).unwrap_or(4);
+            if role == InstanceRole::Worker && workers == 0 {
+                return Err(CliError::Refused(
+                    "--role worker with 0 workers would do nothing: give --workers 1 or more"
+                        .into(),
+                ));
+            }
+            let workers = if role == InstanceRole::Api {
+                0
+            } else {
+                workers
+            };
             let config = ServerConfig {
                 public_url: public_url.clone(),
                 twilio: twilio.map(|t| TwilioCredentials {
@@ -409,6 +428,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 workers,
                 carrier_timeout: Duration::from_secs(10),
                 allow_private_webhooks,
+                role,
             };
             let carrier = if config.twilio.is_some() {
                 "twilio"
@@ -421,7 +441,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     addr: listen.to_string(),
                     error,
                 })?;
-            tracing::info!(%listen, %public_url, database = store.backend(), carrier, workers, "textback is serving");
+            tracing::info!(%listen, %public_url, database = store.backend(), carrier, workers, role = role.as_str(), "textback is serving");
             if store.user_count().await? == 0 {
                 tracing::info!(
                     "no one can sign in to the web UI yet: run `textback setup-link` for the first-run setup page, or `textback user create`"

@@ -655,3 +655,126 @@ fn user_create_checks_its_input_and_refuses_a_taken_email() {
     assert!(!taken.status.success());
     assert!(String::from_utf8_lossy(&taken.stderr).contains("already has a sign-in"));
 }
+
+/// Several instances on one PostgreSQL (SPEC §10): signed webhooks spread across them (one
+/// call's ringing, result and Twilio's retry of the result each on a different instance),
+/// one instance killed with SIGKILL halfway, and still every acknowledged missed call is
+/// texted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_postgres_and_survive_a_kill() {
+    use textback_carriers::twilio::signature::sign;
+    use textback_testkit::{Backend, TestDb};
+
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let dir = Workdir::new();
+    let fake = FakeTwilio::start().await;
+    let public = "https://textback.example.com";
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("TEXTBACK_PUBLIC_URL", public),
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+        ("TEXTBACK_TWILIO_API_BASE", fake.base_url.as_str()),
+        ("TEXTBACK_WORKERS", "2"),
+    ];
+    let qs = quickstart();
+    let applied = textback(&dir.0, &env, &["apply", qs.to_str().unwrap()]);
+    assert!(applied.status.success(), "{applied:?}");
+
+    // Two instances doing everything and one API-only instance, all started at once.
+    let ports = [free_port(), free_port(), free_port()];
+    let roles = ["all", "all", "api"];
+    let mut servers: Vec<Option<Server>> = Vec::new();
+    for (port, role) in ports.iter().zip(roles) {
+        let mut with_role = env.to_vec();
+        with_role.push(("TEXTBACK_ROLE", role));
+        servers.push(Some(Server::start(&dir.0, &with_role, *port).await));
+    }
+
+    let client = reqwest::Client::new();
+    let post = |port: u16, path: &'static str, fields: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        async move {
+            let owned: Vec<(String, String)> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            let signature = sign(AUTH_TOKEN, &format!("{public}{path}"), &owned);
+            client
+                .post(format!("http://127.0.0.1:{port}{path}"))
+                .header("X-Twilio-Signature", signature)
+                .form(&owned)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let calls = 300;
+    let mut acknowledged = Vec::new();
+    let mut alive = vec![0, 1, 2];
+    for i in 0..calls {
+        if i == calls / 2 {
+            // SIGKILL: no shutdown, jobs it had claimed stay leased until the lease ends.
+            let mut killed = servers[0].take().unwrap();
+            killed.0.kill().unwrap();
+            killed.0.wait().unwrap();
+            alive.retain(|k| *k != 0);
+        }
+        let caller = textback_testkit::bench::caller(i);
+        let sid = format!("CA{:032x}", fastrand::u128(..));
+        let base = vec![
+            ("CallSid", sid.clone()),
+            ("AccountSid", ACCOUNT_SID.to_owned()),
+            ("From", caller.clone()),
+            ("To", "+15125550100".to_owned()),
+        ];
+        let pick = |k: usize| ports[alive[(i + k) % alive.len()]];
+        let mut ringing = base.clone();
+        ringing.push(("CallStatus", "ringing".to_owned()));
+        ringing.push(("Direction", "inbound".to_owned()));
+        assert_eq!(post(pick(1), "/webhooks/twilio/voice", ringing).await, 200);
+        let mut result = base.clone();
+        result.push(("CallStatus", "in-progress".to_owned()));
+        result.push(("DialCallStatus", "no-answer".to_owned()));
+        let path = "/webhooks/twilio/voice/dial-status";
+        if post(pick(0), path, result.clone()).await == 200 {
+            acknowledged.push(caller);
+        }
+        // Twilio retries the result on whichever instance the proxy picks.
+        post(pick(2), path, result).await;
+    }
+    assert_eq!(acknowledged.len(), calls, "every webhook was acknowledged");
+
+    // The killed instance's leased jobs are claimed again after the 60 s lease.
+    let sent = fake
+        .wait_for_sent(acknowledged.len(), Duration::from_secs(150))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = if fake.sent().len() > sent.len() {
+        fake.sent()
+    } else {
+        sent
+    };
+    let mut per_caller = std::collections::HashMap::new();
+    for m in &sent {
+        *per_caller.entry(m.to.clone()).or_insert(0) += 1;
+    }
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|c| !per_caller.contains_key(*c))
+        .collect();
+    let doubled: Vec<(&String, &i32)> = per_caller.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(lost.is_empty(), "not texted: {lost:?}");
+    assert!(doubled.is_empty(), "texted twice: {doubled:?}");
+
+    for s in servers.into_iter().flatten() {
+        let (ok, log) = s.terminate();
+        assert!(ok, "{log}");
+    }
+    fake.stop();
+    db.drop_db().await;
+}
