@@ -40,6 +40,30 @@ pub use worker::Worker;
 /// Largest webhook body accepted; Twilio's are a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How often expired sessions and idempotency keys are swept (by one instance at a time).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
+
+async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match state.store.housekeep(state.now_ms()).await {
+            Ok(Some(swept)) if swept != textback_store::Swept::default() => {
+                tracing::info!(
+                    sessions = swept.sessions,
+                    idempotency_keys = swept.idempotency_keys,
+                    "swept expired rows"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed; it runs again later"),
+        }
+    }
+}
+
 /// What one instance does when several share a database (`textback serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InstanceRole {
@@ -213,6 +237,10 @@ impl App {
             .then(|| self.state.store.listen_for_work())
             .flatten();
         let mut worker_tasks = Vec::new();
+        worker_tasks.push(tokio::spawn(housekeeping(
+            self.state.clone(),
+            stop_rx.clone(),
+        )));
         for i in 0..self.state.workers {
             let w = self.worker(&format!("{}-w{i}", std::process::id()));
             worker_tasks.push(tokio::spawn(w.run(stop_rx.clone())));

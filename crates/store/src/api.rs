@@ -194,13 +194,26 @@ impl Store {
             if inserted {
                 Ok(Ok(None))
             } else {
-                let r = sqlx::query("SELECT status, body FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                let r = sqlx::query("SELECT status, body, created_at FROM idempotency_keys WHERE account_id = $1 AND key = $2")
                     .bind(account_id)
                     .bind(key)
                     .fetch_one(&mut *tx)
                     .await?;
                 let status: i64 = r.try_get("status")?;
-                if status == 0 {
+                let taken_at: i64 = r.try_get("created_at")?;
+                let expired = taken_at < now_ms - crate::IDEMPOTENCY_WINDOW_MS;
+                let abandoned = status == 0 && taken_at < now_ms - crate::STALE_RESERVATION_MS;
+                if expired || abandoned {
+                    // Past its window, or left "in progress" by an instance that died: the
+                    // key is this request's now.
+                    sqlx::query("UPDATE idempotency_keys SET status = 0, body = '', created_at = $3 WHERE account_id = $1 AND key = $2")
+                        .bind(account_id)
+                        .bind(key)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(Ok(None))
+                } else if status == 0 {
                     Ok(Err(()))
                 } else {
                     Ok(Ok(Some(StoredResponse { status: status as u16, body: r.try_get("body")? })))

@@ -24,6 +24,7 @@ mod conversations;
 mod deliveries;
 mod diagnostics;
 mod events_out;
+mod housekeeping;
 mod jobs;
 mod lookups;
 mod messages;
@@ -43,6 +44,7 @@ pub use conversations::{Reply, ReplyRefused};
 pub use deliveries::{Delivery, DeliveryView};
 pub use diagnostics::{ErrorCount, FunnelRow, VariantRow};
 pub use events_out::{EVENT_TYPES, Subscription};
+pub use housekeeping::{IDEMPOTENCY_WINDOW_MS, STALE_RESERVATION_MS, Swept};
 pub use jobs::{Job, JobKind, retry_delay, retry_delay_for};
 pub use messages::{
     ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,

@@ -38,6 +38,7 @@ on_both_stores!(
     keys_errors_and_validation,
     contacts_pages_tags_and_consent,
     replies_are_idempotent,
+    idempotency_keys_expire_and_abandoned_ones_are_freed,
     metrics_parse_and_count_the_pipeline,
     event_webhooks_are_signed_and_delivered,
     the_report_counts_the_funnel,
@@ -1137,5 +1138,105 @@ async fn the_openapi_document_matches_the_routes(url: &str) {
         html.contains("<title>Textback API reference</title>")
             && html.contains("/api/v1/contacts/{id}/consent")
     );
+    finish(app, fake).await;
+}
+
+async fn idempotency_keys_expire_and_abandoned_ones_are_freed(url: &str) {
+    use textback_store::{IDEMPOTENCY_WINDOW_MS, STALE_RESERVATION_MS, StoredResponse};
+    let (app, fake, account, _key) = start(url).await;
+    let store = &app.store;
+    let answer = StoredResponse {
+        status: 202,
+        body: "{\"id\":1}".into(),
+    };
+    // A finished request's answer is replayed within the window, and not after it.
+    assert_eq!(
+        store
+            .reserve_idempotency_key(account, "k1", 0)
+            .await
+            .unwrap(),
+        Ok(None)
+    );
+    store
+        .finish_idempotency_key(account, "k1", Some(&answer))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .reserve_idempotency_key(account, "k1", 3_600_000)
+            .await
+            .unwrap(),
+        Ok(Some(answer.clone()))
+    );
+    assert_eq!(
+        store
+            .reserve_idempotency_key(account, "k1", IDEMPOTENCY_WINDOW_MS + 1)
+            .await
+            .unwrap(),
+        Ok(None),
+        "a day later the key is new again"
+    );
+
+    // A request whose instance died mid-way: "in progress" at first, then freed.
+    assert_eq!(
+        store
+            .reserve_idempotency_key(account, "k2", 0)
+            .await
+            .unwrap(),
+        Ok(None)
+    );
+    assert_eq!(
+        store
+            .reserve_idempotency_key(account, "k2", 60_000)
+            .await
+            .unwrap(),
+        Err(())
+    );
+    assert_eq!(
+        store
+            .reserve_idempotency_key(account, "k2", STALE_RESERVATION_MS + 1)
+            .await
+            .unwrap(),
+        Ok(None)
+    );
+
+    // Housekeeping removes expired keys and sessions (on PostgreSQL under a lock, so two
+    // instances at it at once remove each row once).
+    let hash = textback_server::web::password::hash("housekeeping-1234").unwrap();
+    let user = store
+        .create_user(
+            account,
+            "sweep@example.com",
+            "Sweep",
+            textback_store::Role::Member,
+            &hash,
+            0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .create_session(user, "old", "csrf", 0, 1_000)
+        .await
+        .unwrap();
+    store
+        .create_session(user, "live", "csrf", 0, i64::MAX)
+        .await
+        .unwrap();
+    let later = 3 * IDEMPOTENCY_WINDOW_MS;
+    let (a, b) = tokio::join!(store.housekeep(later), store.housekeep(later));
+    let swept: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(
+        swept.iter().map(|s| s.sessions).sum::<u64>(),
+        1,
+        "{swept:?}"
+    );
+    assert_eq!(
+        swept.iter().map(|s| s.idempotency_keys).sum::<u64>(),
+        2,
+        "{swept:?}"
+    );
+    assert!(store.session("live", later).await.unwrap().is_some());
+
     finish(app, fake).await;
 }
