@@ -6,11 +6,13 @@
 pub mod bench;
 pub mod browser;
 pub mod db;
+pub mod fake_telnyx;
 pub mod fake_twilio;
 pub mod receiver;
 pub mod test_app;
 
 pub use db::{Backend, TestDb};
+pub use fake_telnyx::{FakeTelnyx, TelnyxFault, TelnyxSent};
 pub use fake_twilio::{FakeTwilio, Fault, SentMessage};
 pub use receiver::{Received, Receiver};
 pub use test_app::{TestApp, TestAppOptions};

@@ -165,12 +165,7 @@ impl TwilioClient {
         creds: TwilioCredentials,
         timeout: Duration,
     ) -> Result<TwilioClient, reqwest::Error> {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("textback/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::http_client(timeout)?;
         Ok(TwilioClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -208,15 +203,10 @@ impl TwilioClient {
             .await;
         let response = match response {
             Ok(r) => r,
-            Err(e) => return classify_transport_error(&e),
+            Err(e) => return crate::classify_transport_error(&e, "Twilio"),
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::retry_after(response.headers());
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
@@ -531,20 +521,6 @@ impl TwilioClient {
             .incoming_phone_numbers
             .into_iter()
             .find(|n| n.phone_number == e164))
-    }
-}
-
-fn classify_transport_error(e: &reqwest::Error) -> SendResult {
-    if e.is_connect() || e.is_builder() {
-        // Never reached Twilio: safe to send again.
-        SendResult::Retryable {
-            message: format!("could not reach Twilio: {e}"),
-            retry_after: None,
-        }
-    } else {
-        SendResult::Ambiguous {
-            message: format!("no answer from Twilio: {e}"),
-        }
     }
 }
 
