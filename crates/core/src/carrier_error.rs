@@ -1,4 +1,5 @@
-//! Twilio error codes, understood: what each means for the contact, and what to do.
+//! Carrier error codes, understood: what each means for the contact, and what to do.
+//! Twilio's (`describe`) and Telnyx's (`describe_telnyx`) differ, so each has its table.
 
 /// What an error code says about the recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +96,68 @@ pub fn describe(code: i64) -> CarrierError {
     }
 }
 
+/// Telnyx's codes: API refusals (`1xxxx`, `40300`) and delivery errors (`40xxx`, from the
+/// `message.finalized` webhook).
+pub fn describe_telnyx(code: i64) -> CarrierError {
+    let (effect, reason, fix) = match code {
+        40300 => (
+            Effect::OptedOut,
+            "the recipient has opted out of messages from this number (replied STOP)",
+            "nothing: the contact is marked opted out; they can text START to opt back in",
+        ),
+        10002 | 40012 => (
+            Effect::NotTextable,
+            "the phone number is not valid",
+            "check the caller's number; it will not be texted again",
+        ),
+        40001 => (
+            Effect::NotTextable,
+            "landline or a number that cannot receive texts",
+            "call the contact back instead",
+        ),
+        40002 | 40003 | 40015 => (
+            Effect::Filtered,
+            "the carrier filtered the message as spam",
+            "register the number for 10DLC (or verify the toll-free number) in the Telnyx portal, and make the text read less automated",
+        ),
+        40004 | 40005 | 40006 | 40008 | 40014 => (
+            Effect::Unreachable,
+            "the carrier could not deliver the message",
+            "nothing: later texts may arrive; call the contact if it matters",
+        ),
+        40013 => (
+            Effect::Other,
+            "the carrier refused the sending number",
+            "check in the Telnyx portal that the number is active and in a messaging profile",
+        ),
+        _ => (
+            Effect::Other,
+            "carrier error",
+            "see https://developers.telnyx.com/docs/messaging/messages/error-codes",
+        ),
+    };
+    CarrierError {
+        code,
+        effect,
+        reason,
+        fix,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn telnyx_codes_map_to_effects() {
+        assert_eq!(describe_telnyx(40300).effect, Effect::OptedOut);
+        assert_eq!(describe_telnyx(40001).effect, Effect::NotTextable);
+        assert_eq!(describe_telnyx(40003).effect, Effect::Filtered);
+        assert_eq!(describe_telnyx(40006).effect, Effect::Unreachable);
+        // The same number means different things at each carrier.
+        assert_ne!(describe_telnyx(21610).effect, describe(21610).effect);
+        assert_eq!(describe_telnyx(12345).effect, Effect::Other);
+    }
 
     #[test]
     fn codes_map_to_effects() {

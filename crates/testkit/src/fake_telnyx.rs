@@ -26,7 +26,8 @@ pub enum TelnyxFault {
     ServerError,
     /// `429` with `Retry-After`; nothing is sent.
     RateLimited { retry_after_secs: u64 },
-    /// A `4xx` rejection with this Telnyx error code (40310 invalid number, 40300 STOP…).
+    /// A `4xx` rejection with this Telnyx error code (409 / 40300 after a STOP, 422 / 10002
+    /// for an invalid number…).
     Reject {
         status: u16,
         code: i64,

@@ -47,17 +47,18 @@ async fn a_text_is_sent_and_its_id_kept() {
 async fn refusals_are_final_and_overload_is_retried() {
     let fake = FakeTelnyx::start().await;
     let c = client(&fake, API_KEY);
+    // Telnyx refuses with 409 / 40300 when the recipient has texted STOP to this number.
     fake.push_fault(TelnyxFault::Reject {
-        status: 400,
-        code: 40310,
-        title: "Invalid 'to' address".into(),
+        status: 409,
+        code: 40300,
+        title: "Blocked due to STOP message".into(),
     });
     assert_eq!(
         c.send_message("+15125550100", "+15125550123", "Hi", None)
             .await,
         SendResult::Rejected {
-            code: Some(40310),
-            message: "Invalid 'to' address".into(),
+            code: Some(40300),
+            message: "Blocked due to STOP message".into(),
         }
     );
     fake.push_fault(TelnyxFault::RateLimited {
