@@ -96,6 +96,14 @@ pub fn describe(code: i64) -> CarrierError {
     }
 }
 
+/// A code as the carrier that sent it means it (`twilio`, `telnyx`).
+pub fn describe_for(carrier: &str, code: i64) -> CarrierError {
+    match carrier {
+        "telnyx" => describe_telnyx(code),
+        _ => describe(code),
+    }
+}
+
 /// Telnyx's codes: API refusals (`1xxxx`, `40300`) and delivery errors (`40xxx`, from the
 /// `message.finalized` webhook).
 pub fn describe_telnyx(code: i64) -> CarrierError {

@@ -11,6 +11,10 @@ pub enum WebhookError {
     Signature(#[from] SignatureError),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A webhook whose signature or timestamp does not check out (Telnyx), or one for a
+    /// carrier this server is not set up for.
+    #[error("forbidden: {0}")]
+    Refused(String),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -18,7 +22,7 @@ pub enum WebhookError {
 impl IntoResponse for WebhookError {
     fn into_response(self) -> Response {
         let status = match &self {
-            WebhookError::Signature(_) => StatusCode::FORBIDDEN,
+            WebhookError::Signature(_) | WebhookError::Refused(_) => StatusCode::FORBIDDEN,
             WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use textback_carriers::telnyx::{TelnyxClient, TelnyxPublicKey};
 use textback_carriers::twilio::{SignatureCheck, TwilioClient, TwilioCredentials};
 use textback_core::Clock;
 use textback_store::Store;
@@ -99,6 +100,23 @@ impl InstanceRole {
     }
 }
 
+/// Telnyx, when configured: the API key that sends, the public key its webhooks are
+/// checked with (base64 Ed25519), and the API's base URL.
+#[derive(Clone)]
+pub struct TelnyxSettings {
+    pub api_key: String,
+    pub public_key: String,
+    pub api_base: String,
+}
+
+impl std::fmt::Debug for TelnyxSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxSettings")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Clone)]
 pub struct ServerConfig {
     /// The base URL the carrier calls (signatures are checked against it).
@@ -108,6 +126,8 @@ pub struct ServerConfig {
     pub twilio_api_base: String,
     /// Twilio Lookup's base URL (line type intelligence).
     pub twilio_lookup_base: String,
+    /// Telnyx; `None` leaves numbers set to `telnyx` on the sandbox.
+    pub telnyx: Option<TelnyxSettings>,
     /// Shared key for webhooks signed with HMAC-SHA256 (Twilio webhook settings).
     pub webhook_shared_key: Option<String>,
     /// Key the sandbox's simulated webhooks are signed with when there is no auth token.
@@ -128,6 +148,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("public_url", &self.public_url)
             .field("twilio", &self.twilio)
             .field("twilio_api_base", &self.twilio_api_base)
+            .field("telnyx", &self.telnyx)
             .field("workers", &self.workers)
             .field("role", &self.role)
             .finish_non_exhaustive()
@@ -138,6 +159,8 @@ impl std::fmt::Debug for ServerConfig {
 pub enum StartError {
     #[error("could not build the HTTP client for Twilio: {0}")]
     HttpClient(String),
+    #[error("Telnyx settings: {0}")]
+    Telnyx(String),
     #[error("serving HTTP failed: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -165,6 +188,19 @@ impl App {
             ),
             None => None,
         };
+        let (telnyx, telnyx_key) = match &config.telnyx {
+            Some(t) => (
+                Some(
+                    TelnyxClient::new(&t.api_base, &t.api_key, config.carrier_timeout)
+                        .map_err(|e| StartError::Telnyx(e.to_string()))?,
+                ),
+                Some(
+                    TelnyxPublicKey::parse(&t.public_key)
+                        .map_err(|e| StartError::Telnyx(e.to_string()))?,
+                ),
+            ),
+            None => (None, None),
+        };
         let signature = SignatureCheck {
             auth_token: config
                 .twilio
@@ -179,6 +215,8 @@ impl App {
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             signature,
             twilio,
+            telnyx,
+            telnyx_key,
             routes: routes_cache::RoutesCache::default(),
             workers: if config.role == InstanceRole::Api {
                 0

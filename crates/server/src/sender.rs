@@ -7,7 +7,7 @@
 
 use jiff::Timestamp;
 use textback_carriers::{SendResult, sandbox};
-use textback_core::carrier_error::{Effect, describe};
+use textback_core::carrier_error::{Effect, describe_for};
 use textback_core::phone::redact;
 use textback_store::{ContactEffect, Job, OutboundMessage, SendOutcome};
 
@@ -54,6 +54,15 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
                 .send_message(&msg.from_phone, &msg.to_phone, &msg.body, Some(&callback))
                 .await
         }
+        ("telnyx", _) => match &state.telnyx {
+            Some(client) => {
+                let webhook = state.public("/webhooks/telnyx/messaging");
+                client
+                    .send_message(&msg.from_phone, &msg.to_phone, &msg.body, Some(&webhook))
+                    .await
+            }
+            None => sandbox::send(),
+        },
         _ => sandbox::send(),
     };
     metrics::histogram!("textback_carrier_request_seconds", "carrier" => msg.carrier.clone())
@@ -95,7 +104,7 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
         }
         SendResult::Rejected { code, message } => {
             tracing::warn!(message_id = msg.id, code = ?code, reason = %message, "carrier rejected the text");
-            let (message, effect) = understand(code, message);
+            let (message, effect) = understand(&msg.carrier, code, message);
             let rejected = SendOutcome::Rejected {
                 code,
                 message,
@@ -137,22 +146,26 @@ async fn retry_later(
 
 /// Adds what the error code means to the carrier's message, and what it says about the
 /// contact.
-fn understand(code: Option<i64>, message: String) -> (String, Option<ContactEffect>) {
+fn understand(
+    carrier: &str,
+    code: Option<i64>,
+    message: String,
+) -> (String, Option<ContactEffect>) {
     let Some(code) = code else {
         return (message, None);
     };
-    let known = describe(code);
+    let known = describe_for(carrier, code);
     let text = if matches!(known.effect, Effect::Other) {
         message
     } else {
         format!("{} ({message})", known.reason)
     };
-    (text, contact_effect(code))
+    (text, contact_effect(carrier, code))
 }
 
 /// What a carrier error code says about the contact.
-pub(crate) fn contact_effect(code: i64) -> Option<ContactEffect> {
-    let known = describe(code);
+pub(crate) fn contact_effect(carrier: &str, code: i64) -> Option<ContactEffect> {
+    let known = describe_for(carrier, code);
     match known.effect {
         Effect::OptedOut => Some(ContactEffect::OptedOut {
             source: format!("carrier_{code}"),
@@ -196,6 +209,19 @@ async fn reconcile(
     state: &AppState,
     msg: &OutboundMessage,
 ) -> Result<Option<SendOutcome>, JobFailure> {
+    if msg.carrier == "telnyx" && state.telnyx.is_some() {
+        // Telnyx has no message list to look in. Sending again could text twice, and a
+        // double text is the one thing we never do: the earlier attempt counts as sent.
+        tracing::warn!(
+            message_id = msg.id,
+            "an earlier send to Telnyx may or may not have gone out; not sending again"
+        );
+        return Ok(Some(SendOutcome::Accepted {
+            carrier_message_id: format!("unconfirmed-{}", msg.id),
+            carrier_status: "sent".into(),
+            segments: None,
+        }));
+    }
     let Some(client) = state.twilio.as_ref().filter(|_| msg.carrier == "twilio") else {
         return Ok(None);
     };

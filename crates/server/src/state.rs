@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use textback_carriers::telnyx::{TelnyxClient, TelnyxPublicKey};
 use textback_carriers::twilio::{SignatureCheck, TwilioClient};
 use textback_core::Clock;
 use textback_store::Store;
@@ -15,6 +16,10 @@ pub struct AppState {
     pub signature: SignatureCheck,
     /// `None`: the sandbox carrier handles every text.
     pub twilio: Option<TwilioClient>,
+    /// `None`: numbers set to `telnyx` text through the sandbox.
+    pub telnyx: Option<TelnyxClient>,
+    /// Checks Telnyx's webhook signatures; `None` refuses every Telnyx webhook.
+    pub telnyx_key: Option<TelnyxPublicKey>,
     pub routes: RoutesCache,
     pub workers: usize,
     pub role: crate::InstanceRole,
@@ -34,9 +39,10 @@ impl AppState {
     /// The carrier a new message to `to` will go through. The web UI's test caller is
     /// fictional, so its texts always stay in the sandbox, even with Twilio configured.
     pub fn carrier_for(&self, number_carrier: &str, to: &str) -> &'static str {
-        match (number_carrier, &self.twilio) {
+        match number_carrier {
             _ if to == crate::web::TEST_CALLER => "sandbox",
-            ("twilio", Some(_)) => "twilio",
+            "twilio" if self.twilio.is_some() => "twilio",
+            "telnyx" if self.telnyx.is_some() => "telnyx",
             _ => "sandbox",
         }
     }

@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use crate::conversations::upsert_conversation;
 use crate::events_out::emit_event;
+use crate::jobs::{JobKind, enqueue};
 use crate::runs::{fire_event, resolve_contact, wake_waiting};
 use crate::{Result, Store, in_write_tx, on_pool, to_json};
 
@@ -90,6 +91,10 @@ pub struct InboundMessage {
     pub consent: Option<ConsentChange>,
     /// A keyword answer (HELP) to send back, unless the contact is opted out.
     pub reply: Option<String>,
+    /// `false`: the answer goes back in the webhook's response (TwiML), so it is recorded
+    /// as sent. `true`: the carrier has no such response (Telnyx): it is queued and sent
+    /// through the carrier's API like any text.
+    pub reply_by_api: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,10 +213,15 @@ impl Store {
                     // Never a text to an opted-out number, a keyword answer included.
                     let reply = msg.reply.clone().filter(|_| !opted_out);
                     if let Some(body) = &reply {
-                        sqlx::query(
+                        let (status, carrier, sent_at) = if msg.reply_by_api {
+                            ("pending", msg.carrier.as_str(), None)
+                        } else {
+                            ("sent", "twiml", Some(now_ms))
+                        };
+                        let reply_id: i64 = sqlx::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, conversation_id, kind, direction, \
                              from_phone, to_phone, body, status, carrier, created_at, sent_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, 'keyword_reply', 'outbound', $5, $6, $7, 'sent', 'twiml', $8, $8, $8)",
+                             VALUES ($1, $2, $3, $4, 'keyword_reply', 'outbound', $5, $6, $7, $8, $9, $10, $11, $10) RETURNING id",
                         )
                         .bind(msg.account_id)
                         .bind(msg.number_id)
@@ -220,9 +230,15 @@ impl Store {
                         .bind(&msg.to_phone)
                         .bind(&msg.from_phone)
                         .bind(body)
+                        .bind(status)
+                        .bind(carrier)
                         .bind(now_ms)
-                        .execute(&mut *tx)
+                        .bind(sent_at)
+                        .fetch_one(&mut *tx)
                         .await?;
+                        if msg.reply_by_api {
+                            let _queued = enqueue!(tx, JobKind::SendMessage, reply_id, Some(format!("send_message:{reply_id}")), now_ms, now_ms);
+                        }
                     }
                     InboundOutcome { duplicate: false, contact_id, conversation_id, opted_out, reply }
                 }

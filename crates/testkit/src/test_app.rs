@@ -30,6 +30,8 @@ pub struct TestAppOptions {
     pub manual_clock: bool,
     /// Send through the fake Twilio (else the sandbox carrier).
     pub twilio: Option<FakeTwilio>,
+    /// Configure Telnyx against this stand-in (numbers set to `telnyx` text through it).
+    pub telnyx: Option<crate::FakeTelnyx>,
     pub carrier_timeout: Duration,
     pub call_screening: bool,
     pub landline_lookup: bool,
@@ -43,6 +45,7 @@ impl Default for TestAppOptions {
             workers: 0,
             manual_clock: false,
             twilio: None,
+            telnyx: None,
             carrier_timeout: Duration::from_secs(5),
             call_screening: false,
             landline_lookup: false,
@@ -107,6 +110,14 @@ impl TestApp {
                 .as_ref()
                 .map(|f| f.base_url.clone())
                 .unwrap_or_else(|| "http://127.0.0.1:9".to_owned()),
+            telnyx: options
+                .telnyx
+                .as_ref()
+                .map(|f| textback_server::TelnyxSettings {
+                    api_key: crate::fake_telnyx::API_KEY.to_owned(),
+                    public_key: f.public_key(),
+                    api_base: f.base_url.clone(),
+                }),
             webhook_shared_key: Some("shared-key-for-tests".to_owned()),
             sandbox_token: SANDBOX_TOKEN.to_owned(),
             workers: options.workers,

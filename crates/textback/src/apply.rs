@@ -299,11 +299,11 @@ fn validate(file: &AccountFile) -> Result<Vec<Planned>, ApplyError> {
                     format!("{e164} is listed twice (also under {other})"),
                 ));
             }
-            if !matches!(n.carrier.as_str(), "twilio" | "sandbox") {
+            if !matches!(n.carrier.as_str(), "twilio" | "telnyx" | "sandbox") {
                 return Err(invalid(
                     format!("{np}.carrier"),
                     format!(
-                        "{:?} is not a carrier Textback supports: use \"twilio\" or \"sandbox\"",
+                        "{:?} is not a carrier Textback supports: use \"twilio\", \"telnyx\" or \"sandbox\"",
                         n.carrier
                     ),
                 ));

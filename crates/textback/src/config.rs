@@ -22,6 +22,9 @@ pub struct FileConfig {
     pub twilio_lookup_base: Option<String>,
     pub twilio_messaging_base: Option<String>,
     pub twilio_webhook_shared_key: Option<String>,
+    pub telnyx_api_key: Option<String>,
+    pub telnyx_public_key: Option<String>,
+    pub telnyx_api_base: Option<String>,
     pub workers: Option<usize>,
 }
 
@@ -44,6 +47,13 @@ pub enum ConfigError {
         "{present} is set but {missing} is not: set both to use Twilio, or neither to use the sandbox"
     )]
     Incomplete {
+        present: &'static str,
+        missing: &'static str,
+    },
+    #[error(
+        "{present} is set but {missing} is not: Telnyx needs both (the API key sends, the public key checks its webhooks)"
+    )]
+    IncompleteTelnyx {
         present: &'static str,
         missing: &'static str,
     },
@@ -177,6 +187,54 @@ pub fn twilio(
             }))
         }
     }
+}
+
+/// Telnyx's settings: the API key and the webhook public key, both or neither, and the API
+/// base URL (tests point it at a local stand-in).
+pub fn telnyx(
+    api_key: Option<String>,
+    public_key: Option<String>,
+    api_base: Option<String>,
+    file: &FileConfig,
+) -> Result<Option<textback_server::TelnyxSettings>, ConfigError> {
+    let api_key = api_key
+        .or_else(|| file.telnyx_api_key.clone())
+        .filter(|s| !s.trim().is_empty());
+    let public_key = public_key
+        .or_else(|| file.telnyx_public_key.clone())
+        .filter(|s| !s.trim().is_empty());
+    let (api_key, public_key) = match (api_key, public_key) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(ConfigError::IncompleteTelnyx {
+                present: "TELNYX_API_KEY",
+                missing: "TELNYX_PUBLIC_KEY",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::IncompleteTelnyx {
+                present: "TELNYX_PUBLIC_KEY",
+                missing: "TELNYX_API_KEY",
+            });
+        }
+        (Some(a), Some(p)) => (a, p),
+    };
+    textback_carriers::telnyx::TelnyxPublicKey::parse(&public_key).map_err(|e| {
+        ConfigError::Invalid {
+            setting: "TELNYX_PUBLIC_KEY",
+            value: "(hidden)".into(),
+            why: e.to_string(),
+        }
+    })?;
+    let api_base = api_base
+        .or_else(|| file.telnyx_api_base.clone())
+        .unwrap_or_else(|| textback_carriers::telnyx::client::DEFAULT_BASE.to_owned());
+    check_base_url("TEXTBACK_TELNYX_API_BASE", &api_base)?;
+    Ok(Some(textback_server::TelnyxSettings {
+        api_key: api_key.trim().to_owned(),
+        public_key: public_key.trim().to_owned(),
+        api_base: api_base.trim_end_matches('/').to_owned(),
+    }))
 }
 
 pub fn twilio_api_base(flag: Option<String>, file: &FileConfig) -> Result<String, ConfigError> {

@@ -55,6 +55,15 @@ struct ServerArgs {
     /// Twilio Messaging's base URL (A2P 10DLC and toll-free status, read by doctor).
     #[arg(long, env = "TEXTBACK_TWILIO_MESSAGING_BASE")]
     twilio_messaging_base: Option<String>,
+    /// Telnyx API key (sends texts for numbers with carrier = "telnyx").
+    #[arg(long, env = "TELNYX_API_KEY", hide_env_values = true)]
+    telnyx_api_key: Option<String>,
+    /// Telnyx's webhook public key (base64 Ed25519, from the portal).
+    #[arg(long, env = "TELNYX_PUBLIC_KEY")]
+    telnyx_public_key: Option<String>,
+    /// Telnyx's API base URL (tests point it at a local stand-in).
+    #[arg(long, env = "TEXTBACK_TELNYX_API_BASE")]
+    telnyx_api_base: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -401,6 +410,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 config::twilio(server.twilio_account_sid, server.twilio_auth_token, &file)?;
             let api_base = config::twilio_api_base(server.twilio_api_base, &file)?;
             let lookup_base = config::twilio_lookup_base(server.twilio_lookup_base, &file)?;
+            let telnyx = config::telnyx(
+                server.telnyx_api_key,
+                server.telnyx_public_key,
+                server.telnyx_api_base,
+                &file,
+            )?;
             let store = open_store(&database_url).await?;
             let sandbox_token = sandbox_token(&store).await?;
             let workers = workers.or(file.workers).unwrap_or(4);
@@ -423,6 +438,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 }),
                 twilio_api_base: api_base,
                 twilio_lookup_base: lookup_base,
+                telnyx,
                 webhook_shared_key: twilio_webhook_shared_key.or(file.twilio_webhook_shared_key),
                 sandbox_token,
                 workers,

@@ -9,6 +9,7 @@ use crate::SendResult;
 
 pub const DEFAULT_BASE: &str = "https://api.telnyx.com";
 
+#[derive(Clone)]
 pub struct TelnyxClient {
     http: reqwest::Client,
     base: String,

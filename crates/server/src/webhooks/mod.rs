@@ -1,7 +1,9 @@
 //! Carrier webhooks. Every request is signature-checked over its raw body before anything
-//! is parsed or stored.
+//! is parsed or stored: Twilio's HMAC, Telnyx's Ed25519.
 
+mod inbound;
 mod signed_form;
+mod telnyx_messaging;
 mod twilio_sms;
 mod twilio_voice;
 
@@ -12,5 +14,7 @@ use crate::AppState;
 pub use signed_form::TwilioForm;
 
 pub fn routes() -> Router<AppState> {
-    twilio_voice::routes().merge(twilio_sms::routes())
+    twilio_voice::routes()
+        .merge(twilio_sms::routes())
+        .merge(telnyx_messaging::routes())
 }

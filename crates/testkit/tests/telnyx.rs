@@ -1,0 +1,194 @@
+//! A number on Telnyx, end to end through the real server on both stores: texts in through
+//! Ed25519-signed webhooks (a forged or replayed one refused, nothing recorded), replies out
+//! through the Telnyx stand-in's Messages API, delivery reports, HELP answered through the
+//! API, STOP honoured.
+
+use serde_json::json;
+use textback_core::Clock;
+use textback_store::NumberRecord;
+use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, PUBLIC_URL};
+use textback_testkit::{Backend, FakeTelnyx, TestApp, TestAppOptions, TestDb};
+
+const CALLER: &str = "+15125550123";
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = TestDb::create(Backend::Postgres).await else {
+                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(a_telnyx_number_texts_both_ways);
+
+/// Posts a messaging webhook as Telnyx would, signed by `signer` at `at` (Unix seconds).
+async fn webhook(app: &TestApp, signer: &FakeTelnyx, at: i64, body: &serde_json::Value) -> u16 {
+    let raw = body.to_string();
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/webhooks/telnyx/messaging", app.base_url))
+        .header("content-type", "application/json")
+        .body(raw.clone());
+    for (name, value) in signer.sign(at, raw.as_bytes()) {
+        req = req.header(name, value);
+    }
+    req.send().await.expect("request").status().as_u16()
+}
+
+fn received(id: &str, text: &str) -> serde_json::Value {
+    json!({"data": {"record_type": "event", "id": format!("ev-{id}"), "event_type": "message.received",
+        "occurred_at": "2026-11-30T15:00:00Z",
+        "payload": {"record_type": "message", "direction": "inbound", "id": id, "type": "SMS",
+            "from": {"phone_number": CALLER, "carrier": "T-MOBILE USA, INC.", "line_type": "Wireless"},
+            "to": [{"phone_number": BUSINESS_NUMBER, "status": "webhook_delivered"}],
+            "text": text, "media": [], "parts": 1}}})
+}
+
+async fn a_telnyx_number_texts_both_ways(url: &str) {
+    let telnyx = FakeTelnyx::start().await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            telnyx: Some(telnyx.clone()),
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (account, number) = app.seed_recommended(MESSAGE).await;
+    app.store
+        .save_number(
+            &NumberRecord {
+                carrier: "telnyx".into(),
+                ..number
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let now = app.clock.as_ref().unwrap().now().as_second();
+
+    // A forged webhook (another key) and a replayed one (ten minutes old) are refused and
+    // leave nothing behind.
+    let stranger = FakeTelnyx::start().await;
+    assert_eq!(
+        webhook(&app, &stranger, now, &received("m0", "Hello?")).await,
+        403
+    );
+    assert_eq!(
+        webhook(&app, &telnyx, now - 600, &received("m0", "Hello?")).await,
+        403
+    );
+    assert!(app.store.recent_messages(10).await.unwrap().is_empty());
+
+    // A real one joins the conversation; a retried delivery of it changes nothing.
+    let first = received("m1", "Hi, can you come Tuesday?");
+    assert_eq!(webhook(&app, &telnyx, now, &first).await, 204);
+    assert_eq!(webhook(&app, &telnyx, now + 5, &first).await, 204);
+    let msgs = app.store.recent_messages(10).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(
+        (msgs[0].body.as_str(), msgs[0].carrier.as_str()),
+        ("Hi, can you come Tuesday?", "telnyx")
+    );
+
+    // A reply from the API goes out through Telnyx, with our webhook for its status.
+    let key = app.api_key(account.id).await;
+    let (_, _, convs) = app
+        .api("GET", "/api/v1/conversations", Some(&key), None, &[])
+        .await;
+    let conv = convs["data"][0]["id"].as_i64().unwrap();
+    let (status, _, _) = app
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&key),
+            Some(json!({"body": "Yes, Tuesday at 9 works. See you then!"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202);
+    app.drain().await;
+    let sent = telnyx.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].from.as_str(), sent[0].to.as_str()),
+        (BUSINESS_NUMBER, CALLER)
+    );
+    assert_eq!(
+        sent[0].webhook_url.as_deref(),
+        Some(format!("{PUBLIC_URL}/webhooks/telnyx/messaging").as_str())
+    );
+
+    // Telnyx reports it delivered.
+    let delivered = json!({"data": {"event_type": "message.finalized", "id": "ev-f1",
+        "occurred_at": "2026-11-30T15:00:09Z",
+        "payload": {"id": sent[0].id, "to": [{"phone_number": CALLER, "status": "delivered"}], "errors": []}}});
+    assert_eq!(webhook(&app, &telnyx, now + 9, &delivered).await, 204);
+    let reply = app
+        .store
+        .recent_messages(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.carrier_message_id.as_deref() == Some(sent[0].id.as_str()))
+        .expect("the reply");
+    assert_eq!(reply.status, "delivered");
+
+    // HELP is answered through the API (Telnyx has no reply-in-response); after STOP,
+    // nothing more goes out, the HELP answer included.
+    assert_eq!(
+        webhook(&app, &telnyx, now + 20, &received("m2", "HELP")).await,
+        204
+    );
+    app.drain().await;
+    let sent = telnyx.sent();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[1]
+            .text
+            .starts_with("Acme Plumbing: reply to this message"),
+        "{}",
+        sent[1].text
+    );
+    assert_eq!(
+        webhook(&app, &telnyx, now + 30, &received("m3", "STOP")).await,
+        204
+    );
+    assert_eq!(
+        webhook(&app, &telnyx, now + 40, &received("m4", "HELP")).await,
+        204
+    );
+    app.drain().await;
+    assert_eq!(telnyx.sent().len(), 2, "nothing to an opted-out contact");
+    let (status, _, _) = app
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&key),
+            Some(json!({"body": "Still there?"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 409, "a reply to an opted-out contact is refused");
+
+    app.stop().await;
+    telnyx.stop();
+    stranger.stop();
+}
