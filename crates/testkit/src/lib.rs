@@ -16,3 +16,31 @@ pub use fake_telnyx::{FakeTelnyx, TelnyxFault, TelnyxSent};
 pub use fake_twilio::{FakeTwilio, Fault, SentMessage};
 pub use receiver::{Received, Receiver};
 pub use test_app::{TestApp, TestAppOptions};
+
+/// Runs each named `async fn test(url: &str)` as two tests, on a fresh SQLite file and on a
+/// fresh PostgreSQL database (skipped, saying so, when `TEXTBACK_TEST_POSTGRES_URL` is unset).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::TestDb::create($crate::Backend::Sqlite).await.expect("sqlite");
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = $crate::TestDb::create($crate::Backend::Postgres).await else {
+                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+        }
+    )*};
+}

@@ -4,33 +4,9 @@
 use serde_json::{Value, json};
 use textback_store::{AccountRecord, NumberRecord};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
+use textback_testkit::on_both_stores;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
-use textback_testkit::{Backend, FakeTwilio, Receiver, TestApp, TestAppOptions, TestDb};
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
-                super::$name(&db.url).await;
-                db.drop_db().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = TestDb::create(Backend::Postgres).await else {
-                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
-                    return;
-                };
-                super::$name(&db.url).await;
-                db.drop_db().await;
-            }
-        }
-    )*};
-}
+use textback_testkit::{FakeTwilio, Receiver, TestApp, TestAppOptions};
 
 on_both_stores!(
     a_missed_call_as_the_api_shows_it,

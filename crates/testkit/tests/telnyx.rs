@@ -6,35 +6,11 @@
 use serde_json::json;
 use textback_core::Clock;
 use textback_store::NumberRecord;
+use textback_testkit::on_both_stores;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, PUBLIC_URL};
-use textback_testkit::{Backend, FakeTelnyx, TestApp, TestAppOptions, TestDb};
+use textback_testkit::{FakeTelnyx, TestApp, TestAppOptions};
 
 const CALLER: &str = "+15125550123";
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
-                super::$name(&db.url).await;
-                db.drop_db().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = TestDb::create(Backend::Postgres).await else {
-                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
-                    return;
-                };
-                super::$name(&db.url).await;
-                db.drop_db().await;
-            }
-        }
-    )*};
-}
 
 on_both_stores!(a_telnyx_number_texts_both_ways);
 

@@ -7,33 +7,9 @@ use std::time::Duration;
 use textback_core::workflow::WorkflowSpec;
 use textback_store::TaskFilter;
 use textback_testkit::fake_twilio::ACCOUNT_SID;
+use textback_testkit::on_both_stores;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, TEAM_PHONE};
 use textback_testkit::{Backend, FakeTwilio, Receiver, TestApp, TestAppOptions, TestDb};
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
-                super::$name(&db.url).await;
-                db.drop_db().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = TestDb::create(Backend::Postgres).await else {
-                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
-                    return;
-                };
-                super::$name(&db.url).await;
-                db.drop_db().await;
-            }
-        }
-    )*};
-}
 
 on_both_stores!(
     recommended_workflow_texts_tasks_tags_and_follows_up,
