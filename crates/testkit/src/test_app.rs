@@ -37,6 +37,7 @@ pub struct TestAppOptions {
     pub landline_lookup: bool,
     /// Workflow webhooks may reach the test's local receivers.
     pub allow_private_webhooks: bool,
+    pub role: textback_server::InstanceRole,
 }
 
 impl Default for TestAppOptions {
@@ -50,6 +51,7 @@ impl Default for TestAppOptions {
             call_screening: false,
             landline_lookup: false,
             allow_private_webhooks: true,
+            role: textback_server::InstanceRole::All,
         }
     }
 }
@@ -123,7 +125,7 @@ impl TestApp {
             workers: options.workers,
             carrier_timeout: options.carrier_timeout,
             allow_private_webhooks: options.allow_private_webhooks,
-            role: Default::default(),
+            role: options.role,
         };
         let app = App::new(store.clone(), config, clock_arc).expect("build app");
         let state = app.state().clone();

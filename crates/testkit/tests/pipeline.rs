@@ -9,7 +9,7 @@ use textback_carriers::twilio::signature::{Algorithm, sign_with};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::on_both_stores;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, PUBLIC_URL, TEAM_PHONE, new_call_sid};
-use textback_testkit::{FakeTwilio, Fault, TestApp, TestAppOptions};
+use textback_testkit::{Backend, FakeTwilio, Fault, TestApp, TestAppOptions, TestDb};
 
 on_both_stores!(
     each_missed_dial_status_texts_once,
@@ -814,4 +814,32 @@ async fn stop_opts_out_and_no_text_follows(url: &str) {
     assert_eq!(fake.create_requests(), 1, "no second attempt after STOP");
     assert!(fake.sent().is_empty());
     finish(app, fake).await;
+}
+
+/// `--role worker` answers only health and metrics: its webhooks and pages belong to the API
+/// instances, so a misrouted carrier request is refused rather than half-handled.
+#[tokio::test]
+async fn a_worker_instance_serves_only_health_and_metrics() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+    let app = TestApp::start(
+        &db.url,
+        TestAppOptions {
+            role: textback_server::InstanceRole::Worker,
+            ..Default::default()
+        },
+    )
+    .await;
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/login", 404),
+        ("/api/v1/contacts", 404),
+    ] {
+        assert_eq!(app.get(path).await.0, status, "{path}");
+    }
+    let (status, _) = app.ring("CA0123", CALLER, BUSINESS_NUMBER).await;
+    assert_eq!(status, 404, "no webhooks on a worker");
+    app.stop().await;
+    db.drop_db().await;
 }
