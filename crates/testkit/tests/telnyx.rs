@@ -1,7 +1,7 @@
-//! A number on Telnyx, end to end through the real server on both stores: texts in through
-//! Ed25519-signed webhooks (a forged or replayed one refused, nothing recorded), replies out
-//! through the Telnyx stand-in's Messages API, delivery reports, HELP answered through the
-//! API, STOP honoured.
+//! A number on Telnyx, end to end through the real server on both stores: a missed call
+//! through TeXML voice webhooks texted back once; texts in through Ed25519-signed webhooks
+//! (a forged or replayed one refused, nothing recorded), replies out through the Telnyx
+//! stand-in's Messages API, delivery reports, HELP answered through the API, STOP honoured.
 
 use serde_json::json;
 use textback_core::Clock;
@@ -12,7 +12,10 @@ use textback_testkit::{FakeTelnyx, TestApp, TestAppOptions};
 
 const CALLER: &str = "+15125550123";
 
-on_both_stores!(a_telnyx_number_texts_both_ways);
+on_both_stores!(
+    a_telnyx_number_texts_both_ways,
+    a_missed_call_on_telnyx_is_texted_back_once
+);
 
 /// Posts a messaging webhook as Telnyx would, signed by `signer` at `at` (Unix seconds).
 async fn webhook(app: &TestApp, signer: &FakeTelnyx, at: i64, body: &serde_json::Value) -> u16 {
@@ -167,4 +170,178 @@ async fn a_telnyx_number_texts_both_ways(url: &str) {
     app.stop().await;
     telnyx.stop();
     stranger.stop();
+}
+
+/// Posts a TeXML voice callback as Telnyx would: form-encoded, Ed25519-signed.
+async fn texml(
+    app: &TestApp,
+    signer: &FakeTelnyx,
+    at: i64,
+    path: &str,
+    params: &[(&str, &str)],
+) -> (u16, String) {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", app.base_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.clone());
+    for (name, value) in signer.sign(at, body.as_bytes()) {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.expect("request");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+async fn a_missed_call_on_telnyx_is_texted_back_once(url: &str) {
+    let telnyx = FakeTelnyx::start().await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            telnyx: Some(telnyx.clone()),
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, number) = app.seed_account(MESSAGE).await;
+    app.store
+        .save_number(
+            &NumberRecord {
+                carrier: "telnyx".into(),
+                ..number
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let now = app.clock.as_ref().unwrap().now().as_second();
+    let call = [
+        ("AccountSid", "f5586561-8ff0-4291-a51b-c7dfe4139ff9"),
+        (
+            "CallSid",
+            "v3:9X2vxPDFY2RHSJ1EdMS0RHRksMTg7ldNxdjWbVr9zBjbGjGsSe-aiQ",
+        ),
+        ("From", CALLER),
+        ("To", BUSINESS_NUMBER),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v = call.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+
+    // Ringing: TeXML dials the team, with its result coming back on the Telnyx path.
+    let (status, dial) = texml(
+        &app,
+        &telnyx,
+        now,
+        "/webhooks/telnyx/voice",
+        &with(&[("CallStatus", "ringing"), ("Direction", "inbound")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{dial}");
+    assert!(dial.contains("<Dial timeout=\"20\""), "{dial}");
+    assert!(
+        dial.contains(&format!(
+            "action=\"{PUBLIC_URL}/webhooks/telnyx/voice/dial-status\""
+        )),
+        "{dial}"
+    );
+
+    // Nobody answered: the caller hears the voicemail greeting, and gets one text back,
+    // through Telnyx, even when Telnyx retries the result.
+    let result = with(&[
+        ("CallStatus", "in-progress"),
+        ("DialCallStatus", "no-answer"),
+    ]);
+    let (status, greeting) = texml(
+        &app,
+        &telnyx,
+        now + 21,
+        "/webhooks/telnyx/voice/dial-status",
+        &result,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(greeting.contains(&format!("<Record maxLength=\"120\" playBeep=\"true\" action=\"{PUBLIC_URL}/webhooks/telnyx/voice/recording\"")), "{greeting}");
+    assert_eq!(
+        texml(
+            &app,
+            &telnyx,
+            now + 22,
+            "/webhooks/telnyx/voice/dial-status",
+            &result
+        )
+        .await
+        .0,
+        200
+    );
+    app.drain().await;
+    let sent = telnyx.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].from.as_str(), sent[0].to.as_str()),
+        (BUSINESS_NUMBER, CALLER)
+    );
+    assert!(sent[0].text.contains("Acme Plumbing"), "{}", sent[0].text);
+    let c = app
+        .store
+        .call_by_carrier_id(call[1].1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.outcome.as_deref(), Some("missed"));
+
+    // The Telnyx path takes only Telnyx's signature, and a stale one is a replay.
+    assert_eq!(
+        texml(
+            &app,
+            &FakeTelnyx::start().await,
+            now,
+            "/webhooks/telnyx/voice/dial-status",
+            &result
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        texml(
+            &app,
+            &telnyx,
+            now - 400,
+            "/webhooks/telnyx/voice/dial-status",
+            &result
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, _) = app
+        .post_signed("/webhooks/telnyx/voice/dial-status", &result)
+        .await;
+    assert_eq!(status, 403, "a Twilio signature on the Telnyx path");
+    assert_eq!(
+        texml(
+            &app,
+            &telnyx,
+            now,
+            "/webhooks/twilio/voice/dial-status",
+            &result
+        )
+        .await
+        .0,
+        403,
+        "a Telnyx signature on the Twilio path"
+    );
+    app.drain().await;
+    assert_eq!(telnyx.sent().len(), 1);
+
+    app.stop().await;
+    telnyx.stop();
 }

@@ -78,13 +78,19 @@ pub fn hangup() -> String {
 
 /// After a miss: a greeting, then a voicemail recording.
 /// Twilio transcribes recordings of up to two minutes (English), posting the text to
-/// `transcribe_callback` some time after the call.
-pub fn voicemail(business: &str, recording_action: &str, transcribe_callback: &str) -> String {
+/// `transcribe_callback` some time after the call; `None` records without transcribing.
+pub fn voicemail(
+    business: &str,
+    recording_action: &str,
+    transcribe_callback: Option<&str>,
+) -> String {
+    let transcribe = transcribe_callback
+        .map(|cb| format!(" transcribe=\"true\" transcribeCallback=\"{}\"", escape(cb)))
+        .unwrap_or_default();
     wrap(&format!(
-        "<Say>Sorry, nobody at {} can take your call right now. We will text you shortly. You can also leave a message after the tone.</Say><Record maxLength=\"120\" playBeep=\"true\" action=\"{}\" method=\"POST\" transcribe=\"true\" transcribeCallback=\"{}\"/><Hangup/>",
+        "<Say>Sorry, nobody at {} can take your call right now. We will text you shortly. You can also leave a message after the tone.</Say><Record maxLength=\"120\" playBeep=\"true\" action=\"{}\" method=\"POST\"{transcribe}/><Hangup/>",
         escape(business),
         escape(recording_action),
-        escape(transcribe_callback)
     ))
 }
 
@@ -131,7 +137,7 @@ mod tests {
         let x = voicemail(
             "Acme & Sons",
             "https://tb.example.com/webhooks/twilio/voice/recording",
-            "https://tb.example.com/webhooks/twilio/voice/transcription",
+            Some("https://tb.example.com/webhooks/twilio/voice/transcription"),
         );
         assert!(x.contains("nobody at Acme &amp; Sons"));
         assert!(x.contains("action=\"https://tb.example.com/webhooks/twilio/voice/recording\""));

@@ -1,4 +1,6 @@
-//! An extractor for Twilio's form-encoded webhooks that refuses unsigned or forged requests.
+//! An extractor for form-encoded carrier webhooks that refuses unsigned or forged requests:
+//! Twilio's (HMAC over the URL and parameters) and Telnyx TeXML's (Ed25519 over the raw
+//! body), told apart by the path they arrive on.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -6,9 +8,35 @@ use axum::http::header::CONTENT_TYPE;
 
 use crate::{AppState, WebhookError};
 
-/// Every parameter of a verified Twilio webhook, in the order received.
+/// Which carrier sent a voice webhook: they share the handlers, not the URLs or signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceCarrier {
+    Twilio,
+    /// TeXML, Telnyx's TwiML-compatible voice markup.
+    Telnyx,
+}
+
+impl VoiceCarrier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoiceCarrier::Twilio => "twilio",
+            VoiceCarrier::Telnyx => "telnyx",
+        }
+    }
+
+    /// Where this carrier's voice webhooks live: the handlers build their callbacks on it.
+    pub fn voice_base(self) -> &'static str {
+        match self {
+            VoiceCarrier::Twilio => "/webhooks/twilio/voice",
+            VoiceCarrier::Telnyx => "/webhooks/telnyx/voice",
+        }
+    }
+}
+
+/// Every parameter of a verified carrier webhook, in the order received.
 #[derive(Debug, Clone)]
 pub struct TwilioForm {
+    pub carrier: VoiceCarrier,
     pub params: Vec<(String, String)>,
     /// The request's query, parsed (our own `parent=` and the like).
     pub query: Vec<(String, String)>,
@@ -59,6 +87,13 @@ impl FromRequest<AppState> for TwilioForm {
         };
         let signature = header("x-twilio-signature");
         let settings = header("x-twilio-webhooks-signature-settings");
+        let telnyx_signature = header(textback_carriers::telnyx::signature::SIGNATURE_HEADER);
+        let telnyx_timestamp = header(textback_carriers::telnyx::signature::TIMESTAMP_HEADER);
+        let carrier = if parts.uri.path().starts_with("/webhooks/telnyx/") {
+            VoiceCarrier::Telnyx
+        } else {
+            VoiceCarrier::Twilio
+        };
         let content_type = header(CONTENT_TYPE.as_str()).unwrap_or_default();
         let req = Request::from_parts(parts, body);
         let bytes = Bytes::from_request(req, state)
@@ -68,6 +103,28 @@ impl FromRequest<AppState> for TwilioForm {
             .split_once('?')
             .map(|(_, q)| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
+        if carrier == VoiceCarrier::Telnyx {
+            let Some(key) = &state.telnyx_key else {
+                return Err(WebhookError::Refused(
+                    "Telnyx is not configured on this server (TELNYX_PUBLIC_KEY)".into(),
+                )
+                .into_response());
+            };
+            key.verify(
+                telnyx_signature.as_deref(),
+                telnyx_timestamp.as_deref(),
+                &bytes,
+                state.clock.now().as_second(),
+            )
+            .map_err(|e| WebhookError::Refused(e.to_string()).into_response())?;
+            let params: Vec<(String, String)> =
+                form_urlencoded::parse(&bytes).into_owned().collect();
+            return Ok(TwilioForm {
+                carrier,
+                params,
+                query,
+            });
+        }
         if content_type.starts_with("application/json") {
             state
                 .signature
@@ -91,6 +148,10 @@ impl FromRequest<AppState> for TwilioForm {
             .signature
             .verify_form(&url, &params, signature.as_deref(), settings.as_deref())
             .map_err(|e| WebhookError::from(e).into_response())?;
-        Ok(TwilioForm { params, query })
+        Ok(TwilioForm {
+            carrier,
+            params,
+            query,
+        })
     }
 }

@@ -12,22 +12,26 @@ use textback_core::{CallerId, Phone};
 use textback_store::{DialFacts, NewCall, NumberRoute};
 
 use super::TwilioForm;
+use super::signed_form::VoiceCarrier;
 use crate::{AppState, WebhookError};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/twilio/voice", post(voice))
-        .route("/webhooks/twilio/voice/dial-status", post(dial_status))
-        .route("/webhooks/twilio/voice/status", post(call_status))
-        .route("/webhooks/twilio/voice/screen", post(screen))
-        .route("/webhooks/twilio/voice/screen-result", post(screen_result))
-        .route("/webhooks/twilio/voice/recording", post(recording))
-        .route("/webhooks/twilio/voice/transcription", post(transcription))
-        .route("/webhooks/twilio/voice/callback", post(callback))
-        .route(
-            "/webhooks/twilio/voice/callback-status",
-            post(callback_status),
-        )
+    // One set of handlers for both carriers: Telnyx's TeXML speaks TwiML's verbs and
+    // parameters; the extractor checks each carrier's own signature by path.
+    let mut router = Router::new();
+    for base in ["/webhooks/twilio/voice", "/webhooks/telnyx/voice"] {
+        router = router
+            .route(base, post(voice))
+            .route(&format!("{base}/dial-status"), post(dial_status))
+            .route(&format!("{base}/status"), post(call_status))
+            .route(&format!("{base}/screen"), post(screen))
+            .route(&format!("{base}/screen-result"), post(screen_result))
+            .route(&format!("{base}/recording"), post(recording))
+            .route(&format!("{base}/transcription"), post(transcription))
+            .route(&format!("{base}/callback"), post(callback))
+            .route(&format!("{base}/callback-status"), post(callback_status));
+    }
+    router
 }
 
 fn twiml_response(body: String) -> Response {
@@ -68,7 +72,7 @@ fn new_call(
     Ok(NewCall {
         account_id: route.number.account_id,
         number_id: route.number.id,
-        carrier: "twilio".to_owned(),
+        carrier: form.carrier.as_str().to_owned(),
         carrier_call_id: sid.to_owned(),
         caller: caller.raw(),
         caller_phone: caller.phone().map(|p| p.to_string()),
@@ -91,7 +95,11 @@ async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Respon
     if route.number.ring_to.is_empty() {
         // Nobody to ring: this call is missed from the start.
         settle(&state, &route, &call, None, |_| true).await?;
-        return Ok(twiml_response(voicemail(&state, &route.account_name)));
+        return Ok(twiml_response(voicemail(
+            &state,
+            form.carrier,
+            &route.account_name,
+        )));
     }
     if let Err(e) = state.store.record_incoming_call(&call).await {
         // The phone keeps ringing; the Dial result and status callback record it later.
@@ -99,7 +107,8 @@ async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Respon
     }
     let screen_url = route.number.call_screening.then(|| {
         state.public(&format!(
-            "/webhooks/twilio/voice/screen?parent={}&number={}",
+            "{}/screen?parent={}&number={}",
+            form.carrier.voice_base(),
             url_encode(&call.carrier_call_id),
             url_encode(&route.number.e164)
         ))
@@ -107,7 +116,7 @@ async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Respon
     Ok(twiml_response(twiml::dial(
         &route.number.ring_to,
         route.number.ring_seconds,
-        &state.public("/webhooks/twilio/voice/dial-status"),
+        &state.public(&format!("{}/dial-status", form.carrier.voice_base())),
         None,
         screen_url.as_deref(),
     )))
@@ -161,7 +170,11 @@ async fn dial_status(
     })
     .await?;
     if missed {
-        Ok(twiml_response(voicemail(&state, &route.account_name)))
+        Ok(twiml_response(voicemail(
+            &state,
+            form.carrier,
+            &route.account_name,
+        )))
     } else {
         Ok(twiml_response(twiml::hangup()))
     }
@@ -207,7 +220,8 @@ async fn screen(State(state): State<AppState>, form: TwilioForm) -> Result<Respo
         None => None,
     };
     let action = state.public(&format!(
-        "/webhooks/twilio/voice/screen-result?parent={}",
+        "{}/screen-result?parent={}",
+        form.carrier.voice_base(),
         url_encode(&parent)
     ));
     Ok(twiml_response(twiml::screen_prompt(
@@ -237,11 +251,15 @@ async fn screen_result(
 }
 
 /// The greeting and `<Record>` a missed caller hears.
-fn voicemail(state: &AppState, business: &str) -> String {
+/// Twilio transcribes the recording; on Telnyx the recording is kept without a transcript
+/// (its transcription callback is not wired yet).
+fn voicemail(state: &AppState, carrier: VoiceCarrier, business: &str) -> String {
+    let base = carrier.voice_base();
+    let transcription = state.public(&format!("{base}/transcription"));
     twiml::voicemail(
         business,
-        &state.public("/webhooks/twilio/voice/recording"),
-        &state.public("/webhooks/twilio/voice/transcription"),
+        &state.public(&format!("{base}/recording")),
+        (carrier == VoiceCarrier::Twilio).then_some(transcription.as_str()),
     )
 }
 
@@ -301,7 +319,8 @@ async fn callback(
         )));
     };
     let action = state.public(&format!(
-        "/webhooks/twilio/voice/callback-status?task={task}"
+        "{}/callback-status?task={task}",
+        form.carrier.voice_base()
     ));
     Ok(twiml_response(twiml::call_back(&contact, &number, &action)))
 }
