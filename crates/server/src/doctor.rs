@@ -231,7 +231,7 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
         let sms = format!("{}/webhooks/twilio/sms", f.public_url);
         let status_cb = format!("{}/webhooks/twilio/voice/status", f.public_url);
         match view {
-            CarrierView::NotChecked if n.carrier == "telnyx" => add(num, "carrier", Status::Warn, "Telnyx number: its texts go through Telnyx (when TELNYX_API_KEY and TELNYX_PUBLIC_KEY are set), but its calls are not handled yet, so its missed calls are not texted back".into(), Some(format!("point the messaging profile's webhook at {}/webhooks/telnyx/messaging; keep calls on a Twilio number until Telnyx voice arrives", f.public_url))),
+            CarrierView::NotChecked if n.carrier == "telnyx" => add(num, "carrier", Status::Info, "Telnyx number: doctor does not read its setup at Telnyx yet".into(), Some(format!("in the Telnyx portal, set the TeXML application's voice URL to {0}/webhooks/telnyx/voice (status callback {0}/webhooks/telnyx/voice/status) and the messaging profile's webhook to {0}/webhooks/telnyx/messaging", f.public_url))),
             CarrierView::NotChecked => add(num, "carrier", Status::Info, "sandbox carrier: texts are recorded, not sent (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to go live)".into(), None),
             CarrierView::Missing => add(num, "carrier", Status::Fail, "the Twilio account does not own this number".into(), Some("buy or port the number into this Twilio account, or fix the number in the account file".into())),
             CarrierView::Unreadable(e) => add(num, "carrier", Status::Fail, format!("could not read the number at Twilio: {e}"), Some("check TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and the network".into())),
@@ -502,20 +502,18 @@ mod tests {
     }
 
     #[test]
-    fn a_telnyx_number_is_said_to_text_but_not_yet_answer_calls() {
+    fn a_telnyx_number_gets_its_webhook_urls() {
         let mut f = facts(false, CarrierView::NotChecked, "approved");
         f.numbers[0].0.carrier = "telnyx".into();
         let findings = evaluate(&f);
         let carrier = findings.iter().find(|x| x.check == "carrier").unwrap();
-        assert_eq!(carrier.status, Status::Warn);
-        assert!(carrier.message.contains("calls are not handled yet"));
+        assert_eq!(carrier.status, Status::Info);
+        let fix = carrier.fix.as_deref().unwrap_or("");
         assert!(
-            carrier
-                .fix
-                .as_deref()
-                .unwrap_or("")
-                .contains("/webhooks/telnyx/messaging")
+            fix.contains("https://tb.example.com/webhooks/telnyx/voice"),
+            "{fix}"
         );
+        assert!(fix.contains("/webhooks/telnyx/messaging"), "{fix}");
     }
 
     #[test]
