@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use textback_core::Clock;
-use textback_store::NumberRecord;
+use textback_store::{AccountRecord, NumberRecord};
 use textback_testkit::on_both_stores;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, PUBLIC_URL};
 use textback_testkit::{FakeTelnyx, TestApp, TestAppOptions};
@@ -16,6 +16,39 @@ on_both_stores!(
     a_telnyx_number_texts_both_ways,
     a_missed_call_on_telnyx_is_texted_back_once
 );
+
+/// The server with Telnyx configured against a stand-in, and Acme's number moved to Telnyx
+/// (with the recommended workflow, or the plain built-in text back); the app's time in
+/// Unix seconds.
+async fn on_telnyx(url: &str, recommended: bool) -> (TestApp, FakeTelnyx, AccountRecord, i64) {
+    let telnyx = FakeTelnyx::start().await;
+    let app = TestApp::start(
+        url,
+        TestAppOptions {
+            telnyx: Some(telnyx.clone()),
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (account, number) = if recommended {
+        app.seed_recommended(MESSAGE).await
+    } else {
+        app.seed_account(MESSAGE).await
+    };
+    app.store
+        .save_number(
+            &NumberRecord {
+                carrier: "telnyx".into(),
+                ..number
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let now = app.clock.as_ref().unwrap().now().as_second();
+    (app, telnyx, account, now)
+}
 
 /// Posts a messaging webhook as Telnyx would, signed by `signer` at `at` (Unix seconds).
 async fn webhook(app: &TestApp, signer: &FakeTelnyx, at: i64, body: &serde_json::Value) -> u16 {
@@ -40,28 +73,7 @@ fn received(id: &str, text: &str) -> serde_json::Value {
 }
 
 async fn a_telnyx_number_texts_both_ways(url: &str) {
-    let telnyx = FakeTelnyx::start().await;
-    let app = TestApp::start(
-        url,
-        TestAppOptions {
-            telnyx: Some(telnyx.clone()),
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (account, number) = app.seed_recommended(MESSAGE).await;
-    app.store
-        .save_number(
-            &NumberRecord {
-                carrier: "telnyx".into(),
-                ..number
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    let now = app.clock.as_ref().unwrap().now().as_second();
+    let (app, telnyx, account, now) = on_telnyx(url, true).await;
 
     // A forged webhook (another key) and a replayed one (ten minutes old) are refused and
     // leave nothing behind.
@@ -198,28 +210,7 @@ async fn texml(
 }
 
 async fn a_missed_call_on_telnyx_is_texted_back_once(url: &str) {
-    let telnyx = FakeTelnyx::start().await;
-    let app = TestApp::start(
-        url,
-        TestAppOptions {
-            telnyx: Some(telnyx.clone()),
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (_, number) = app.seed_account(MESSAGE).await;
-    app.store
-        .save_number(
-            &NumberRecord {
-                carrier: "telnyx".into(),
-                ..number
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    let now = app.clock.as_ref().unwrap().now().as_second();
+    let (app, telnyx, _, now) = on_telnyx(url, false).await;
     let call = [
         ("AccountSid", "f5586561-8ff0-4291-a51b-c7dfe4139ff9"),
         (
