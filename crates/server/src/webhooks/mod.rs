@@ -11,7 +11,7 @@ use axum::Router;
 
 use crate::AppState;
 
-pub use signed_form::TwilioForm;
+pub use signed_form::CarrierForm;
 
 pub fn routes() -> Router<AppState> {
     twilio_voice::routes()

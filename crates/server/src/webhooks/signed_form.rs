@@ -35,14 +35,14 @@ impl VoiceCarrier {
 
 /// Every parameter of a verified carrier webhook, in the order received.
 #[derive(Debug, Clone)]
-pub struct TwilioForm {
+pub struct CarrierForm {
     pub carrier: VoiceCarrier,
     pub params: Vec<(String, String)>,
     /// The request's query, parsed (our own `parent=` and the like).
     pub query: Vec<(String, String)>,
 }
 
-impl TwilioForm {
+impl CarrierForm {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -64,7 +64,7 @@ impl TwilioForm {
     }
 }
 
-impl FromRequest<AppState> for TwilioForm {
+impl FromRequest<AppState> for CarrierForm {
     type Rejection = axum::response::Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -119,7 +119,7 @@ impl FromRequest<AppState> for TwilioForm {
             .map_err(|e| WebhookError::Refused(e.to_string()).into_response())?;
             let params: Vec<(String, String)> =
                 form_urlencoded::parse(&bytes).into_owned().collect();
-            return Ok(TwilioForm {
+            return Ok(CarrierForm {
                 carrier,
                 params,
                 query,
@@ -148,7 +148,7 @@ impl FromRequest<AppState> for TwilioForm {
             .signature
             .verify_form(&url, &params, signature.as_deref(), settings.as_deref())
             .map_err(|e| WebhookError::from(e).into_response())?;
-        Ok(TwilioForm {
+        Ok(CarrierForm {
             carrier,
             params,
             query,

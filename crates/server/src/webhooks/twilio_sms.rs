@@ -10,7 +10,7 @@ use textback_core::Phone;
 use textback_core::carrier_error::describe;
 use textback_store::DeliveryReport;
 
-use super::TwilioForm;
+use super::CarrierForm;
 use super::inbound::{Inbound, record_inbound};
 use crate::sender::contact_effect;
 use crate::{AppState, WebhookError};
@@ -34,7 +34,7 @@ fn twiml_response(body: String) -> Response {
 /// nothing of ours is sent afterwards either.
 async fn inbound(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let sid = form.require("MessageSid")?;
     let to = Phone::parse(form.require("To")?)
@@ -70,7 +70,7 @@ async fn inbound(
 /// with the error code understood.
 async fn message_status(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<StatusCode, WebhookError> {
     let sid = form.require("MessageSid")?;
     let status = form.require("MessageStatus")?;

@@ -11,7 +11,7 @@ use textback_core::phone::redact;
 use textback_core::{CallerId, Phone};
 use textback_store::{DialFacts, NewCall, NumberRoute};
 
-use super::TwilioForm;
+use super::CarrierForm;
 use super::signed_form::VoiceCarrier;
 use crate::{AppState, WebhookError};
 
@@ -65,7 +65,7 @@ async fn route(state: &AppState, to: &str) -> Result<Option<NumberRoute>, Webhoo
 fn new_call(
     state: &AppState,
     route: &NumberRoute,
-    form: &TwilioForm,
+    form: &CarrierForm,
 ) -> Result<NewCall, WebhookError> {
     let sid = form.require("CallSid")?;
     let caller = CallerId::from_carrier(form.get("From").unwrap_or_default());
@@ -86,7 +86,7 @@ fn unknown_number(to: &str) -> Response {
 }
 
 /// The number's voice URL: ring the team's phones with `<Dial>`.
-async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+async fn voice(State(state): State<AppState>, form: CarrierForm) -> Result<Response, WebhookError> {
     let to = form.require("To")?;
     let Some(route) = route(&state, to).await? else {
         return Ok(unknown_number(to));
@@ -154,7 +154,7 @@ async fn settle(
 /// the text back job in one transaction) before the caller hears the voicemail greeting.
 async fn dial_status(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let to = form.require("To")?;
     let raw_status = form.require("DialCallStatus")?;
@@ -186,7 +186,7 @@ const FINAL_CALL_STATUSES: &[&str] = &["completed", "busy", "no-answer", "failed
 /// that ended without a `<Dial>` result (the caller hung up first, or the dial never ran).
 async fn call_status(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let to = form.require("To")?;
     let call_status = form.require("CallStatus")?;
@@ -206,7 +206,10 @@ async fn call_status(
 }
 
 /// Call screening, on the team member's leg: whisper who is calling and wait for a key.
-async fn screen(State(state): State<AppState>, form: TwilioForm) -> Result<Response, WebhookError> {
+async fn screen(
+    State(state): State<AppState>,
+    form: CarrierForm,
+) -> Result<Response, WebhookError> {
     let parent = form
         .query("parent")
         .ok_or_else(|| WebhookError::BadRequest("missing parent call id".into()))?
@@ -234,7 +237,7 @@ async fn screen(State(state): State<AppState>, form: TwilioForm) -> Result<Respo
 /// leg, and the dial goes on as unanswered.
 async fn screen_result(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let parent = form
         .query("parent")
@@ -267,7 +270,7 @@ fn voicemail(state: &AppState, carrier: VoiceCarrier, business: &str) -> String 
 /// its callback task). A failed transcription leaves the recording to be listened to.
 async fn transcription(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let sid = form.require("CallSid")?;
     let text = form.get("TranscriptionText").map(str::trim).unwrap_or("");
@@ -287,7 +290,7 @@ async fn transcription(
 /// The `<Record>` action: the voicemail's recording attaches to the call.
 async fn recording(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let sid = form.require("CallSid")?;
     if let Some(url) = form.get("RecordingUrl").filter(|u| !u.is_empty()) {
@@ -300,7 +303,7 @@ async fn recording(
     Ok(twiml_response(twiml::hangup()))
 }
 
-fn task_param(form: &TwilioForm) -> Result<i64, WebhookError> {
+fn task_param(form: &CarrierForm) -> Result<i64, WebhookError> {
     form.query("task")
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| WebhookError::BadRequest("missing or invalid task".into()))
@@ -310,7 +313,7 @@ fn task_param(form: &TwilioForm) -> Result<i64, WebhookError> {
 /// showing the business number.
 async fn callback(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let task = task_param(&form)?;
     let Some((contact, number, _)) = state.store.callback_target(task).await? else {
@@ -329,7 +332,7 @@ async fn callback(
 /// back; the task is done and pending texts to them are cancelled.
 async fn callback_status(
     State(state): State<AppState>,
-    form: TwilioForm,
+    form: CarrierForm,
 ) -> Result<Response, WebhookError> {
     let task = task_param(&form)?;
     let status = DialStatus::parse(form.require("DialCallStatus")?)
