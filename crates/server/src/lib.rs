@@ -16,6 +16,7 @@ pub mod reports;
 mod routes_cache;
 mod sender;
 pub mod smart_lists;
+pub mod spool;
 mod state;
 pub mod web;
 mod webhooks;
@@ -140,6 +141,9 @@ pub struct ServerConfig {
     pub allow_private_webhooks: bool,
     /// `Api` runs no workers whatever `workers` says; `Worker` answers no webhooks.
     pub role: InstanceRole,
+    /// Where a call result is kept when the database cannot take it (see `spool`); `None`
+    /// answers the carrier with an error instead.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -161,6 +165,8 @@ pub enum StartError {
     HttpClient(String),
     #[error("Telnyx settings: {0}")]
     Telnyx(String),
+    #[error("the spool directory {0} cannot be used: {1}")]
+    Spool(String, std::io::Error),
     #[error("serving HTTP failed: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -201,6 +207,13 @@ impl App {
             ),
             None => (None, None),
         };
+        let spool = match &config.spool_dir {
+            Some(dir) => Some(
+                spool::Spool::open(dir)
+                    .map_err(|e| StartError::Spool(dir.display().to_string(), e))?,
+            ),
+            None => None,
+        };
         let signature = SignatureCheck {
             auth_token: config
                 .twilio
@@ -217,6 +230,7 @@ impl App {
             twilio,
             telnyx,
             telnyx_key,
+            spool,
             routes: routes_cache::RoutesCache::default(),
             workers: if config.role == InstanceRole::Api {
                 0
@@ -279,6 +293,12 @@ impl App {
             self.state.clone(),
             stop_rx.clone(),
         )));
+        if self.state.spool.is_some() && self.state.role.serves_requests() {
+            worker_tasks.push(tokio::spawn(webhooks::replay_spool(
+                self.state.clone(),
+                stop_rx.clone(),
+            )));
+        }
         for i in 0..self.state.workers {
             let w = self.worker(&format!("{}-w{i}", std::process::id()));
             worker_tasks.push(tokio::spawn(w.run(stop_rx.clone())));

@@ -20,6 +20,8 @@ pub struct AppState {
     pub telnyx: Option<TelnyxClient>,
     /// Checks Telnyx's webhook signatures; `None` refuses every Telnyx webhook.
     pub telnyx_key: Option<TelnyxPublicKey>,
+    /// Where call results wait while the database is unavailable.
+    pub spool: Option<crate::spool::Spool>,
     pub routes: RoutesCache,
     pub workers: usize,
     pub role: crate::InstanceRole,

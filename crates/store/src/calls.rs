@@ -7,7 +7,7 @@ use crate::runs::{fire_event, resolve_contact};
 use crate::{Result, Store, in_write_tx, on_pool};
 
 /// An inbound call as first reported by the carrier.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewCall {
     pub account_id: i64,
     pub number_id: i64,
@@ -21,7 +21,7 @@ pub struct NewCall {
 }
 
 /// The `<Dial>` result for a call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DialFacts {
     pub call: NewCall,
     pub dial_status: Option<String>,

@@ -56,6 +56,31 @@ impl TestDb {
     }
 
     /// Removes the database. Leftovers of a panicked test are removed by `.ci/run`.
+    /// PostgreSQL only: refuses new connections to this database and ends the open ones
+    /// (`up = false`), or lets them in again (`up = true`) — a database outage, on cue.
+    pub async fn set_available(&self, up: bool) {
+        let Some((admin, name)) = &self.pg_admin else {
+            panic!("outages are simulated on PostgreSQL only");
+        };
+        let mut conn = sqlx::PgConnection::connect(admin).await.expect("admin");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {up}"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("alter database");
+        if !up {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(name)
+            .execute(&mut conn)
+            .await
+            .expect("terminate backends");
+        }
+        let _ = conn.close().await;
+    }
+
     pub async fn drop_db(self) {
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);

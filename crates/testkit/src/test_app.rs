@@ -66,6 +66,7 @@ pub struct TestApp {
     http: reqwest::Client,
     shutdown: Arc<Notify>,
     server: JoinHandle<()>,
+    spool_dir: std::path::PathBuf,
 }
 
 pub fn new_call_sid() -> String {
@@ -96,6 +97,8 @@ impl TestApp {
             Some(c) => Arc::new(c.clone()),
             None => Arc::new(SystemClock),
         };
+        let spool_dir =
+            std::env::temp_dir().join(format!("textback-spool-{:016x}", fastrand::u64(..)));
         let config = ServerConfig {
             public_url: PUBLIC_URL.to_owned(),
             twilio: options.twilio.as_ref().map(|_| TwilioCredentials {
@@ -126,6 +129,7 @@ impl TestApp {
             carrier_timeout: options.carrier_timeout,
             allow_private_webhooks: options.allow_private_webhooks,
             role: options.role,
+            spool_dir: Some(spool_dir.clone()),
         };
         let app = App::new(store.clone(), config, clock_arc).expect("build app");
         let state = app.state().clone();
@@ -150,6 +154,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             shutdown,
             server,
+            spool_dir,
         }
     }
 
@@ -165,6 +170,7 @@ impl TestApp {
         self.shutdown.notify_waiters();
         let _ = self.server.await;
         self.store.close().await;
+        let _ = std::fs::remove_dir_all(&self.spool_dir);
     }
 
     pub fn worker(&self) -> Worker {

@@ -843,3 +843,68 @@ async fn a_worker_instance_serves_only_health_and_metrics() {
     app.stop().await;
     db.drop_db().await;
 }
+
+/// The database goes away in the middle of the day: the caller still rings the team (the
+/// routing cache), and on no answer still hears the voicemail greeting (the result is
+/// spooled to disk, not refused); when the database is back, the call is settled and texted
+/// back, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_call_during_a_database_outage_is_texted_after_it() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (app, fake) = with_fake(&db.url, TestAppOptions::default()).await;
+    // Restarted so the routing cache is warm, as a running server's is.
+    let app = app
+        .restart(TestAppOptions {
+            twilio: Some(fake.clone()),
+            ..Default::default()
+        })
+        .await;
+
+    db.set_available(false).await;
+    let sid = new_call_sid();
+    let (status, dial) = app.ring(&sid, CALLER, BUSINESS_NUMBER).await;
+    assert_eq!(status, 200, "{dial}");
+    assert!(
+        dial.contains(TEAM_PHONE),
+        "the team's phone still rings: {dial}"
+    );
+    let (status, greeting) = app
+        .dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer")
+        .await;
+    assert_eq!(status, 200, "{greeting}");
+    assert!(
+        greeting.contains("<Record"),
+        "the caller hears the greeting: {greeting}"
+    );
+    // Twilio retries nothing here, but a retried result is harmless too.
+    assert_eq!(
+        app.dial_result(&sid, CALLER, BUSINESS_NUMBER, "no-answer")
+            .await
+            .0,
+        200
+    );
+    assert!(fake.sent().is_empty());
+
+    db.set_available(true).await;
+    let mut settled = None;
+    for _ in 0..100 {
+        if let Ok(Some(c)) = app.store.call_by_carrier_id(&sid).await
+            && c.outcome.is_some()
+        {
+            settled = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let settled = settled.expect("the spooled call was settled after the outage");
+    assert_eq!(settled.outcome.as_deref(), Some("missed"));
+    app.drain().await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1, "texted back once: {sent:?}");
+    assert_eq!(sent[0].to, CALLER);
+    finish(app, fake).await;
+    db.drop_db().await;
+}

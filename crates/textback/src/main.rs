@@ -85,6 +85,9 @@ enum Command {
         /// web UI; no workers), `worker` (jobs only) or `all`.
         #[arg(long, env = "TEXTBACK_ROLE", default_value = "all")]
         role: String,
+        /// Where call results wait on disk while the database is unavailable.
+        #[arg(long, env = "TEXTBACK_SPOOL_DIR", default_value = "spool")]
+        spool_dir: std::path::PathBuf,
     },
     /// Callback tasks: list them, or mark one done.
     Tasks {
@@ -400,6 +403,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             workers,
             allow_private_webhooks,
             role,
+            spool_dir,
         } => {
             let role = InstanceRole::parse(&role).ok_or_else(|| {
                 CliError::Refused(format!("--role {role:?}: use api, worker or all"))
@@ -445,6 +449,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 carrier_timeout: Duration::from_secs(10),
                 allow_private_webhooks,
                 role,
+                spool_dir: Some(spool_dir),
             };
             let carrier = if config.twilio.is_some() {
                 "twilio"

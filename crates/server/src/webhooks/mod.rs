@@ -12,6 +12,7 @@ use axum::Router;
 use crate::AppState;
 
 pub use signed_form::CarrierForm;
+pub use twilio_voice::replay_spool;
 
 pub fn routes() -> Router<AppState> {
     twilio_voice::routes()

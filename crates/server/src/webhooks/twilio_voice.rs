@@ -133,10 +133,25 @@ async fn settle(
         call: call.clone(),
         dial_status: dial_status.map(str::to_owned),
     };
-    let (missed, newly) = state
+    // The rule is decided from the webhook's facts; the closure runs inside the store's
+    // transaction, so keep what it saw for the spool.
+    let decided = std::sync::Arc::new(std::sync::Mutex::new(None::<bool>));
+    let seen = decided.clone();
+    let decide_and_keep = move |accepted: bool| {
+        let missed = decide(accepted);
+        if let Ok(mut d) = seen.lock() {
+            *d = Some(missed);
+        }
+        missed
+    };
+    let (missed, newly) = match state
         .store
-        .record_dial_result(&facts, decide, state.now_ms())
-        .await?;
+        .record_dial_result(&facts, decide_and_keep, state.now_ms())
+        .await
+    {
+        Ok(settled) => settled,
+        Err(e) => return spool_call(state, route, facts, decided, e),
+    };
     if newly {
         metrics::counter!("textback_calls_total", "outcome" => if missed { "missed" } else { "answered" }).increment(1);
         tracing::info!(
@@ -250,6 +265,97 @@ async fn screen_result(
         Ok(twiml_response(twiml::connect()))
     } else {
         Ok(twiml_response(twiml::hangup()))
+    }
+}
+
+/// The database could not take the call's result: keep it in the spool (on disk before
+/// the carrier hears back) and answer as the rule decides, so the caller still gets the
+/// voicemail greeting and, once the database is back, the text. Without a spool, or if the
+/// spool cannot be written either, the carrier gets the error.
+fn spool_call(
+    state: &AppState,
+    route: &NumberRoute,
+    facts: DialFacts,
+    decided: std::sync::Arc<std::sync::Mutex<Option<bool>>>,
+    error: textback_store::StoreError,
+) -> Result<bool, WebhookError> {
+    let Some(spool) = &state.spool else {
+        return Err(error.into());
+    };
+    // Screening acceptance lives in the database: without it, a completed dial on a
+    // screening number counts as not accepted (missed), as the rule says.
+    let missed = decided
+        .lock()
+        .ok()
+        .and_then(|d| *d)
+        .unwrap_or_else(|| missed_without_database(&facts, route.number.call_screening));
+    let entry = crate::spool::Spooled {
+        facts,
+        call_screening: route.number.call_screening,
+    };
+    match spool.put(&entry) {
+        Ok(_) => {
+            metrics::counter!("textback_calls_spooled_total").increment(1);
+            tracing::error!(error = %error, call = %entry.facts.call.carrier_call_id, "database unavailable: the call result is spooled and will be settled when it is back");
+            Ok(missed)
+        }
+        Err(io) => {
+            tracing::error!(error = %error, spool_error = %io, "database unavailable and the spool could not be written");
+            Err(error.into())
+        }
+    }
+}
+
+/// The missed-call rule from a spooled call's own facts.
+fn missed_without_database(facts: &DialFacts, screening: bool) -> bool {
+    match facts.dial_status.as_deref().map(DialStatus::parse) {
+        Some(Ok(status)) => dial_outcome(status, screening, false).is_missed(),
+        // No dial result (the status callback settled it): the caller hung up or the dial
+        // never ran, which is a miss.
+        _ => true,
+    }
+}
+
+/// Settles spooled call results once the database answers again, every few seconds.
+pub async fn replay_spool(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(spool) = state.spool.clone() else {
+        return;
+    };
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let pending = match spool.pending() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the spool");
+                continue;
+            }
+        };
+        for (path, entry) in pending {
+            let screening = entry.call_screening;
+            let decide =
+                |accepted: bool| match entry.facts.dial_status.as_deref().map(DialStatus::parse) {
+                    Some(Ok(status)) => dial_outcome(status, screening, accepted).is_missed(),
+                    _ => true,
+                };
+            match state
+                .store
+                .record_dial_result(&entry.facts, decide, state.now_ms())
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(call = %entry.facts.call.carrier_call_id, "spooled call settled");
+                    if let Err(e) = spool.remove(&path) {
+                        tracing::error!(error = %e, file = %path.display(), "a settled spool entry could not be removed; settling it again changes nothing");
+                    }
+                }
+                // Still down: try again next round, in order.
+                Err(_) => break,
+            }
+        }
     }
 }
 
