@@ -297,6 +297,29 @@ impl Store {
         })
     }
 
+    /// Sets a user's password (already hashed) and ends every other session of theirs: a
+    /// new password is often a reaction to a lost phone or a shared one.
+    pub async fn set_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        keep_session_hash: &str,
+    ) -> Result<()> {
+        in_write_tx!(self, tx => {
+            sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                .bind(user_id)
+                .bind(password_hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+                .bind(user_id)
+                .bind(keep_session_hash)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+
     pub async fn user_count(&self) -> Result<i64> {
         Ok(on_pool!(self, pool => {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")

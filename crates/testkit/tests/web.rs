@@ -29,6 +29,7 @@ on_both_stores!(
     team_keys_and_webhooks_managed_by_owners,
     a_busy_day_says_how_many_and_mine_finds_mine,
     call_back_rings_the_team_and_the_answer_marks_the_task,
+    people_change_their_own_password,
 );
 
 const CALLER: &str = "+15125550123";
@@ -736,7 +737,7 @@ async fn first_run_setup_creates_the_business_and_signs_the_owner_in(url: &str) 
     assert_eq!(home.status, 200);
     assert!(
         home.body
-            .contains("Pat Owner · Acme Plumbing &amp; Heating")
+            .contains(">Pat Owner</a> · Acme Plumbing &amp; Heating")
     );
 
     // The business is live: a missed call on its number is texted back with its message.
@@ -1948,6 +1949,84 @@ async fn call_back_rings_the_team_and_the_answer_marks_the_task(url: &str) {
         404
     );
     assert_eq!(fake.placed_calls().len(), 1);
+
+    app.stop().await;
+    fake.stop();
+}
+
+async fn people_change_their_own_password(url: &str) {
+    let (app, fake, account) = start(url).await;
+    add_member(&app, account.id, "mike@example.com", "Mike Tech").await;
+    let mut phone = Browser::new(&app);
+    phone.sign_in("mike@example.com", PASSWORD).await;
+    let mut laptop = Browser::new(&app);
+    laptop.sign_in("mike@example.com", PASSWORD).await;
+
+    let page = laptop.get("/password").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("<title>Your password · Textback</title>")
+    );
+    let csrf = hidden(&page.body, "csrf");
+    let new = "a-better-password-2026";
+    let change = |current: &'static str, new: &'static str, again: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("current", current.to_owned()),
+            ("new", new.to_owned()),
+            ("again", again.to_owned()),
+        ]
+    };
+    let post = |form: [(&'static str, String); 4]| {
+        form.iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect::<Vec<_>>()
+    };
+    for (form, why) in [
+        (
+            change("not-my-password", new, new),
+            "current password is not right",
+        ),
+        (
+            change(PASSWORD, new, "a-better-password-2025"),
+            "two new passwords differ",
+        ),
+        (change(PASSWORD, "short", "short"), "at least 10 characters"),
+    ] {
+        let pairs = post(form);
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = laptop.post("/password", &refs).await;
+        assert_eq!(refused.status, 422);
+        assert!(refused.body.contains(why), "{}", refused.body);
+    }
+    assert_eq!(phone.get("/").await.status, 200, "nothing changed yet");
+
+    let pairs = post(change(PASSWORD, new, new));
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let changed = laptop.post("/password", &refs).await;
+    assert_eq!(changed.status, 200);
+    assert!(
+        changed
+            .body
+            .contains("Every other browser signed in as you has been signed out")
+    );
+    assert_eq!(
+        laptop.get("/").await.status,
+        200,
+        "this browser stays signed in"
+    );
+    assert_eq!(
+        phone.get("/").await.status,
+        303,
+        "the other one is signed out"
+    );
+    let mut fresh = Browser::new(&app);
+    assert_eq!(
+        fresh.sign_in("mike@example.com", PASSWORD).await.status,
+        401
+    );
+    assert_eq!(fresh.sign_in("mike@example.com", new).await.status, 303);
 
     app.stop().await;
     fake.stop();

@@ -381,3 +381,73 @@ pub async fn remove_webhook(
     )
     .await
 }
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    again: String,
+}
+
+fn password_page(
+    signed_in: &SignedIn,
+    account: &AccountRecord,
+    done: bool,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let html = render(
+        "password.html",
+        context! {
+            done => done,
+            error => error,
+            min_password => password::MIN_LENGTH,
+            ..frame(signed_in, account, "password", "Your password")
+        },
+    )?;
+    Ok((status, html).into_response())
+}
+
+/// Anyone signed in changes their own password (a first one an owner chose, say).
+pub async fn password_form(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Response, WebError> {
+    let account = account_of(&state, &signed_in).await?;
+    password_page(&signed_in, &account, false, None)
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, WebError> {
+    if !signed_in.csrf_ok(form.csrf.as_deref()) {
+        return Err(WebError::Csrf);
+    }
+    let account = account_of(&state, &signed_in).await?;
+    let refuse = |why: &str| password_page(&signed_in, &account, false, Some(why.to_owned()));
+    if !password::verify(&form.current, &signed_in.session.user.password_hash) {
+        return refuse("Your current password is not right; nothing changed.");
+    }
+    if form.new != form.again {
+        return refuse("The two new passwords differ; nothing changed.");
+    }
+    let hash = match password::hash(&form.new) {
+        Ok(h) => h,
+        Err(e) => return refuse(&format!("Nothing changed: {e}.")),
+    };
+    state
+        .store
+        .set_password(signed_in.session.user.id, &hash, &signed_in.token_hash)
+        .await?;
+    password_page(&signed_in, &account, true, None)
+}

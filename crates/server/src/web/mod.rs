@@ -65,6 +65,10 @@ pub fn routes() -> Router<AppState> {
             "/settings/webhooks/{id}/remove",
             post(access::remove_webhook),
         )
+        .route(
+            "/password",
+            get(access::password_form).post(access::change_password),
+        )
         .route("/doctor", get(settings::doctor))
         .route("/workflows", get(workflows::list))
         .route(
@@ -148,6 +152,10 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../templates/call_back.html"),
             ),
             ("numbers.html", include_str!("../../templates/numbers.html")),
+            (
+                "password.html",
+                include_str!("../../templates/password.html"),
+            ),
             ("access.html", include_str!("../../templates/access.html")),
             ("doctor.html", include_str!("../../templates/doctor.html")),
             (
