@@ -4,7 +4,7 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 use textback_store::{AccountRecord, EVENT_TYPES, Role, TeamChange, normalize_email};
@@ -13,7 +13,7 @@ use super::pages::{account_of, frame, zone};
 use super::password;
 use super::session::{CsrfForm, SignedIn};
 use super::settings::owner_only;
-use super::{WebError, parse_id, render};
+use super::{WebError, parse_id, render_status};
 use crate::AppState;
 
 /// What the last action did, shown at the top of the page.
@@ -127,7 +127,8 @@ async fn page(
     } else {
         StatusCode::OK
     };
-    let html = render(
+    render_status(
+        status,
         "access.html",
         context! {
             team => team,
@@ -141,8 +142,7 @@ async fn page(
             min_password => password::MIN_LENGTH,
             ..frame(signed_in, account, "settings", "Team and access")
         },
-    )?;
-    Ok((status, html).into_response())
+    )
 }
 
 pub async fn show(
@@ -404,7 +404,8 @@ fn password_page(
     } else {
         StatusCode::OK
     };
-    let html = render(
+    render_status(
+        status,
         "password.html",
         context! {
             done => done,
@@ -412,8 +413,7 @@ fn password_page(
             min_password => password::MIN_LENGTH,
             ..frame(signed_in, account, "password", "Your password")
         },
-    )?;
-    Ok((status, html).into_response())
+    )
 }
 
 /// Anyone signed in changes their own password (a first one an owner chose, say).

@@ -193,6 +193,15 @@ pub(crate) fn render(name: &str, ctx: minijinja::Value) -> Result<Html<String>, 
         .map_err(|e| WebError::Template(e.to_string()))
 }
 
+/// A page with a status other than 200 (a form refused: 422), or 200 itself.
+pub(crate) fn render_status(
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Result<Response, WebError> {
+    Ok((status, render(name, ctx)?).into_response())
+}
+
 /// An id from the path; anything that is not one is simply not found.
 pub(crate) fn parse_id(raw: &str, what: &'static str) -> Result<i64, WebError> {
     raw.parse::<i64>()

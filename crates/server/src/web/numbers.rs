@@ -6,7 +6,7 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 use textback_core::ringing;
@@ -15,7 +15,7 @@ use textback_store::{AccountRecord, NumberRecord};
 use super::pages::{account_of, frame};
 use super::session::SignedIn;
 use super::settings::owner_only;
-use super::{WebError, parse_id, render};
+use super::{WebError, parse_id, render_status};
 use crate::AppState;
 
 /// What the registration state means for texting, in plain words.
@@ -80,15 +80,15 @@ async fn page(
             }
         })
         .collect();
-    let html = render(
+    render_status(
+        status,
         "numbers.html",
         context! {
             numbers => numbers,
             saved => saved,
             ..frame(signed_in, account, "settings", "Numbers")
         },
-    )?;
-    Ok((status, html).into_response())
+    )
 }
 
 pub async fn show(

@@ -15,7 +15,7 @@ use textback_store::{AccountRecord, Role};
 
 use super::pages::{account_of, frame, zone};
 use super::session::SignedIn;
-use super::{WebError, render};
+use super::{WebError, render, render_status};
 use crate::AppState;
 use crate::account_settings::{SettingsChange, apply, save};
 
@@ -148,7 +148,8 @@ async fn page(
             }
         })
         .collect();
-    let html = render(
+    render_status(
+        out.status,
         "settings.html",
         context! {
             v => minijinja::Value::from(minijinja::value::Serde(out.form)),
@@ -161,8 +162,7 @@ async fn page(
             warnings => out.warnings,
             ..frame(signed_in, account, "settings", "Settings")
         },
-    )?;
-    Ok((out.status, html).into_response())
+    )
 }
 
 pub async fn show(

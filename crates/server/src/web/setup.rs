@@ -19,7 +19,7 @@ use textback_core::workflow::WorkflowSpec;
 use textback_store::{AccountRecord, NumberRecord, Role, Store, StoreError};
 
 use super::session::constant_time_eq;
-use super::{WebError, password, render};
+use super::{WebError, password, render, render_status};
 use crate::AppState;
 
 const SETUP_TOKEN_KEY: &str = "web_setup_token";
@@ -80,7 +80,8 @@ fn page(
     form: &SetupForm,
     errors: &[String],
 ) -> Result<Response, WebError> {
-    let html = render(
+    render_status(
+        status,
         "setup.html",
         context! {
             title => "Set up Textback",
@@ -90,8 +91,7 @@ fn page(
             errors => errors.to_vec(),
             sandbox => state.twilio.is_none(),
         },
-    )?;
-    Ok((status, html).into_response())
+    )
 }
 
 pub async fn form(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {

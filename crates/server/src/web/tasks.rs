@@ -12,7 +12,7 @@ const TASKS_LIST: i64 = 200;
 
 use super::pages::{account_of, back_to, frame, task_card, zone};
 use super::session::SignedIn;
-use super::{WebError, parse_id, render};
+use super::{WebError, parse_id, render, render_status};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -182,7 +182,8 @@ pub async fn call_back(
     } else {
         axum::http::StatusCode::OK
     };
-    let html = render(
+    render_status(
+        status,
         "call_back.html",
         context! {
             contact => contact,
@@ -192,6 +193,5 @@ pub async fn call_back(
             back => back_to(form.back.as_deref()),
             ..frame(&signed_in, &account, "tasks", "Calling back")
         },
-    )?;
-    Ok((status, html).into_response())
+    )
 }
