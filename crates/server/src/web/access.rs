@@ -12,7 +12,7 @@ use textback_store::{AccountRecord, EVENT_TYPES, Role, TeamChange, normalize_ema
 use super::pages::{account_of, frame, zone};
 use super::password;
 use super::session::{CsrfForm, SignedIn};
-use super::settings::owner_only;
+use super::settings::{owner_account, owner_only};
 use super::{WebError, parse_id, render_status};
 use crate::AppState;
 
@@ -152,19 +152,6 @@ pub async fn show(
     owner_only(&signed_in)?;
     let account = account_of(&state, &signed_in).await?;
     page(&state, &signed_in, &account, Notice::default()).await
-}
-
-/// The checks every form here shares: the session's form token, an owner, their account.
-async fn owner_account(
-    state: &AppState,
-    signed_in: &SignedIn,
-    csrf: Option<&str>,
-) -> Result<AccountRecord, WebError> {
-    if !signed_in.csrf_ok(csrf) {
-        return Err(WebError::Csrf);
-    }
-    owner_only(signed_in)?;
-    account_of(state, signed_in).await
 }
 
 #[derive(Deserialize)]

@@ -14,7 +14,7 @@ use textback_store::{AccountRecord, NumberRecord};
 
 use super::pages::{account_of, frame};
 use super::session::SignedIn;
-use super::settings::owner_only;
+use super::settings::{owner_account, owner_only};
 use super::{WebError, parse_id, render_status};
 use crate::AppState;
 
@@ -136,11 +136,7 @@ pub async fn update(
     Path(raw): Path<String>,
     Form(form): Form<NumberForm>,
 ) -> Result<Response, WebError> {
-    if !signed_in.csrf_ok(form.csrf.as_deref()) {
-        return Err(WebError::Csrf);
-    }
-    owner_only(&signed_in)?;
-    let account = account_of(&state, &signed_in).await?;
+    let account = owner_account(&state, &signed_in, form.csrf.as_deref()).await?;
     let id = parse_id(&raw, "number")?;
     let number = state
         .store

@@ -89,6 +89,20 @@ pub(super) fn owner_only(signed_in: &SignedIn) -> Result<(), WebError> {
     }
 }
 
+/// What every owner-only form checks first: the session's form token, an owner, and their
+/// account.
+pub(super) async fn owner_account(
+    state: &AppState,
+    signed_in: &SignedIn,
+    csrf: Option<&str>,
+) -> Result<AccountRecord, WebError> {
+    if !signed_in.csrf_ok(csrf) {
+        return Err(WebError::Csrf);
+    }
+    owner_only(signed_in)?;
+    account_of(state, signed_in).await
+}
+
 /// "It is Tue 9:00 AM in America/Chicago: open now."
 fn preview(a: &AccountRecord, now: jiff::Timestamp) -> String {
     let tz = zone(a);
@@ -187,11 +201,7 @@ pub async fn update(
     signed_in: SignedIn,
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, WebError> {
-    if !signed_in.csrf_ok(form.csrf.as_deref()) {
-        return Err(WebError::Csrf);
-    }
-    owner_only(&signed_in)?;
-    let mut account = account_of(&state, &signed_in).await?;
+    let mut account = owner_account(&state, &signed_in, form.csrf.as_deref()).await?;
     let hours: BTreeMap<String, String> = DAYS
         .iter()
         .map(|(k, _)| {

@@ -14,7 +14,7 @@ use textback_store::{AccountRecord, Role, WorkflowRecord};
 
 use super::pages::{account_of, frame, local_time, zone};
 use super::session::{CsrfForm, SignedIn};
-use super::settings::owner_only;
+use super::settings::{owner_account, owner_only};
 use super::workflow_form::{self, Fields, Op, Row, STEP_TYPES};
 use super::{WebError, parse_id, render};
 use crate::AppState;
@@ -86,14 +86,8 @@ async fn set_active(
     csrf: Option<&str>,
     active: bool,
 ) -> Result<Response, WebError> {
-    if !signed_in.csrf_ok(csrf) {
-        return Err(WebError::Csrf);
-    }
-    if signed_in.session.user.role != Role::Owner {
-        return Err(WebError::OwnerOnly);
-    }
+    let mut account = owner_account(state, signed_in, csrf).await?;
     let id = parse_id(raw, "workflow")?;
-    let mut account = account_of(state, signed_in).await?;
     let w = state
         .store
         .workflows_of_account(account.id)
@@ -273,6 +267,20 @@ struct Builder<'a> {
     focus: Option<String>,
 }
 
+impl<'a> Builder<'a> {
+    /// A draft drawn as it is: nothing found wrong yet, nothing in focus.
+    fn fresh(spec: &'a WorkflowSpec, id: Option<i64>) -> Builder<'a> {
+        Builder {
+            spec,
+            id,
+            error: None,
+            error_path: None,
+            findings: vec![],
+            focus: None,
+        }
+    }
+}
+
 async fn builder_page(
     state: &AppState,
     signed_in: &SignedIn,
@@ -395,14 +403,7 @@ pub async fn new_form(
     // The recommended shape is the best start: most businesses only change the words.
     let mut spec = WorkflowSpec::recommended(&account.text_back_template);
     spec.name = String::new();
-    let b = Builder {
-        spec: &spec,
-        id: None,
-        error: None,
-        error_path: None,
-        findings: vec![],
-        focus: None,
-    };
+    let b = Builder::fresh(&spec, None);
     builder_page(&state, &signed_in, &account, b, StatusCode::OK).await
 }
 
@@ -419,14 +420,7 @@ pub async fn edit_form(
     }
     let mut spec = spec_of(&w);
     spec.active = w.active;
-    let b = Builder {
-        spec: &spec,
-        id: Some(w.id),
-        error: None,
-        error_path: None,
-        findings: vec![],
-        focus: None,
-    };
+    let b = Builder::fresh(&spec, Some(w.id));
     builder_page(&state, &signed_in, &account, b, StatusCode::OK).await
 }
 
@@ -456,11 +450,8 @@ async fn submit(
     pairs: &[(String, String)],
 ) -> Result<Response, WebError> {
     let fields = Fields::new(pairs);
-    if !signed_in.csrf_ok(Some(fields.get("csrf")).filter(|c| !c.is_empty())) {
-        return Err(WebError::Csrf);
-    }
-    owner_only(signed_in)?;
-    let account = account_of(state, signed_in).await?;
+    let csrf = Some(fields.get("csrf")).filter(|c| !c.is_empty());
+    let account = owner_account(state, signed_in, csrf).await?;
     let current = match raw_id {
         Some(raw) => {
             let w = workflow_of(state, &account, raw).await?;
@@ -486,14 +477,7 @@ async fn submit(
         spec.active = w.active;
     }
     let op = Op::from_form(&fields).unwrap_or(Op::Check);
-    let mut b = Builder {
-        spec: &spec,
-        id: current.as_ref().map(|w| w.id),
-        error: None,
-        error_path: None,
-        findings: vec![],
-        focus: None,
-    };
+    let mut b = Builder::fresh(&spec, current.as_ref().map(|w| w.id));
     if op != Op::Save {
         let mut draft = spec.clone();
         let focus = workflow_form::apply(&mut draft, &op);
@@ -588,11 +572,7 @@ pub async fn restore(
     Path((raw, raw_version)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    if !signed_in.csrf_ok(form.csrf.as_deref()) {
-        return Err(WebError::Csrf);
-    }
-    owner_only(&signed_in)?;
-    let account = account_of(&state, &signed_in).await?;
+    let account = owner_account(&state, &signed_in, form.csrf.as_deref()).await?;
     let w = workflow_of(&state, &account, &raw).await?;
     let wanted = parse_id(&raw_version, "version")?;
     let old = state
