@@ -46,7 +46,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
+    // The first round waits a full period: nothing expires at start-up that cannot wait,
+    // and several instances restarting together do not all sweep at once.
+    let mut every = tokio::time::interval_at(
+        tokio::time::Instant::now() + HOUSEKEEPING_EVERY,
+        HOUSEKEEPING_EVERY,
+    );
     loop {
         tokio::select! {
             _ = every.tick() => {}
