@@ -142,6 +142,45 @@ async fn a_telnyx_number_texts_both_ways(url: &str) {
         .expect("the reply");
     assert_eq!(reply.status, "delivered");
 
+    // A later text fails at the carrier with 40300 (the recipient had texted STOP to
+    // Telnyx directly): the contact is marked opted out, and nothing more goes to them.
+    let (status, _, _) = app
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&key),
+            Some(json!({"body": "Running 10 minutes late, sorry!"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202);
+    app.drain().await;
+    let late = telnyx.sent()[1].id.clone();
+    let blocked = json!({"data": {"event_type": "message.finalized", "id": "ev-f2",
+        "occurred_at": "2026-11-30T15:00:12Z",
+        "payload": {"id": late, "to": [{"phone_number": CALLER, "status": "delivery_failed"}],
+            "errors": [{"code": "40300", "title": "Blocked due to STOP message"}]}}});
+    assert_eq!(webhook(&app, &telnyx, now + 12, &blocked).await, 204);
+    let (status, _, _) = app
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&key),
+            Some(json!({"body": "Are you still there?"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        status, 409,
+        "a contact the carrier reports as opted out is not texted"
+    );
+    // START opts them back in, as the keyword does on Twilio.
+    assert_eq!(
+        webhook(&app, &telnyx, now + 15, &received("m1b", "START")).await,
+        204
+    );
+    app.drain().await;
+
     // HELP is answered through the API (Telnyx has no reply-in-response); after STOP,
     // nothing more goes out, the HELP answer included.
     assert_eq!(
@@ -150,13 +189,13 @@ async fn a_telnyx_number_texts_both_ways(url: &str) {
     );
     app.drain().await;
     let sent = telnyx.sent();
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), 3);
     assert!(
-        sent[1]
+        sent[2]
             .text
             .starts_with("Acme Plumbing: reply to this message"),
         "{}",
-        sent[1].text
+        sent[2].text
     );
     assert_eq!(
         webhook(&app, &telnyx, now + 30, &received("m3", "STOP")).await,
@@ -167,7 +206,7 @@ async fn a_telnyx_number_texts_both_ways(url: &str) {
         204
     );
     app.drain().await;
-    assert_eq!(telnyx.sent().len(), 2, "nothing to an opted-out contact");
+    assert_eq!(telnyx.sent().len(), 3, "nothing to an opted-out contact");
     let (status, _, _) = app
         .api(
             "POST",
