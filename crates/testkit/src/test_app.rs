@@ -249,6 +249,23 @@ impl TestApp {
         (account, number)
     }
 
+    /// The server texting through a fresh Twilio stand-in, on a hand-driven clock, with
+    /// Acme Plumbing seeded as setup leaves it (`seed_recommended`).
+    pub async fn with_twilio(db_url: &str) -> (TestApp, FakeTwilio, AccountRecord) {
+        let fake = FakeTwilio::start().await;
+        let app = TestApp::start(
+            db_url,
+            TestAppOptions {
+                twilio: Some(fake.clone()),
+                manual_clock: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        let (account, _) = app.seed_recommended(MESSAGE).await;
+        (app, fake, account)
+    }
+
     /// Acme Plumbing as setup leaves a business: the built-in text back off and the
     /// recommended workflow (text back, callback task, tag, follow-up) on.
     pub async fn seed_recommended(&self, template: &str) -> (AccountRecord, NumberRecord) {

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use textback_store::{AccountRecord, NumberRecord};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::on_both_stores;
-use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
-use textback_testkit::{FakeTwilio, Receiver, TestApp, TestAppOptions};
+use textback_testkit::test_app::BUSINESS_NUMBER;
+use textback_testkit::{FakeTwilio, Receiver, TestApp};
 
 on_both_stores!(
     a_missed_call_as_the_api_shows_it,
@@ -27,17 +27,7 @@ on_both_stores!(
 const CALLER: &str = "+15125550123";
 
 async fn start(url: &str) -> (TestApp, FakeTwilio, i64, String) {
-    let fake = FakeTwilio::start().await;
-    let app = TestApp::start(
-        url,
-        TestAppOptions {
-            twilio: Some(fake.clone()),
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (account, _) = app.seed_recommended(MESSAGE).await;
+    let (app, fake, account) = TestApp::with_twilio(url).await;
     let key = app.api_key(account.id).await;
     (app, fake, account.id, key)
 }

@@ -9,7 +9,7 @@ use textback_server::web::password;
 use textback_store::{AccountRecord, Role};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::on_both_stores;
-use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, TEAM_PHONE};
+use textback_testkit::test_app::{BUSINESS_NUMBER, TEAM_PHONE};
 use textback_testkit::{FakeTwilio, TestApp, TestAppOptions};
 
 on_both_stores!(
@@ -239,18 +239,7 @@ async fn press(browser: &mut Browser, action: &str, form: &[(String, String)], o
 }
 
 async fn start(url: &str) -> (TestApp, FakeTwilio, AccountRecord) {
-    let fake = FakeTwilio::start().await;
-    let app = TestApp::start(
-        url,
-        TestAppOptions {
-            twilio: Some(fake.clone()),
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (account, _) = app.seed_recommended(MESSAGE).await;
-    (app, fake, account)
+    TestApp::with_twilio(url).await
 }
 
 async fn add_user_as(app: &TestApp, account_id: i64, email: &str, name: &str, role: Role) {
