@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row;
-
 use crate::{Result, Store, in_write_tx, on_pool, to_json};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +99,7 @@ impl Store {
     pub async fn account_by_slug(&self, slug: &str) -> Result<Option<AccountRecord>> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE slug = $1");
         on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(slug).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(slug).fetch_optional(pool).await?;
             Ok(match row { Some(r) => Some(account_from_row!(r)), None => None })
         })
     }
@@ -109,7 +107,7 @@ impl Store {
     pub async fn accounts(&self) -> Result<Vec<AccountRecord>> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY slug");
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(account_from_row!(r)); }
             Ok(out)
@@ -128,7 +126,7 @@ impl Store {
             landline_lookup = excluded.landline_lookup, quiet_hours = excluded.quiet_hours, \
             updated_at = excluded.updated_at RETURNING id";
         in_write_tx!(self, tx => {
-            let id: i64 = sqlx::query_scalar(sql)
+            let id: i64 = crate::sql::query_scalar(sql)
                 .bind(&a.slug)
                 .bind(&a.name)
                 .bind(&a.time_zone)
@@ -150,7 +148,7 @@ impl Store {
     pub async fn number_by_e164(&self, e164: &str) -> Result<Option<NumberRecord>> {
         let sql = format!("SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.e164 = $1");
         on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(e164).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(e164).fetch_optional(pool).await?;
             Ok(match row { Some(r) => Some(number_from_row!(r)), None => None })
         })
     }
@@ -160,7 +158,7 @@ impl Store {
             "SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.account_id = $1 ORDER BY n.e164"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(account_id).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(number_from_row!(r)); }
             Ok(out)
@@ -178,7 +176,7 @@ impl Store {
             registration = excluded.registration, \
             updated_at = excluded.updated_at RETURNING id";
         in_write_tx!(self, tx => {
-            let id: i64 = sqlx::query_scalar(sql)
+            let id: i64 = crate::sql::query_scalar(sql)
                 .bind(n.account_id)
                 .bind(&n.e164)
                 .bind(&n.carrier)
@@ -201,7 +199,7 @@ impl Store {
              FROM numbers n JOIN accounts a ON a.id = n.account_id"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 out.push(NumberRoute {
@@ -221,7 +219,7 @@ impl Store {
              FROM numbers n JOIN accounts a ON a.id = n.account_id WHERE n.e164 = $1"
         );
         on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(e164).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(e164).fetch_optional(pool).await?;
             Ok(match row {
                 Some(r) => Some(NumberRoute {
                     number: number_from_row!(&r),

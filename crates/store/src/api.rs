@@ -2,8 +2,6 @@
 //! contacts, calls, conversations. Every query takes the caller's account id, so an id of
 //! another account simply finds nothing.
 
-use sqlx::Row;
-
 use crate::AccountRecord;
 use crate::calls::{CALL_VIEW, CallView, call_view_from_row};
 use crate::events_out::emit_event;
@@ -77,7 +75,7 @@ macro_rules! contacts_with_tags {
         let mut out = Vec::with_capacity($rows.len());
         for r in $rows {
             let id: i64 = r.try_get("id")?;
-            let tags: Vec<String> = sqlx::query_scalar(
+            let tags: Vec<String> = crate::sql::query_scalar(
                 "SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key",
             )
             .bind(id)
@@ -99,7 +97,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<i64> {
         in_write_tx!(self, tx => {
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = crate::sql::query_scalar(
                 "INSERT INTO api_keys (account_id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .bind(account_id)
@@ -117,7 +115,7 @@ impl Store {
     /// minute per key, so reads stay reads).
     pub async fn api_key_account(&self, hash: &str, now_ms: i64) -> Result<Option<i64>> {
         let row = on_pool!(self, pool => {
-            let r = sqlx::query("SELECT id, account_id, last_used_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+            let r = crate::sql::query("SELECT id, account_id, last_used_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
                 .bind(hash)
                 .fetch_optional(pool)
                 .await?;
@@ -131,7 +129,7 @@ impl Store {
         };
         if last.is_none_or(|t| now_ms - t > 60_000) {
             in_write_tx!(self, tx => {
-                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(id).bind(now_ms).execute(&mut *tx).await?;
+                crate::sql::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(id).bind(now_ms).execute(&mut *tx).await?;
             });
         }
         Ok(Some(account_id))
@@ -139,7 +137,7 @@ impl Store {
 
     pub async fn api_keys(&self, account_id: i64) -> Result<Vec<ApiKeyView>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query("SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE account_id = $1 ORDER BY id")
+            let rows = crate::sql::query("SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE account_id = $1 ORDER BY id")
                 .bind(account_id)
                 .fetch_all(pool)
                 .await?;
@@ -160,7 +158,7 @@ impl Store {
 
     pub async fn revoke_api_key(&self, account_id: i64, id: i64, now_ms: i64) -> Result<bool> {
         let n = in_write_tx!(self, tx => {
-            sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL")
+            crate::sql::query("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL")
                 .bind(id)
                 .bind(account_id)
                 .bind(now_ms)
@@ -180,7 +178,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<std::result::Result<Option<StoredResponse>, ()>> {
         in_write_tx!(self, tx => {
-            let inserted = sqlx::query(
+            let inserted = crate::sql::query(
                 "INSERT INTO idempotency_keys (account_id, key, status, body, created_at) VALUES ($1, $2, 0, '', $3) \
                  ON CONFLICT (account_id, key) DO NOTHING",
             )
@@ -194,7 +192,7 @@ impl Store {
             if inserted {
                 Ok(Ok(None))
             } else {
-                let r = sqlx::query("SELECT status, body, created_at FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                let r = crate::sql::query("SELECT status, body, created_at FROM idempotency_keys WHERE account_id = $1 AND key = $2")
                     .bind(account_id)
                     .bind(key)
                     .fetch_one(&mut *tx)
@@ -206,7 +204,7 @@ impl Store {
                 if expired || abandoned {
                     // Past its window, or left "in progress" by an instance that died: the
                     // key is this request's now.
-                    sqlx::query("UPDATE idempotency_keys SET status = 0, body = '', created_at = $3 WHERE account_id = $1 AND key = $2")
+                    crate::sql::query("UPDATE idempotency_keys SET status = 0, body = '', created_at = $3 WHERE account_id = $1 AND key = $2")
                         .bind(account_id)
                         .bind(key)
                         .bind(now_ms)
@@ -233,7 +231,7 @@ impl Store {
         in_write_tx!(self, tx => {
             match answer {
                 Some(a) => {
-                    sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE account_id = $1 AND key = $2")
+                    crate::sql::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE account_id = $1 AND key = $2")
                         .bind(account_id)
                         .bind(key)
                         .bind(i64::from(a.status))
@@ -242,7 +240,7 @@ impl Store {
                         .await?;
                 }
                 None => {
-                    sqlx::query("DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                    crate::sql::query("DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2")
                         .bind(account_id)
                         .bind(key)
                         .execute(&mut *tx)
@@ -268,7 +266,7 @@ impl Store {
              AND ($4 IS NULL OR c.id < $4) ORDER BY c.id DESC LIMIT $5"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows = crate::sql::query(sql)
                 .bind(account_id)
                 .bind(phone)
                 .bind(tag.map(str::to_lowercase))
@@ -306,7 +304,7 @@ impl Store {
               OR ($3 IS NOT NULL AND c.phone LIKE $3)) ORDER BY c.id DESC LIMIT $4"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows = crate::sql::query(sql)
                 .bind(account_id)
                 .bind(&name)
                 .bind(&phone)
@@ -321,10 +319,10 @@ impl Store {
         let sql =
             format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND id = $2");
         on_pool!(self, pool => {
-            let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(id).fetch_optional(pool).await?;
+            let r = crate::sql::query(sql).bind(account_id).bind(id).fetch_optional(pool).await?;
             Ok(match r {
                 Some(r) => {
-                    let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                    let tags: Vec<String> = crate::sql::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
                         .bind(id)
                         .fetch_all(pool)
                         .await?;
@@ -346,7 +344,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<i64>> {
         in_write_tx!(self, tx => {
-            let id: Option<i64> = sqlx::query_scalar(
+            let id: Option<i64> = crate::sql::query_scalar(
                 "INSERT INTO contacts (account_id, phone, first_name, last_name, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account_id, phone) DO NOTHING RETURNING id",
             )
@@ -359,7 +357,7 @@ impl Store {
             .await?;
             if let Some(id) = id {
                 for t in tags {
-                    sqlx::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                    crate::sql::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
                         .bind(id)
                         .bind(t)
                         .bind(t.to_lowercase())
@@ -382,7 +380,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         let n = in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE contacts SET first_name = CASE WHEN $3 THEN $4 ELSE first_name END, \
                  last_name = CASE WHEN $5 THEN $6 ELSE last_name END, updated_at = $7 WHERE account_id = $1 AND id = $2",
             )
@@ -410,14 +408,14 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         let found = in_write_tx!(self, tx => {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND id = $2")
+            let exists: Option<i64> = crate::sql::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND id = $2")
                 .bind(account_id)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
             if exists.is_some() {
                 if add {
-                    sqlx::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                    crate::sql::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
                         .bind(id)
                         .bind(tag)
                         .bind(tag.to_lowercase())
@@ -425,7 +423,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 } else {
-                    sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2")
+                    crate::sql::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2")
                         .bind(id)
                         .bind(tag.to_lowercase())
                         .execute(&mut *tx)
@@ -449,7 +447,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         let found = in_write_tx!(self, tx => {
-            let current: Option<bool> = sqlx::query_scalar("SELECT opted_out FROM contacts WHERE account_id = $1 AND id = $2")
+            let current: Option<bool> = crate::sql::query_scalar("SELECT opted_out FROM contacts WHERE account_id = $1 AND id = $2")
                 .bind(account_id)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -457,7 +455,7 @@ impl Store {
             if let Some(current) = current
                 && current != opted_out
             {
-                sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
+                crate::sql::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
                     .bind(id)
                     .bind(opted_out)
                     .bind(now_ms)
@@ -468,7 +466,7 @@ impl Store {
                         "contact_id": id, "source": source, "detail": detail,
                     }), now_ms);
                 }
-                sqlx::query(
+                crate::sql::query(
                     "INSERT INTO consent_events (account_id, contact_id, opted_out, source, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(account_id)
@@ -495,7 +493,7 @@ impl Store {
             "{CALL_VIEW} WHERE c.account_id = $1 AND ($2 IS NULL OR c.id < $2) ORDER BY c.id DESC LIMIT $3"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(before).bind(limit).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(account_id).bind(before).bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(call_view_from_row!(r)); }
             Ok(out)
@@ -514,7 +512,7 @@ impl Store {
              AND c.outcome IN ('missed', 'voicemail') ORDER BY c.id DESC LIMIT $3"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(since_ms).bind(limit).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(account_id).bind(since_ms).bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(call_view_from_row!(r)); }
             Ok(out)
@@ -524,7 +522,7 @@ impl Store {
     /// How many missed calls (voicemail included) the account has had since an instant.
     pub async fn count_missed_calls_since(&self, account_id: i64, since_ms: i64) -> Result<i64> {
         Ok(on_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>(
+            crate::sql::query_scalar::<i64>(
                 "SELECT COUNT(*) FROM calls c WHERE c.account_id = $1 AND c.started_at >= $2 \
                  AND c.outcome IN ('missed', 'voicemail')",
             )
@@ -538,7 +536,7 @@ impl Store {
     pub async fn call(&self, account_id: i64, id: i64) -> Result<Option<CallView>> {
         let sql = format!("{CALL_VIEW} WHERE c.account_id = $1 AND c.id = $2");
         on_pool!(self, pool => {
-            let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(id).fetch_optional(pool).await?;
+            let r = crate::sql::query(sql).bind(account_id).bind(id).fetch_optional(pool).await?;
             Ok(match r { Some(r) => Some(call_view_from_row!(r)), None => None })
         })
     }
@@ -550,7 +548,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ConversationView>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT v.id, n.e164, v.contact_id, c.phone, v.last_message_at, v.last_inbound_at FROM conversations v \
                  JOIN numbers n ON n.id = v.number_id JOIN contacts c ON c.id = v.contact_id \
                  WHERE v.account_id = $1 AND ($2 IS NULL OR v.id < $2) ORDER BY v.id DESC LIMIT $3",
@@ -582,7 +580,7 @@ impl Store {
         id: i64,
     ) -> Result<Option<(String, String, String)>> {
         on_pool!(self, pool => {
-            let r = sqlx::query(
+            let r = crate::sql::query(
                 "SELECT a.slug, n.e164, c.phone FROM conversations v JOIN accounts a ON a.id = v.account_id \
                  JOIN numbers n ON n.id = v.number_id JOIN contacts c ON c.id = v.contact_id \
                  WHERE v.account_id = $1 AND v.id = $2",
@@ -610,7 +608,7 @@ impl Store {
              ORDER BY m.id DESC LIMIT $4"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(id).bind(before).bind(limit).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(account_id).bind(id).bind(before).bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(message_view_from_row!(r)); }
             Ok(out)
@@ -623,7 +621,7 @@ impl Store {
             crate::accounts::ACCOUNT_COLUMNS
         );
         on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(id).fetch_optional(pool).await?;
             Ok(match row { Some(r) => Some(crate::accounts::account_from_row!(r)), None => None })
         })
     }
@@ -650,12 +648,12 @@ impl Store {
         in_write_tx!(self, tx => {
             let (mut created, mut updated) = (0u64, 0u64);
             for row in rows {
-                let existed: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
+                let existed: Option<i64> = crate::sql::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
                     .bind(account_id)
                     .bind(&row.phone)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let r = sqlx::query(
+                let r = crate::sql::query(
                     "INSERT INTO contacts (account_id, phone, first_name, last_name, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account_id, phone) DO UPDATE SET \
                      first_name = COALESCE(excluded.first_name, contacts.first_name), \
@@ -672,7 +670,7 @@ impl Store {
                 let id: i64 = r.try_get("id")?;
                 if existed.is_some() { updated += 1 } else { created += 1 }
                 for t in &row.tags {
-                    sqlx::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                    crate::sql::query("INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
                         .bind(id)
                         .bind(t)
                         .bind(t.to_lowercase())
@@ -704,7 +702,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<i64> {
         in_write_tx!(self, tx => {
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = crate::sql::query_scalar(
                 "INSERT INTO smart_lists (account_id, name, filter, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (account_id, name) DO UPDATE SET filter = excluded.filter RETURNING id",
             )
@@ -720,7 +718,7 @@ impl Store {
 
     pub async fn smart_lists(&self, account_id: i64) -> Result<Vec<SmartListRecord>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query("SELECT id, name, filter FROM smart_lists WHERE account_id = $1 ORDER BY name")
+            let rows = crate::sql::query("SELECT id, name, filter FROM smart_lists WHERE account_id = $1 ORDER BY name")
                 .bind(account_id)
                 .fetch_all(pool)
                 .await?;
@@ -734,7 +732,7 @@ impl Store {
 
     pub async fn delete_smart_list(&self, account_id: i64, id: i64) -> Result<bool> {
         let n = in_write_tx!(self, tx => {
-            sqlx::query("DELETE FROM smart_lists WHERE account_id = $1 AND id = $2")
+            crate::sql::query("DELETE FROM smart_lists WHERE account_id = $1 AND id = $2")
                 .bind(account_id)
                 .bind(id)
                 .execute(&mut *tx)
@@ -747,7 +745,7 @@ impl Store {
     /// When each of the account's contacts last called (ms), for list filters.
     pub async fn last_calls(&self, account_id: i64) -> Result<std::collections::HashMap<i64, i64>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query("SELECT contact_id, MAX(started_at) AS last FROM calls WHERE account_id = $1 AND contact_id IS NOT NULL GROUP BY contact_id")
+            let rows = crate::sql::query("SELECT contact_id, MAX(started_at) AS last FROM calls WHERE account_id = $1 AND contact_id IS NOT NULL GROUP BY contact_id")
                 .bind(account_id)
                 .fetch_all(pool)
                 .await?;

@@ -1,7 +1,5 @@
 //! Calls: recording them, settling the missed-call rule once, voicemail.
 
-use sqlx::Row;
-
 use crate::events_out::emit_event;
 use crate::runs::{fire_event, resolve_contact};
 use crate::{Result, Store, in_write_tx, on_pool};
@@ -78,7 +76,7 @@ macro_rules! call_view_from_row {
 macro_rules! insert_call {
     ($tx:expr, $c:expr) => {{
         let c: &NewCall = $c;
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO calls (account_id, number_id, carrier, carrier_call_id, caller, caller_phone, \
              status, started_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'ringing', $7, $7, $7) \
              ON CONFLICT (carrier_call_id) DO NOTHING",
@@ -107,7 +105,7 @@ impl Store {
     /// Call screening: the team member pressed the key, so a human took the call.
     pub async fn record_screen_accepted(&self, carrier_call_id: &str, now_ms: i64) -> Result<bool> {
         let n = in_write_tx!(self, tx => {
-            sqlx::query("UPDATE calls SET screen_accepted = TRUE, updated_at = $2 WHERE carrier_call_id = $1")
+            crate::sql::query("UPDATE calls SET screen_accepted = TRUE, updated_at = $2 WHERE carrier_call_id = $1")
                 .bind(carrier_call_id)
                 .bind(now_ms)
                 .execute(&mut *tx)
@@ -133,7 +131,7 @@ impl Store {
         );
         let result = in_write_tx!(self, tx => {
             insert_call!(tx, &facts.call);
-            let row = sqlx::query(sqlx::AssertSqlSafe(select))
+            let row = crate::sql::query(select)
                 .bind(&facts.call.carrier_call_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -146,7 +144,7 @@ impl Store {
                 if missed {
                     let contact_id: Option<i64> = match &facts.call.caller_phone {
                         Some(phone) => Some(
-                            sqlx::query_scalar(
+                            crate::sql::query_scalar(
                                 "INSERT INTO contacts (account_id, phone, created_at, updated_at) \
                                  VALUES ($1, $2, $3, $3) ON CONFLICT (account_id, phone) \
                                  DO UPDATE SET updated_at = contacts.updated_at RETURNING id",
@@ -159,7 +157,7 @@ impl Store {
                         ),
                         None => None,
                     };
-                    sqlx::query(
+                    crate::sql::query(
                         "UPDATE calls SET outcome = 'missed', dial_status = COALESCE($2, dial_status), \
                          contact_id = $3, missed_at = $4, updated_at = $4 WHERE id = $1",
                     )
@@ -178,7 +176,7 @@ impl Store {
                         "dial_status": facts.dial_status,
                     }), now_ms);
                 } else {
-                    sqlx::query(
+                    crate::sql::query(
                         "UPDATE calls SET outcome = 'answered', dial_status = $2, status = 'in-progress', \
                          updated_at = $3 WHERE id = $1",
                     )
@@ -189,7 +187,7 @@ impl Store {
                     .await?;
                     // The contact reached a person: what was still waiting to text them is moot.
                     if let Some(phone) = &facts.call.caller_phone {
-                        let contact: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
+                        let contact: Option<i64> = crate::sql::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
                             .bind(facts.call.account_id)
                             .bind(phone)
                             .fetch_optional(&mut *tx)
@@ -219,7 +217,7 @@ impl Store {
     ) -> Result<Option<String>> {
         let outcome = in_write_tx!(self, tx => {
             insert_call!(tx, call);
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE calls SET status = $2, duration_secs = COALESCE($3, duration_secs), \
                  ended_at = $4, updated_at = $4 WHERE carrier_call_id = $1",
             )
@@ -229,7 +227,7 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            let o: Option<String> = sqlx::query_scalar("SELECT outcome FROM calls WHERE carrier_call_id = $1")
+            let o: Option<String> = crate::sql::query_scalar("SELECT outcome FROM calls WHERE carrier_call_id = $1")
                 .bind(&call.carrier_call_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -248,7 +246,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         let fired = in_write_tx!(self, tx => {
-            let row = sqlx::query(
+            let row = crate::sql::query(
                 "UPDATE calls SET recording_url = $2, recording_secs = $3, \
                  outcome = CASE WHEN outcome = 'missed' THEN 'voicemail' ELSE outcome END, updated_at = $4 \
                  WHERE carrier_call_id = $1 AND recording_url IS NULL RETURNING id, account_id, contact_id",
@@ -285,7 +283,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         let n = in_write_tx!(self, tx => {
-            sqlx::query("UPDATE calls SET voicemail_transcript = $2, updated_at = $3 WHERE carrier_call_id = $1")
+            crate::sql::query("UPDATE calls SET voicemail_transcript = $2, updated_at = $3 WHERE carrier_call_id = $1")
                 .bind(carrier_call_id)
                 .bind(text)
                 .bind(now_ms)
@@ -299,7 +297,7 @@ impl Store {
     pub async fn call_by_carrier_id(&self, carrier_call_id: &str) -> Result<Option<CallView>> {
         let sql = format!("{CALL_VIEW} WHERE c.carrier_call_id = $1");
         on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(carrier_call_id).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(carrier_call_id).fetch_optional(pool).await?;
             Ok(match row { Some(r) => Some(call_view_from_row!(r)), None => None })
         })
     }
@@ -307,7 +305,7 @@ impl Store {
     pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallView>> {
         let sql = format!("{CALL_VIEW} ORDER BY c.started_at DESC, c.id DESC LIMIT $1");
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(call_view_from_row!(r)); }
             Ok(out)

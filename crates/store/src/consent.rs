@@ -2,8 +2,6 @@
 //! opt-outs change the contact's consent, and every change is kept with its time, source
 //! and the message that caused it.
 
-use sqlx::Row;
-
 use crate::conversations::upsert_conversation;
 use crate::events_out::emit_event;
 use crate::jobs::{JobKind, enqueue};
@@ -15,7 +13,7 @@ macro_rules! apply_contact_effect {
     ($tx:expr, $message_id:expr, $effect:expr, $detail:expr, $now:expr) => {{
         let message_id: i64 = $message_id;
         let now: i64 = $now;
-        let row = sqlx::query("SELECT contact_id, account_id FROM messages WHERE id = $1")
+        let row = crate::sql::query("SELECT contact_id, account_id FROM messages WHERE id = $1")
             .bind(message_id)
             .fetch_one(&mut *$tx)
             .await?;
@@ -24,7 +22,7 @@ macro_rules! apply_contact_effect {
         if let Some(contact_id) = contact_id {
             match $effect {
                 $crate::ContactEffect::OptedOut { source } => {
-                    let changed = sqlx::query(
+                    let changed = crate::sql::query(
                         "UPDATE contacts SET opted_out = TRUE, updated_at = $2 WHERE id = $1 AND opted_out = FALSE",
                     )
                     .bind(contact_id)
@@ -36,7 +34,7 @@ macro_rules! apply_contact_effect {
                         $crate::events_out::emit_event!($tx, account_id, "contact.opted_out", serde_json::json!({
                             "contact_id": contact_id, "source": source, "detail": $detail,
                         }), now);
-                        sqlx::query(
+                        crate::sql::query(
                             "INSERT INTO consent_events (account_id, contact_id, opted_out, source, detail, message_id, at) \
                              VALUES ($1, $2, TRUE, $3, $4, $5, $6)",
                         )
@@ -51,7 +49,7 @@ macro_rules! apply_contact_effect {
                     }
                 }
                 $crate::ContactEffect::NotTextable { reason } => {
-                    sqlx::query(
+                    crate::sql::query(
                         "UPDATE contacts SET textable = FALSE, not_textable_reason = $2, updated_at = $3 WHERE id = $1",
                     )
                     .bind(contact_id)
@@ -128,7 +126,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<InboundOutcome> {
         let outcome = in_write_tx!(self, tx => {
-            let contact = sqlx::query(
+            let contact = crate::sql::query(
                 "INSERT INTO contacts (account_id, phone, created_at, updated_at) VALUES ($1, $2, $3, $3) \
                  ON CONFLICT (account_id, phone) DO UPDATE SET updated_at = contacts.updated_at \
                  RETURNING id, opted_out",
@@ -142,7 +140,7 @@ impl Store {
             let mut opted_out: bool = contact.try_get("opted_out")?;
             let conversation_id = upsert_conversation!(tx, msg.account_id, msg.number_id, contact_id, now_ms, true);
             let media = (!msg.media.is_empty()).then(|| to_json(&msg.media));
-            let message_id: Option<i64> = sqlx::query_scalar(
+            let message_id: Option<i64> = crate::sql::query_scalar(
                 "INSERT INTO messages (account_id, number_id, contact_id, conversation_id, kind, direction, \
                  from_phone, to_phone, body, media, status, carrier, carrier_message_id, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, 'inbound', 'inbound', $5, $6, $7, $8, 'received', $9, $10, $11, $11) \
@@ -164,7 +162,7 @@ impl Store {
             match message_id {
                 None => InboundOutcome { duplicate: true, contact_id, conversation_id, opted_out, reply: None },
                 Some(message_id) => {
-                    sqlx::query("UPDATE contacts SET last_replied_at = $2 WHERE id = $1")
+                    crate::sql::query("UPDATE contacts SET last_replied_at = $2 WHERE id = $1")
                         .bind(contact_id)
                         .bind(now_ms)
                         .execute(&mut *tx)
@@ -184,13 +182,13 @@ impl Store {
                         "media": msg.media,
                     }), now_ms);
                     if let Some(change) = msg.consent.as_ref().filter(|c| c.opted_out != opted_out) {
-                        sqlx::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
+                        crate::sql::query("UPDATE contacts SET opted_out = $2, updated_at = $3 WHERE id = $1")
                             .bind(contact_id)
                             .bind(change.opted_out)
                             .bind(now_ms)
                             .execute(&mut *tx)
                             .await?;
-                        sqlx::query(
+                        crate::sql::query(
                             "INSERT INTO consent_events (account_id, contact_id, opted_out, source, detail, message_id, at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         )
@@ -218,7 +216,7 @@ impl Store {
                         } else {
                             ("sent", "twiml", Some(now_ms))
                         };
-                        let reply_id: i64 = sqlx::query_scalar(
+                        let reply_id: i64 = crate::sql::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, conversation_id, kind, direction, \
                              from_phone, to_phone, body, status, carrier, created_at, sent_at, updated_at) \
                              VALUES ($1, $2, $3, $4, 'keyword_reply', 'outbound', $5, $6, $7, $8, $9, $10, $11, $10) RETURNING id",
@@ -253,7 +251,7 @@ impl Store {
     /// The consent history of an account's contact, oldest first.
     pub async fn consent_history(&self, account_id: i64, phone: &str) -> Result<Vec<ConsentEvent>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT e.opted_out, e.source, e.detail, e.at FROM consent_events e \
                  JOIN contacts c ON c.id = e.contact_id WHERE c.account_id = $1 AND c.phone = $2 ORDER BY e.at, e.id",
             )

@@ -5,7 +5,7 @@ macro_rules! upsert_conversation {
     ($tx:expr, $account_id:expr, $number_id:expr, $contact_id:expr, $now:expr, $inbound:expr) => {{
         let inbound: bool = $inbound;
         let now: i64 = $now;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = crate::sql::query_scalar(
             "INSERT INTO conversations (account_id, number_id, contact_id, last_message_at, last_inbound_at, created_at) \
              VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (number_id, contact_id) DO UPDATE SET \
              last_message_at = excluded.last_message_at, \
@@ -23,8 +23,6 @@ macro_rules! upsert_conversation {
 }
 
 pub(crate) use upsert_conversation;
-
-use sqlx::Row;
 
 use crate::jobs::{JobKind, enqueue};
 use crate::messages::MessageView;
@@ -73,14 +71,14 @@ impl Store {
              WHERE account_id = $1 AND phone = $2{for_update}"
         );
         let out = in_write_tx!(self, tx => 'done: {
-            let account_id: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE slug = $1")
+            let account_id: Option<i64> = crate::sql::query_scalar("SELECT id FROM accounts WHERE slug = $1")
                 .bind(&reply.account_slug)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(account_id) = account_id else {
                 break 'done Err(ReplyRefused::UnknownAccount(reply.account_slug.clone()));
             };
-            let numbers = sqlx::query("SELECT id, e164 FROM numbers WHERE account_id = $1 ORDER BY e164")
+            let numbers = crate::sql::query("SELECT id, e164 FROM numbers WHERE account_id = $1 ORDER BY e164")
                 .bind(account_id)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -100,7 +98,7 @@ impl Store {
                     break 'done Err(ReplyRefused::WhichNumber { account: reply.account_slug.clone(), numbers });
                 }
             };
-            sqlx::query(
+            crate::sql::query(
                 "INSERT INTO contacts (account_id, phone, created_at, updated_at) VALUES ($1, $2, $3, $3) \
                  ON CONFLICT (account_id, phone) DO NOTHING",
             )
@@ -109,7 +107,7 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            let c = sqlx::query(sqlx::AssertSqlSafe(contact_sql))
+            let c = crate::sql::query(contact_sql)
                 .bind(account_id)
                 .bind(&reply.to_phone)
                 .fetch_one(&mut *tx)
@@ -123,7 +121,7 @@ impl Store {
                 break 'done Err(ReplyRefused::NotTextable(why.unwrap_or_default()));
             }
             let conversation_id = upsert_conversation!(tx, account_id, number_id, contact_id, now_ms, false);
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = crate::sql::query_scalar(
                 "INSERT INTO messages (account_id, number_id, contact_id, conversation_id, kind, direction, \
                  from_phone, to_phone, body, status, carrier, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, 'reply', 'outbound', $5, $6, $7, 'pending', $8, $9, $9) RETURNING id",
@@ -163,7 +161,7 @@ impl Store {
             crate::messages::MESSAGE_VIEW
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows = crate::sql::query(sql)
                 .bind(account_slug)
                 .bind(phone)
                 .bind(limit)

@@ -1,7 +1,5 @@
 //! Outbound webhook deliveries (the workflow `webhook` step).
 
-use sqlx::Row;
-
 use crate::{Result, Store, in_write_tx, on_pool};
 
 #[derive(Debug, Clone)]
@@ -27,7 +25,7 @@ pub struct DeliveryView {
 impl Store {
     pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
         on_pool!(self, pool => {
-            let r = sqlx::query("SELECT id, account_id, url, payload, status, created_at FROM webhook_deliveries WHERE id = $1")
+            let r = crate::sql::query("SELECT id, account_id, url, payload, status, created_at FROM webhook_deliveries WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
@@ -57,7 +55,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, response_status = $3, last_error = $4, \
                  delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END WHERE id = $1",
             )
@@ -69,7 +67,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some(job) = done_job {
-                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job).execute(&mut *tx).await?;
+                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job).execute(&mut *tx).await?;
             }
         });
         Ok(())
@@ -77,7 +75,7 @@ impl Store {
 
     pub async fn deliveries(&self, account_id: i64, limit: i64) -> Result<Vec<DeliveryView>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT id, url, status, attempts, response_status, last_error FROM webhook_deliveries \
                  WHERE account_id = $1 ORDER BY id DESC LIMIT $2",
             )

@@ -1,7 +1,5 @@
 //! Facts `textback doctor` checks.
 
-use sqlx::Row;
-
 use crate::calls::{CALL_VIEW, CallView, call_view_from_row};
 use textback_core::phone::TEST_CALLER;
 
@@ -22,7 +20,7 @@ impl Store {
         since_ms: i64,
     ) -> Result<Vec<ErrorCount>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT error_code, COUNT(*) AS n, MAX(updated_at) AS last_at FROM messages \
                  WHERE account_id = $1 AND error_code IS NOT NULL AND updated_at >= $2 \
                  GROUP BY error_code ORDER BY error_code",
@@ -49,7 +47,7 @@ impl Store {
              ORDER BY c.started_at DESC, c.id DESC LIMIT 1"
         );
         on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(account_id).fetch_optional(pool).await?;
             Ok(match row { Some(r) => Some(call_view_from_row!(r)), None => None })
         })
     }
@@ -62,7 +60,7 @@ impl Store {
              ORDER BY c.started_at DESC, c.id DESC LIMIT $1"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(call_view_from_row!(r)); }
             Ok(out)
@@ -86,7 +84,7 @@ impl Store {
     /// caller are left out.
     pub async fn variant_counts(&self, account_id: i64) -> Result<Vec<VariantRow>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT w.name AS workflow, m.step, m.variant, COUNT(*) AS sent, \
                  SUM(CASE WHEN m.status IN ('delivered', 'read') THEN 1 ELSE 0 END) AS delivered, \
                  SUM(CASE WHEN EXISTS (SELECT 1 FROM messages r WHERE r.contact_id = m.contact_id \
@@ -133,7 +131,7 @@ impl Store {
     /// (within 24 hours of the text) and callback. Test calls are left out.
     pub async fn funnel_rows(&self, account_id: i64, since_ms: i64) -> Result<Vec<FunnelRow>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT c.started_at, c.outcome, m.sent_at, m.status AS text_status, \
                  (SELECT MIN(r.created_at) FROM messages r WHERE r.contact_id = c.contact_id AND r.direction = 'inbound' \
                     AND m.created_at IS NOT NULL AND r.created_at > m.created_at AND r.created_at <= m.created_at + 86400000) AS replied_at, \

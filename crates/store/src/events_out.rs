@@ -2,8 +2,6 @@
 //! subscription) in the same transaction as the fact it reports, so it is never lost and
 //! never sent for something that did not happen.
 
-use sqlx::Row;
-
 use crate::{Result, Store, in_write_tx, on_pool};
 
 /// The events an integrator can subscribe to.
@@ -25,7 +23,7 @@ macro_rules! emit_event {
         let account_id: i64 = $account_id;
         let event: &str = $event;
         let now: i64 = $now;
-        let subs = sqlx::query("SELECT id, url, events FROM webhook_subscriptions WHERE account_id = $1 AND active")
+        let subs = crate::sql::query("SELECT id, url, events FROM webhook_subscriptions WHERE account_id = $1 AND active")
             .bind(account_id)
             .fetch_all(&mut *$tx)
             .await?;
@@ -42,7 +40,7 @@ macro_rules! emit_event {
                 "data": $payload,
             })
             .to_string();
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = crate::sql::query_scalar(
                 "INSERT INTO webhook_deliveries (account_id, url, payload, created_at, event, subscription_id) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
@@ -80,7 +78,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<i64> {
         in_write_tx!(self, tx => {
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = crate::sql::query_scalar(
                 "INSERT INTO webhook_subscriptions (account_id, url, events, active, created_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (account_id, url) DO UPDATE SET events = excluded.events, active = excluded.active RETURNING id",
             )
@@ -97,7 +95,7 @@ impl Store {
 
     pub async fn subscriptions(&self, account_id: i64) -> Result<Vec<Subscription>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query("SELECT id, url, events, active FROM webhook_subscriptions WHERE account_id = $1 ORDER BY id")
+            let rows = crate::sql::query("SELECT id, url, events, active FROM webhook_subscriptions WHERE account_id = $1 ORDER BY id")
                 .bind(account_id)
                 .fetch_all(pool)
                 .await?;
@@ -116,7 +114,7 @@ impl Store {
 
     pub async fn delete_subscription(&self, account_id: i64, id: i64) -> Result<bool> {
         let n = in_write_tx!(self, tx => {
-            sqlx::query("UPDATE webhook_subscriptions SET active = FALSE WHERE account_id = $1 AND id = $2 AND active")
+            crate::sql::query("UPDATE webhook_subscriptions SET active = FALSE WHERE account_id = $1 AND id = $2 AND active")
                 .bind(account_id)
                 .bind(id)
                 .execute(&mut *tx)

@@ -26,7 +26,7 @@ impl Store {
         let locking = matches!(self.db, Db::Postgres(_));
         Ok(in_write_tx!(self, tx => {
             let ours: bool = if locking {
-                sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                crate::sql::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
                     .bind(LOCK_KEY)
                     .fetch_one(&mut *tx)
                     .await?
@@ -34,12 +34,12 @@ impl Store {
                 true
             };
             if ours {
-                let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                let sessions = crate::sql::query("DELETE FROM sessions WHERE expires_at <= $1")
                     .bind(now_ms)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                let idempotency_keys = sqlx::query(
+                let idempotency_keys = crate::sql::query(
                     "DELETE FROM idempotency_keys WHERE created_at < $1 OR (status = 0 AND created_at < $2)",
                 )
                 .bind(now_ms - IDEMPOTENCY_WINDOW_MS)

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
-
 use crate::{Db, Result, Store, StoreError, in_write_tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +92,7 @@ macro_rules! enqueue {
     ($tx:expr, $kind:expr, $subject:expr, $unique_key:expr, $run_at:expr, $now:expr) => {{
         let kind: $crate::JobKind = $kind;
         let unique_key: Option<String> = $unique_key;
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = crate::sql::query_scalar(
             "INSERT INTO jobs (kind, subject_id, unique_key, run_at, max_attempts, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (unique_key) DO NOTHING RETURNING id",
         )
@@ -153,7 +151,7 @@ impl Store {
              RETURNING id, kind, subject_id, attempts, max_attempts"
         );
         let rows = in_write_tx!(self, tx => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows = crate::sql::query(sql)
                 .bind(until)
                 .bind(worker)
                 .bind(now_ms)
@@ -186,7 +184,7 @@ impl Store {
     ) -> Result<Option<Job>> {
         let until = now_ms + lease.as_millis() as i64;
         let job = in_write_tx!(self, tx => {
-            let row = sqlx::query(
+            let row = crate::sql::query(
                 "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1 \
                  WHERE id = $3 AND status = 'queued' AND run_at <= $4 AND (locked_until IS NULL OR locked_until <= $4) \
                  RETURNING id, kind, subject_id, attempts, max_attempts",
@@ -213,7 +211,7 @@ impl Store {
 
     pub async fn complete_job(&self, job_id: i64) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+            crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
         });
         Ok(())
     }
@@ -223,7 +221,7 @@ impl Store {
         let dead = job.attempts >= job.max_attempts;
         let status = if dead { "dead" } else { "queued" };
         in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, \
                  last_error = $3 WHERE id = $4",
             )
@@ -243,7 +241,7 @@ impl Store {
     /// When the earliest queued job becomes due, so an idle worker knows how long to sleep.
     pub async fn next_job_due(&self) -> Result<Option<i64>> {
         crate::on_pool!(self, pool => {
-            let v: Option<i64> = sqlx::query_scalar(
+            let v: Option<i64> = crate::sql::query_scalar(
                 "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > run_at \
                  THEN locked_until ELSE run_at END) FROM jobs WHERE status = 'queued'",
             )
@@ -256,7 +254,7 @@ impl Store {
     /// Jobs due now and the age of the oldest one (ms), for `/metrics`.
     pub async fn queue_stats(&self, now_ms: i64) -> Result<(i64, i64)> {
         crate::on_pool!(self, pool => {
-            let r = sqlx::query("SELECT COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status = 'queued' AND run_at <= $1")
+            let r = crate::sql::query("SELECT COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status = 'queued' AND run_at <= $1")
                 .bind(now_ms)
                 .fetch_one(pool)
                 .await?;
@@ -269,9 +267,9 @@ impl Store {
     /// Jobs by state, for diagnostics and tests: (queued, dead).
     pub async fn job_counts(&self) -> Result<(i64, i64)> {
         crate::on_pool!(self, pool => {
-            let q: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+            let q: i64 = crate::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
                 .fetch_one(pool).await?;
-            let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'dead'")
+            let d: i64 = crate::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'dead'")
                 .fetch_one(pool).await?;
             Ok((q, d))
         })

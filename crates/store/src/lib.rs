@@ -31,6 +31,8 @@ mod messages;
 mod migrate;
 mod runs;
 mod settings;
+mod sql;
+mod sqlite_writer;
 mod users;
 mod workflows;
 
@@ -60,6 +62,8 @@ pub use workflows::{WorkflowChange, WorkflowRecord, WorkflowVersion};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("DATABASE_URL {0:?} is not a sqlite: or postgres: URL")]
     UnsupportedUrl(String),
     #[error("stored data is not valid: {0}")]
@@ -72,40 +76,38 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 pub(crate) enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
-/// Runs the same body against whichever pool the store holds.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.db {
-            $crate::Db::Sqlite($pool) => $body,
-            $crate::Db::Postgres($pool) => $body,
-        }
-    };
+/// SQLite: sqlx's pool for reads (and migrations), one writer connection for every write
+/// transaction (`sqlite_writer`).
+#[derive(Clone)]
+pub(crate) struct SqliteDb {
+    pub(crate) readers: SqlitePool,
+    pub(crate) writer: Arc<sqlite_writer::Writer>,
 }
 
-/// Runs the body inside one write transaction and commits it. SQLite write transactions
-/// begin IMMEDIATE: a deferred one that reads first fails with SQLITE_BUSY_SNAPSHOT when
-/// another connection commits in between.
+/// Runs the body with `$pool` naming the store's database, for reads outside a
+/// transaction (`crate::sql` queries run on it).
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {{
+        let $pool = &$store.db;
+        $body
+    }};
+}
+
+/// Runs the body inside one write transaction and commits it; an early return (`?`)
+/// rolls it back. On SQLite the transaction runs on the one writer connection, begun
+/// IMMEDIATE (see `sqlite_writer`).
 macro_rules! in_write_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.db {
-            $crate::Db::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            $crate::Db::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
+    ($store:expr, $tx:ident => $body:expr) => {{
+        let mut write = $store.begin_write().await?;
+        let $tx = &mut write;
+        let out = $body;
+        write.commit().await?;
+        out
+    }};
 }
 
 pub(crate) use {in_write_tx, on_pool};
@@ -138,12 +140,18 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new()
+            let filename = opts.get_filename().to_owned();
+            let readers = SqlitePoolOptions::new()
                 .max_connections(4)
                 .min_connections(1)
                 .connect_with(opts)
                 .await?;
-            Db::Sqlite(pool)
+            // The pool's first connection has created the file and switched it to WAL.
+            let writer = sqlite_writer::Writer::open(&filename)?;
+            Db::Sqlite(SqliteDb {
+                readers,
+                writer: Arc::new(writer),
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -175,14 +183,23 @@ impl Store {
 
     /// `SELECT 1`, for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
+        sql::query("SELECT 1").execute(&self.db).await?;
         Ok(())
     }
 
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match &self.db {
+            Db::Sqlite(s) => s.readers.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Begins a write transaction; see `in_write_tx!`.
+    pub(crate) async fn begin_write(&self) -> Result<sql::WriteTx<'_>> {
+        Ok(match &self.db {
+            Db::Sqlite(s) => sql::WriteTx::Sqlite(s.writer.begin().await?),
+            Db::Postgres(pool) => sql::WriteTx::Postgres(pool.begin().await?),
+        })
     }
 
     /// Signalled whenever work is enqueued, so idle workers wake at once.

@@ -1,8 +1,6 @@
 //! Cached line-type lookups: a number's line type rarely changes, so one lookup serves for
 //! months and a lookup failure never holds up a text.
 
-use sqlx::Row;
-
 use crate::{Result, Store, in_write_tx, on_pool};
 
 impl Store {
@@ -15,7 +13,7 @@ impl Store {
         max_age_ms: i64,
     ) -> Result<Option<String>> {
         on_pool!(self, pool => {
-            let row = sqlx::query(
+            let row = crate::sql::query(
                 "SELECT a.landline_lookup, c.phone AS caller_phone, l.looked_up_at FROM workflow_runs r \
                  JOIN accounts a ON a.id = r.account_id JOIN contacts c ON c.id = r.contact_id \
                  LEFT JOIN phone_lookups l ON l.phone = c.phone WHERE r.id = $1",
@@ -40,7 +38,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "INSERT INTO phone_lookups (phone, line_type, carrier_name, looked_up_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (phone) DO UPDATE SET line_type = excluded.line_type, \
                  carrier_name = excluded.carrier_name, looked_up_at = excluded.looked_up_at",

@@ -1,7 +1,5 @@
 //! Outbound messages and what the carrier said about each.
 
-use sqlx::Row;
-
 use crate::consent::apply_contact_effect;
 use crate::events_out::emit_event;
 use crate::{Result, Store, in_write_tx, on_pool};
@@ -147,7 +145,7 @@ pub(crate) use message_view_from_row;
 impl Store {
     pub async fn outbound_message(&self, id: i64) -> Result<Option<OutboundMessage>> {
         on_pool!(self, pool => {
-            let row = sqlx::query(
+            let row = crate::sql::query(
                 "SELECT m.id, m.call_id, m.account_id, m.from_phone, m.to_phone, m.body, m.status, m.carrier, \
                  m.carrier_message_id, m.attempts, m.last_attempt_at, COALESCE(c.opted_out, FALSE) AS opted_out, \
                  m.kind, m.created_at, k.missed_at \
@@ -184,7 +182,7 @@ impl Store {
     /// may or may not have left: the sender reconciles with the carrier before resending.
     pub async fn mark_send_attempt(&self, id: i64, now_ms: i64) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE messages SET status = 'submitting', attempts = attempts + 1, last_attempt_at = $2, \
                  updated_at = $2 WHERE id = $1",
             )
@@ -280,7 +278,7 @@ impl Store {
             ),
         };
         in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE messages SET status = $2, carrier_message_id = COALESCE($3, carrier_message_id), \
                  carrier_status = COALESCE($4, carrier_status), segments = COALESCE($5, segments), \
                  error_code = $6, error_message = $7, \
@@ -297,7 +295,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let (Some(call_id), Some((call_status, reason))) = (msg.call_id, call_status) {
-                sqlx::query(
+                crate::sql::query(
                     "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 WHERE id = $1",
                 )
                 .bind(call_id)
@@ -320,7 +318,7 @@ impl Store {
                 apply_contact_effect!(tx, msg.id, effect, message, now_ms);
             }
             if let Some(job_id) = done_job {
-                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
             }
         });
         Ok(())
@@ -340,7 +338,7 @@ impl Store {
             "SELECT id, status, call_id, account_id FROM messages WHERE carrier_message_id = $1{for_update}"
         );
         let applied = in_write_tx!(self, tx => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(select))
+            let row = crate::sql::query(select)
                 .bind(&report.carrier_message_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -353,7 +351,7 @@ impl Store {
                     let forward = status_rank(&report.carrier_status) > status_rank(&current)
                         || (current == "sandbox" && report.carrier_status != "sandbox");
                     if forward {
-                        sqlx::query(
+                        crate::sql::query(
                             "UPDATE messages SET status = $2, carrier_status = $2, \
                              error_code = COALESCE($3, error_code), error_message = COALESCE($4, error_message), \
                              updated_at = $5 WHERE id = $1",
@@ -373,7 +371,7 @@ impl Store {
                                 (Some(c), None) => format!("carrier error {c}"),
                                 (None, _) => format!("the carrier reported the text {}", report.carrier_status),
                             };
-                            sqlx::query(
+                            crate::sql::query(
                                 "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 WHERE id = $1",
                             )
                             .bind(call_id)
@@ -408,7 +406,7 @@ impl Store {
     pub async fn recent_messages(&self, limit: i64) -> Result<Vec<MessageView>> {
         let sql = format!("{MESSAGE_VIEW} ORDER BY m.created_at DESC, m.id DESC LIMIT $1");
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(message_view_from_row!(r)); }
             Ok(out)
@@ -418,7 +416,7 @@ impl Store {
     pub async fn messages_for_call(&self, call_id: i64) -> Result<Vec<MessageView>> {
         let sql = format!("{MESSAGE_VIEW} WHERE m.call_id = $1 ORDER BY m.id");
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(call_id).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql).bind(call_id).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows { out.push(message_view_from_row!(r)); }
             Ok(out)

@@ -128,7 +128,11 @@ macro_rules! apply_all {
 
 pub(crate) async fn run(db: &Db) -> Result<usize> {
     Ok(match db {
-        Db::Sqlite(pool) => apply_all!(SQLITE, pool.begin_with("BEGIN IMMEDIATE"), [CREATE_TABLE]),
+        Db::Sqlite(sqlite) => apply_all!(
+            SQLITE,
+            sqlite.readers.begin_with("BEGIN IMMEDIATE"),
+            [CREATE_TABLE]
+        ),
         // Several instances may start at once: the advisory lock lets one migrate while the
         // others wait, then find the work done.
         Db::Postgres(pool) => apply_all!(

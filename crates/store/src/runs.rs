@@ -5,8 +5,6 @@
 //! workflow; each run advances through `advance_run` jobs, scheduled in the future for
 //! waits, so a restart in the middle of a 30-minute wait changes nothing.
 
-use sqlx::Row;
-
 use crate::accounts::{
     ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
 };
@@ -20,7 +18,7 @@ use crate::{Result, Store, in_write_tx, on_pool};
 macro_rules! fire_event {
     ($tx:expr, $account_id:expr, $contact_id:expr, $kind:expr, $subject_id:expr, $now:expr) => {{
         let now: i64 = $now;
-        let event_id: i64 = sqlx::query_scalar(
+        let event_id: i64 = crate::sql::query_scalar(
             "INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind($account_id)
@@ -42,7 +40,7 @@ macro_rules! resolve_contact {
         let contact_id: i64 = $contact_id;
         let reason: &str = $reason;
         let now: i64 = $now;
-        sqlx::query(
+        crate::sql::query(
             "UPDATE calls SET text_back_status = 'canceled', text_back_reason = $2, updated_at = $3 \
              WHERE id IN (SELECT call_id FROM messages WHERE contact_id = $1 AND kind = 'text_back' AND status = 'pending')",
         )
@@ -51,7 +49,7 @@ macro_rules! resolve_contact {
         .bind(now)
         .execute(&mut *$tx)
         .await?;
-        let stopped: Vec<i64> = sqlx::query_scalar(
+        let stopped: Vec<i64> = crate::sql::query_scalar(
             "UPDATE workflow_runs SET status = 'stopped', stop_reason = $2, ended_at = $3, updated_at = $3 \
              WHERE contact_id = $1 AND status IN ('active', 'waiting') AND stop_on_reply RETURNING id",
         )
@@ -61,12 +59,12 @@ macro_rules! resolve_contact {
         .fetch_all(&mut *$tx)
         .await?;
         for run_id in stopped {
-            sqlx::query("DELETE FROM jobs WHERE kind = 'advance_run' AND subject_id = $1")
+            crate::sql::query("DELETE FROM jobs WHERE kind = 'advance_run' AND subject_id = $1")
                 .bind(run_id)
                 .execute(&mut *$tx)
                 .await?;
         }
-        sqlx::query(
+        crate::sql::query(
             "UPDATE messages SET status = 'canceled', error_message = $2, updated_at = $3 \
              WHERE contact_id = $1 AND status = 'pending' AND kind IN ('text_back', 'follow_up', 'workflow')",
         )
@@ -87,7 +85,7 @@ macro_rules! wake_waiting {
              WHERE status = 'waiting' AND waiting_for = $3 AND {} RETURNING id",
             $condition
         );
-        let woken: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let woken: Vec<i64> = crate::sql::query_scalar(sql)
             .bind($id)
             .bind(now)
             .bind($event)
@@ -330,12 +328,12 @@ impl Store {
         plan: impl FnOnce(&TriggerInput) -> StartPlan,
     ) -> Result<Vec<i64>> {
         let started = in_write_tx!(self, tx => 'done: {
-            let event = sqlx::query("SELECT account_id, contact_id, kind, subject_id, at FROM events WHERE id = $1")
+            let event = crate::sql::query("SELECT account_id, contact_id, kind, subject_id, at FROM events WHERE id = $1")
                 .bind(job.subject_id)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(event) = event else {
-                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
                 break 'done Vec::new();
             };
             let account_id: i64 = event.try_get("account_id")?;
@@ -345,15 +343,15 @@ impl Store {
             let at_ms: i64 = event.try_get("at")?;
             let (call_id, number_id): (Option<i64>, Option<i64>) = match kind.as_str() {
                 "missed_call" | "voicemail_left" => {
-                    let r = sqlx::query("SELECT id, number_id FROM calls WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
+                    let r = crate::sql::query("SELECT id, number_id FROM calls WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
                     (Some(r.try_get("id")?), Some(r.try_get("number_id")?))
                 }
                 "message_received" => {
-                    let r = sqlx::query("SELECT number_id FROM messages WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
+                    let r = crate::sql::query("SELECT number_id FROM messages WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
                     (None, Some(r.try_get("number_id")?))
                 }
                 _ => {
-                    let r = sqlx::query("SELECT t.call_id, c.number_id FROM tasks t LEFT JOIN calls c ON c.id = t.call_id WHERE t.id = $1")
+                    let r = crate::sql::query("SELECT t.call_id, c.number_id FROM tasks t LEFT JOIN calls c ON c.id = t.call_id WHERE t.id = $1")
                         .bind(subject_id)
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -364,23 +362,23 @@ impl Store {
                 }
             };
             let account = {
-                let a = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")))
+                let a = crate::sql::query(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
                     .bind(account_id)
                     .fetch_one(&mut *tx)
                     .await?;
                 account_from_row!(a)
             };
             let number: Option<String> = match number_id {
-                Some(id) => sqlx::query_scalar("SELECT e164 FROM numbers WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?,
+                Some(id) => crate::sql::query_scalar("SELECT e164 FROM numbers WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?,
                 None => None,
             };
             let (tags, new_contact, entered_before) = match contact_id {
                 Some(cid) => {
-                    let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                    let tags: Vec<String> = crate::sql::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
                         .bind(cid)
                         .fetch_all(&mut *tx)
                         .await?;
-                    let earlier_calls: i64 = sqlx::query_scalar(
+                    let earlier_calls: i64 = crate::sql::query_scalar(
                         "SELECT COUNT(*) FROM calls WHERE contact_id = $1 AND ($2 IS NULL OR id <> $2) AND started_at <= $3",
                     )
                     .bind(cid)
@@ -388,7 +386,7 @@ impl Store {
                     .bind(at_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    let earlier_texts: i64 = sqlx::query_scalar(
+                    let earlier_texts: i64 = crate::sql::query_scalar(
                         "SELECT COUNT(*) FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $2 AND created_at <= $3",
                     )
                     .bind(cid)
@@ -396,7 +394,7 @@ impl Store {
                     .bind(at_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    let entered: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1")
+                    let entered: Vec<i64> = crate::sql::query_scalar("SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1")
                         .bind(cid)
                         .fetch_all(&mut *tx)
                         .await?;
@@ -404,7 +402,7 @@ impl Store {
                 }
                 None => (Vec::new(), true, Vec::new()),
             };
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
                  JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
                  WHERE w.account_id = $1 AND w.active ORDER BY w.builtin DESC, w.id",
@@ -428,7 +426,7 @@ impl Store {
             let decided = plan(&input);
             let mut started = Vec::new();
             for run in &decided.runs {
-                let id: Option<i64> = sqlx::query_scalar(
+                let id: Option<i64> = crate::sql::query_scalar(
                     "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
                      number_id, status, stop_on_reply, started_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10) ON CONFLICT DO NOTHING RETURNING id",
@@ -452,7 +450,7 @@ impl Store {
                 }
             }
             if let (Some(call_id), true, Some(reason)) = (call_id, kind == "missed_call" && decided.runs.is_empty(), &decided.none_reason) {
-                sqlx::query(
+                crate::sql::query(
                     "UPDATE calls SET text_back_status = $4, text_back_reason = $2, updated_at = $3 \
                      WHERE id = $1 AND text_back_status IS NULL",
                 )
@@ -463,7 +461,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
             started
         });
         if !started.is_empty() {
@@ -487,15 +485,15 @@ impl Store {
              resume_at, started_at, wait_deadline FROM workflow_runs WHERE id = $1{for_update}"
         );
         let queued: Vec<i64> = in_write_tx!(self, tx => 'done: {
-            let run = sqlx::query(sqlx::AssertSqlSafe(run_sql)).bind(job.subject_id).fetch_optional(&mut *tx).await?;
+            let run = crate::sql::query(run_sql).bind(job.subject_id).fetch_optional(&mut *tx).await?;
             let Some(run) = run else {
-                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
                 break 'done Vec::new();
             };
             let status: String = run.try_get("status")?;
             let resume_at: Option<i64> = run.try_get("resume_at")?;
             if !matches!(status.as_str(), "active" | "waiting") || resume_at.is_some_and(|t| t > now_ms) {
-                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
                 break 'done Vec::new();
             }
             let run_id: i64 = run.try_get("id")?;
@@ -506,27 +504,27 @@ impl Store {
             let call_id: Option<i64> = run.try_get("call_id")?;
             let mut number_id: Option<i64> = run.try_get("number_id")?;
             let started_at_ms: i64 = run.try_get("started_at")?;
-            let spec: String = sqlx::query_scalar("SELECT spec FROM workflow_versions WHERE workflow_id = $1 AND version = $2")
+            let spec: String = crate::sql::query_scalar("SELECT spec FROM workflow_versions WHERE workflow_id = $1 AND version = $2")
                 .bind(workflow_id)
                 .bind(version)
                 .fetch_one(&mut *tx)
                 .await?;
             let account = {
-                let a = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")))
+                let a = crate::sql::query(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
                     .bind(account_id)
                     .fetch_one(&mut *tx)
                     .await?;
                 account_from_row!(a)
             };
             if number_id.is_none() {
-                number_id = sqlx::query_scalar("SELECT id FROM numbers WHERE account_id = $1 AND active ORDER BY id LIMIT 1")
+                number_id = crate::sql::query_scalar("SELECT id FROM numbers WHERE account_id = $1 AND active ORDER BY id LIMIT 1")
                     .bind(account_id)
                     .fetch_optional(&mut *tx)
                     .await?;
             }
             let number = match number_id {
                 Some(id) => {
-                    let n = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1")))
+                    let n = crate::sql::query(format!("SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1"))
                         .bind(id)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -536,7 +534,7 @@ impl Store {
             };
             let call = match call_id {
                 Some(id) => {
-                    let c = sqlx::query("SELECT id, caller, caller_phone, started_at FROM calls WHERE id = $1")
+                    let c = crate::sql::query("SELECT id, caller, caller_phone, started_at FROM calls WHERE id = $1")
                         .bind(id)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -551,9 +549,9 @@ impl Store {
             };
             let contact = match contact_id {
                 Some(id) => {
-                    let c = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    let c = crate::sql::query(format!(
                         "SELECT id, phone, first_name, last_name, opted_out, textable, last_replied_at FROM contacts WHERE id = $1{for_update}"
-                    )))
+                    ))
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -571,7 +569,7 @@ impl Store {
                 None => None,
             };
             let tags: Vec<String> = match contact_id {
-                Some(id) => sqlx::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
+                Some(id) => crate::sql::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
                     .bind(id)
                     .fetch_all(&mut *tx)
                     .await?,
@@ -580,7 +578,7 @@ impl Store {
             let phone = contact.as_ref().map(|c| c.phone.clone());
             let (last_text_back_at_ms, caller_line_type): (Option<i64>, Option<String>) = match &phone {
                 Some(p) => (
-                    sqlx::query_scalar(
+                    crate::sql::query_scalar(
                         "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
                          AND kind = 'text_back' AND status <> 'canceled' AND (call_id IS NULL OR call_id <> $3)",
                     )
@@ -589,7 +587,7 @@ impl Store {
                     .bind(call_id.unwrap_or(-1))
                     .fetch_one(&mut *tx)
                     .await?,
-                    sqlx::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
+                    crate::sql::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
                         .bind(p)
                         .fetch_optional(&mut *tx)
                         .await?
@@ -597,7 +595,7 @@ impl Store {
                 ),
                 None => (None, None),
             };
-            let task_done: bool = sqlx::query_scalar(
+            let task_done: bool = crate::sql::query_scalar(
                 "SELECT COUNT(*) > 0 FROM tasks WHERE run_id = $1 AND status = 'done'",
             )
             .bind(run_id)
@@ -632,7 +630,7 @@ impl Store {
             for action in &decided.actions {
                 match action {
                     RunAction::TextBack { body, carrier, variant, step } => {
-                        let inserted: Option<i64> = sqlx::query_scalar(
+                        let inserted: Option<i64> = crate::sql::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
                              direction, from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
                              VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) \
@@ -656,7 +654,7 @@ impl Store {
                         match inserted {
                             Some(id) => {
                                 queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));
-                                sqlx::query(
+                                crate::sql::query(
                                     "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
                                 )
                                 .bind(call_id)
@@ -670,7 +668,7 @@ impl Store {
                     }
                     RunAction::TextBackNotSent { status, reason } => {
                         if let Some(call_id) = call_id {
-                            let first = sqlx::query(
+                            let first = crate::sql::query(
                                 "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 \
                                  WHERE id = $1 AND text_back_status IS NULL",
                             )
@@ -691,7 +689,7 @@ impl Store {
                         logs.push(log("text back", &format!("{status}: {reason}")));
                     }
                     RunAction::Send { kind, body, carrier, variant, step } => {
-                        let id: i64 = sqlx::query_scalar(
+                        let id: i64 = crate::sql::query_scalar(
                             "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
                              from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
                              VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) RETURNING id",
@@ -715,7 +713,7 @@ impl Store {
                         logs.push(log(kind, "queued"));
                     }
                     RunAction::Task { title, due_at_ms, assignee } => {
-                        let id: i64 = sqlx::query_scalar(
+                        let id: i64 = crate::sql::query_scalar(
                             "INSERT INTO tasks (account_id, contact_id, call_id, run_id, title, due_at, assignee, status, created_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id",
                         )
@@ -739,7 +737,7 @@ impl Store {
                     }
                     RunAction::AddTag(tag) => {
                         if let Some(cid) = contact_id {
-                            sqlx::query(
+                            crate::sql::query(
                                 "INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) \
                                  ON CONFLICT (contact_id, tag_key) DO NOTHING",
                             )
@@ -754,7 +752,7 @@ impl Store {
                     }
                     RunAction::RemoveTag(tag) => {
                         if let Some(cid) = contact_id {
-                            sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2")
+                            crate::sql::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2")
                                 .bind(cid)
                                 .bind(tag.to_lowercase())
                                 .execute(&mut *tx)
@@ -764,7 +762,7 @@ impl Store {
                     }
                     RunAction::Notify { to, body, carrier } => {
                         for phone_to in to {
-                            let id: i64 = sqlx::query_scalar(
+                            let id: i64 = crate::sql::query_scalar(
                                 "INSERT INTO messages (account_id, number_id, run_id, kind, direction, from_phone, to_phone, \
                                  body, status, carrier, created_at, updated_at) \
                                  VALUES ($1, $2, $3, 'notify', 'outbound', $4, $5, $6, 'pending', $7, $8, $8) RETURNING id",
@@ -784,7 +782,7 @@ impl Store {
                         logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
                     }
                     RunAction::Webhook { url, payload } => {
-                        let id: i64 = sqlx::query_scalar(
+                        let id: i64 = crate::sql::query_scalar(
                             "INSERT INTO webhook_deliveries (account_id, run_id, url, payload, created_at) \
                              VALUES ($1, $2, $3, $4, $5) RETURNING id",
                         )
@@ -802,7 +800,7 @@ impl Store {
                 }
             }
             for (place, what) in &logs {
-                sqlx::query("INSERT INTO run_log (run_id, place, what, at) VALUES ($1, $2, $3, $4)")
+                crate::sql::query("INSERT INTO run_log (run_id, place, what, at) VALUES ($1, $2, $3, $4)")
                     .bind(run_id)
                     .bind(place)
                     .bind(what)
@@ -816,7 +814,7 @@ impl Store {
                         RunNext::Fail(why) => ("failed", Some(why.clone())),
                         _ => ("done", None),
                     };
-                    sqlx::query(
+                    crate::sql::query(
                         "UPDATE workflow_runs SET status = $2, stop_reason = $3, resume_at = NULL, ended_at = $4, updated_at = $4 WHERE id = $1",
                     )
                     .bind(run_id)
@@ -827,7 +825,7 @@ impl Store {
                     .await?;
                 }
                 RunNext::AwaitEvent { pc, event, deadline_ms } => {
-                    sqlx::query(
+                    crate::sql::query(
                         "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = TRUE, resume_at = $3, \
                          waiting_for = $4, wait_deadline = $3, updated_at = $5 WHERE id = $1",
                     )
@@ -841,7 +839,7 @@ impl Store {
                     let _q = enqueue!(tx, JobKind::AdvanceRun, run_id, Some(format!("advance_run:{run_id}:{pc}:{deadline_ms}")), *deadline_ms, now_ms);
                 }
                 RunNext::ResumeAt { pc, at_ms, waited } => {
-                    sqlx::query(
+                    crate::sql::query(
                         "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, \
                          waiting_for = NULL, wait_deadline = NULL, updated_at = $5 WHERE id = $1",
                     )
@@ -855,7 +853,7 @@ impl Store {
                     let _q = enqueue!(tx, JobKind::AdvanceRun, run_id, Some(format!("advance_run:{run_id}:{pc}:{at_ms}")), *at_ms, now_ms);
                 }
             }
-            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
             queued
         });
         if !queued.is_empty() {
@@ -867,7 +865,7 @@ impl Store {
     /// A task's due time came: fire `task_overdue` when it is still open.
     pub async fn task_due(&self, job: &Job, now_ms: i64) -> Result<bool> {
         let fired = in_write_tx!(self, tx => {
-            let task = sqlx::query("SELECT account_id, contact_id, status FROM tasks WHERE id = $1")
+            let task = crate::sql::query("SELECT account_id, contact_id, status FROM tasks WHERE id = $1")
                 .bind(job.subject_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -880,7 +878,7 @@ impl Store {
                 let _event = fire_event!(tx, account_id, contact_id, "task_overdue", job.subject_id, now_ms);
                 fired = true;
             }
-            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
             fired
         });
         if fired {
@@ -913,7 +911,7 @@ impl Store {
              WHERE {clause} ORDER BY t.due_at, t.id LIMIT $6"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows = crate::sql::query(sql)
                 .bind(due_before)
                 .bind(q.account_slug)
                 .bind(q.assignee.map(|(email, _)| email))
@@ -950,7 +948,7 @@ impl Store {
              WHERE {clause}"
         );
         Ok(on_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+            crate::sql::query_scalar::<i64>(sql)
                 .bind(due_before)
                 .bind(q.account_slug)
                 .bind(q.assignee.map(|(email, _)| email))
@@ -967,7 +965,7 @@ impl Store {
         account_id: i64,
     ) -> Result<std::collections::HashMap<i64, i64>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT call_id, id FROM tasks WHERE account_id = $1 AND status = 'open' AND call_id IS NOT NULL",
             )
             .bind(account_id)
@@ -984,7 +982,7 @@ impl Store {
     /// The account a task belongs to.
     pub async fn task_account(&self, id: i64) -> Result<Option<i64>> {
         on_pool!(self, pool => {
-            let v: Option<i64> = sqlx::query_scalar("SELECT account_id FROM tasks WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            let v: Option<i64> = crate::sql::query_scalar("SELECT account_id FROM tasks WHERE id = $1").bind(id).fetch_optional(pool).await?;
             Ok(v)
         })
     }
@@ -999,7 +997,7 @@ impl Store {
         assignee: Option<&str>,
     ) -> Result<bool> {
         in_write_tx!(self, tx => {
-            let r = sqlx::query(
+            let r = crate::sql::query(
                 "UPDATE tasks SET assignee = $3 WHERE id = $1 AND account_id = $2 AND status = 'open'",
             )
             .bind(id)
@@ -1013,7 +1011,7 @@ impl Store {
 
     pub async fn complete_task(&self, id: i64, now_ms: i64) -> Result<bool> {
         let done = in_write_tx!(self, tx => {
-            let row = sqlx::query(
+            let row = crate::sql::query(
                 "UPDATE tasks SET status = 'done', completed_at = $2 WHERE id = $1 AND status = 'open' RETURNING account_id, contact_id, run_id",
             )
             .bind(id)
@@ -1029,7 +1027,7 @@ impl Store {
                         wake_waiting!(tx, "task_done", "id = $1", run_id, now_ms);
                     }
                     emit_event!(tx, account_id, "task.completed", serde_json::json!({"task_id": id, "contact_id": contact_id}), now_ms);
-                    sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'task_done', $3, $4)")
+                    crate::sql::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'task_done', $3, $4)")
                         .bind(account_id)
                         .bind(contact_id)
                         .bind(id)
@@ -1050,7 +1048,7 @@ impl Store {
         task_id: i64,
     ) -> Result<Option<(String, String, Vec<String>)>> {
         on_pool!(self, pool => {
-            let row = sqlx::query(
+            let row = crate::sql::query(
                 "SELECT c.phone, n.e164, n.ring_to FROM tasks t JOIN contacts c ON c.id = t.contact_id \
                  JOIN numbers n ON n.id = COALESCE((SELECT number_id FROM calls WHERE id = t.call_id), \
                    (SELECT id FROM numbers WHERE account_id = t.account_id ORDER BY id LIMIT 1)) \
@@ -1074,7 +1072,7 @@ impl Store {
     /// done, and what was still waiting to text them is moot.
     pub async fn record_callback_answered(&self, task_id: i64, now_ms: i64) -> Result<bool> {
         let done = in_write_tx!(self, tx => {
-            let row = sqlx::query(
+            let row = crate::sql::query(
                 "UPDATE tasks SET status = 'done', completed_at = $2 WHERE id = $1 AND status = 'open' \
                  RETURNING account_id, contact_id, run_id",
             )
@@ -1094,7 +1092,7 @@ impl Store {
                         wake_waiting!(tx, "task_done", "id = $1", run_id, now_ms);
                     }
                     emit_event!(tx, account_id, "task.completed", serde_json::json!({"task_id": task_id, "contact_id": contact_id, "called_back": true}), now_ms);
-                    sqlx::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'called_back', $3, $4)")
+                    crate::sql::query("INSERT INTO events (account_id, contact_id, kind, subject_id, at) VALUES ($1, $2, 'called_back', $3, $4)")
                         .bind(account_id)
                         .bind(contact_id)
                         .bind(task_id)
@@ -1111,7 +1109,7 @@ impl Store {
 
     pub async fn contact_tags(&self, account_id: i64, phone: &str) -> Result<Vec<String>> {
         on_pool!(self, pool => {
-            let tags: Vec<String> = sqlx::query_scalar(
+            let tags: Vec<String> = crate::sql::query_scalar(
                 "SELECT t.tag FROM contact_tags t JOIN contacts c ON c.id = t.contact_id \
                  WHERE c.account_id = $1 AND c.phone = $2 ORDER BY t.tag_key",
             )
@@ -1126,7 +1124,7 @@ impl Store {
     /// Recent runs with what each step did.
     pub async fn runs(&self, account_id: i64, limit: i64) -> Result<Vec<RunView>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT r.id, w.name, r.version, r.trigger, c.phone, r.status, r.stop_reason, r.resume_at, r.started_at \
                  FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id LEFT JOIN contacts c ON c.id = r.contact_id \
                  WHERE r.account_id = $1 ORDER BY r.id DESC LIMIT $2",
@@ -1138,7 +1136,7 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let id: i64 = r.try_get("id")?;
-                let log_rows = sqlx::query("SELECT place, what FROM run_log WHERE run_id = $1 ORDER BY id")
+                let log_rows = crate::sql::query("SELECT place, what FROM run_log WHERE run_id = $1 ORDER BY id")
                     .bind(id)
                     .fetch_all(pool)
                     .await?;

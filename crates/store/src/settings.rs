@@ -5,7 +5,7 @@ use crate::{Result, Store, in_write_tx, on_pool};
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
         on_pool!(self, pool => {
-            let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            let v: Option<String> = crate::sql::query_scalar("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
                 .fetch_optional(pool)
                 .await?;
@@ -22,12 +22,12 @@ impl Store {
     ) -> Result<String> {
         let value = make();
         in_write_tx!(self, tx => {
-            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            crate::sql::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                 .bind(key)
                 .bind(&value)
                 .execute(&mut *tx)
                 .await?;
-            let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            let v: String = crate::sql::query_scalar("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
                 .fetch_one(&mut *tx)
                 .await?;

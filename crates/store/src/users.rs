@@ -2,8 +2,6 @@
 //! already hashed (argon2, in the server) and session tokens as their SHA-256, so nothing
 //! stored can be replayed.
 
-use sqlx::Row;
-
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
 
 /// What a team member may do: owners change settings, team and keys; members work the
@@ -99,12 +97,12 @@ impl Store {
     ) -> Result<Option<i64>> {
         let email = normalize_email(email).unwrap_or_else(|| email.trim().to_lowercase());
         in_write_tx!(self, tx => {
-            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            let taken: Option<i64> = crate::sql::query_scalar("SELECT id FROM users WHERE email = $1")
                 .bind(&email)
                 .fetch_optional(&mut *tx)
                 .await?;
             let taken: Option<(i64, i64, Option<i64>)> = match taken {
-                Some(id) => sqlx::query("SELECT id, account_id, disabled_at FROM users WHERE id = $1")
+                Some(id) => crate::sql::query("SELECT id, account_id, disabled_at FROM users WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?
@@ -114,7 +112,7 @@ impl Store {
             };
             match taken {
                 Some((id, owner_account, Some(_))) if owner_account == account_id => {
-                    sqlx::query("UPDATE users SET name = $2, role = $3, password_hash = $4, disabled_at = NULL WHERE id = $1")
+                    crate::sql::query("UPDATE users SET name = $2, role = $3, password_hash = $4, disabled_at = NULL WHERE id = $1")
                         .bind(id)
                         .bind(name.trim())
                         .bind(role.as_str())
@@ -126,7 +124,7 @@ impl Store {
                 Some(_) => return Ok(None),
                 None => {}
             }
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = crate::sql::query_scalar(
                 "INSERT INTO users (account_id, email, name, role, password_hash, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
@@ -149,7 +147,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1 AND u.disabled_at IS NULL"
         );
         Ok(on_pool!(self, pool => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&email).fetch_optional(pool).await? {
+            match crate::sql::query(sql.as_str()).bind(&email).fetch_optional(pool).await? {
                 Some(r) => Some(user_from_row!(r)),
                 None => None,
             }
@@ -163,7 +161,7 @@ impl Store {
              ORDER BY u.name, u.id"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(account_id).fetch_all(pool).await?;
+            let rows = crate::sql::query(sql.as_str()).bind(account_id).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 out.push(user_from_row!(r));
@@ -180,7 +178,7 @@ impl Store {
         message_id: i64,
     ) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "INSERT INTO conversation_reads (user_id, conversation_id, last_read_message_id) \
                  VALUES ($1, $2, $3) ON CONFLICT (user_id, conversation_id) DO UPDATE SET \
                  last_read_message_id = CASE WHEN excluded.last_read_message_id > conversation_reads.last_read_message_id \
@@ -202,7 +200,7 @@ impl Store {
         account_id: i64,
     ) -> Result<std::collections::HashMap<i64, i64>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT m.conversation_id, COUNT(*) AS unread FROM messages m \
                  LEFT JOIN conversation_reads r ON r.conversation_id = m.conversation_id AND r.user_id = $1 \
                  WHERE m.account_id = $2 AND m.direction = 'inbound' AND m.conversation_id IS NOT NULL \
@@ -251,7 +249,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<TeamChange> {
         in_write_tx!(self, tx => {
-            let current: Option<String> = sqlx::query_scalar(
+            let current: Option<String> = crate::sql::query_scalar(
                 "SELECT role FROM users WHERE id = $1 AND account_id = $2 AND disabled_at IS NULL",
             )
             .bind(user_id)
@@ -263,7 +261,7 @@ impl Store {
             };
             let stays_owner = role == Some(Role::Owner);
             if current == Role::Owner.as_str() && !stays_owner {
-                let owners: i64 = sqlx::query_scalar(
+                let owners: i64 = crate::sql::query_scalar(
                     "SELECT COUNT(*) FROM users WHERE account_id = $1 AND role = 'owner' AND disabled_at IS NULL",
                 )
                 .bind(account_id)
@@ -275,19 +273,19 @@ impl Store {
             }
             match role {
                 Some(role) => {
-                    sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
+                    crate::sql::query("UPDATE users SET role = $2 WHERE id = $1")
                         .bind(user_id)
                         .bind(role.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }
                 None => {
-                    sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
+                    crate::sql::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
                         .bind(user_id)
                         .bind(now_ms)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    crate::sql::query("DELETE FROM sessions WHERE user_id = $1")
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
@@ -306,12 +304,12 @@ impl Store {
         keep_session_hash: &str,
     ) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            crate::sql::query("UPDATE users SET password_hash = $2 WHERE id = $1")
                 .bind(user_id)
                 .bind(password_hash)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            crate::sql::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
                 .bind(user_id)
                 .bind(keep_session_hash)
                 .execute(&mut *tx)
@@ -322,7 +320,7 @@ impl Store {
 
     pub async fn user_count(&self) -> Result<i64> {
         Ok(on_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+            crate::sql::query_scalar::<i64>("SELECT COUNT(*) FROM users")
                 .fetch_one(pool)
                 .await?
         }))
@@ -337,7 +335,7 @@ impl Store {
         expires_at_ms: i64,
     ) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query(
+            crate::sql::query(
                 "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
@@ -359,7 +357,7 @@ impl Store {
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
         );
         Ok(on_pool!(self, pool => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(token_hash).bind(now_ms).fetch_optional(pool).await? {
+            match crate::sql::query(sql.as_str()).bind(token_hash).bind(now_ms).fetch_optional(pool).await? {
                 Some(r) => Some(Session {
                     csrf_token: r.try_get("csrf_token")?,
                     user: user_from_row!(r),
@@ -372,11 +370,11 @@ impl Store {
     /// Signs a browser out, and sweeps every expired session while here.
     pub async fn delete_session(&self, token_hash: &str, now_ms: i64) -> Result<()> {
         in_write_tx!(self, tx => {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            crate::sql::query("DELETE FROM sessions WHERE token_hash = $1")
                 .bind(token_hash)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            crate::sql::query("DELETE FROM sessions WHERE expires_at <= $1")
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;

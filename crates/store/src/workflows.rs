@@ -1,8 +1,6 @@
 //! Workflows and their versions. The store keeps each version's spec as JSON; checking
 //! and compiling it is the core's job.
 
-use sqlx::Row;
-
 use crate::{Result, Store, in_write_tx, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,14 +73,14 @@ impl Store {
              WHERE w.account_id = $1 AND w.name = $2{for_update}"
         );
         let change = in_write_tx!(self, tx => {
-            let existing = sqlx::query(sqlx::AssertSqlSafe(select))
+            let existing = crate::sql::query(select)
                 .bind(account_id)
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
             match existing {
                 None => {
-                    let id: i64 = sqlx::query_scalar(
+                    let id: i64 = crate::sql::query_scalar(
                         "INSERT INTO workflows (account_id, name, builtin, active, current_version, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING id",
                     )
@@ -93,7 +91,7 @@ impl Store {
                     .bind(now_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    sqlx::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at, saved_by) VALUES ($1, 1, $2, $3, $4)")
+                    crate::sql::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at, saved_by) VALUES ($1, 1, $2, $3, $4)")
                         .bind(id)
                         .bind(spec_json)
                         .bind(now_ms)
@@ -110,7 +108,7 @@ impl Store {
                     let spec_changed = old_spec != spec_json;
                     if spec_changed {
                         version += 1;
-                        sqlx::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at, saved_by) VALUES ($1, $2, $3, $4, $5)")
+                        crate::sql::query("INSERT INTO workflow_versions (workflow_id, version, spec, created_at, saved_by) VALUES ($1, $2, $3, $4, $5)")
                             .bind(id)
                             .bind(version)
                             .bind(spec_json)
@@ -120,7 +118,7 @@ impl Store {
                             .await?;
                     }
                     if spec_changed || was_active != active {
-                        sqlx::query("UPDATE workflows SET active = $2, current_version = $3, updated_at = $4 WHERE id = $1")
+                        crate::sql::query("UPDATE workflows SET active = $2, current_version = $3, updated_at = $4 WHERE id = $1")
                             .bind(id)
                             .bind(active)
                             .bind(version)
@@ -140,7 +138,7 @@ impl Store {
     /// Every workflow of the account with its current version.
     pub async fn workflows_of_account(&self, account_id: i64) -> Result<Vec<WorkflowRecord>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
                  JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
                  WHERE w.account_id = $1 ORDER BY w.builtin DESC, w.name",
@@ -180,7 +178,7 @@ impl Store {
     /// Every version of a workflow, newest first.
     pub async fn workflow_versions(&self, workflow_id: i64) -> Result<Vec<WorkflowVersion>> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(
+            let rows = crate::sql::query(
                 "SELECT version, spec, created_at, saved_by FROM workflow_versions \
                  WHERE workflow_id = $1 ORDER BY version DESC",
             )
@@ -215,7 +213,7 @@ impl Store {
             .filter(|w| !w.builtin && w.active && !keep.contains(&w.name))
         {
             in_write_tx!(self, tx => {
-                sqlx::query("UPDATE workflows SET active = FALSE, updated_at = $2 WHERE id = $1")
+                crate::sql::query("UPDATE workflows SET active = FALSE, updated_at = $2 WHERE id = $1")
                     .bind(w.id)
                     .bind(now_ms)
                     .execute(&mut *tx)

@@ -1,0 +1,555 @@
+//! The store's one query API over both backends and both ways of running a query.
+//!
+//! A query is written once (`$1` placeholders work in SQLite too) and runs on whatever it is
+//! given: a write transaction (`&mut WriteTx`) or the read pool (`&Db`). On PostgreSQL both
+//! go through sqlx. On SQLite a write transaction runs inline on the one writer connection
+//! (see `sqlite_writer`): sqlx's SQLite driver hands every statement to a thread of its own
+//! and back, and a missed call's forty-odd statements spent more time in those hand-offs
+//! than in SQLite. SQLite reads stay on sqlx's pool, so a slow report never holds up the
+//! async runtime.
+//!
+//! Values cross as `Value` and rows come back as owned `Row`s, read with `try_get` by column
+//! name as with sqlx.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use sqlx::{Column, TypeInfo, ValueRef};
+
+use crate::sqlite_writer::SqliteTx;
+use crate::{Db, Result, StoreError};
+
+/// The type a NULL parameter has: PostgreSQL is told each parameter's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Int,
+    Real,
+    Text,
+    Bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null(Kind),
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// What can be bound to a placeholder.
+pub(crate) trait Bind {
+    fn into_value(self) -> Value;
+}
+
+/// The kind of a bindable type, for its NULL.
+pub(crate) trait Typed {
+    const KIND: Kind;
+}
+
+macro_rules! bind_int {
+    ($($t:ty),*) => {$(
+        impl Bind for $t {
+            fn into_value(self) -> Value {
+                Value::Int(i64::from(self))
+            }
+        }
+        impl Typed for $t {
+            const KIND: Kind = Kind::Int;
+        }
+    )*};
+}
+bind_int!(i64, i32, u32, i16, u8);
+
+impl Bind for bool {
+    fn into_value(self) -> Value {
+        Value::Bool(self)
+    }
+}
+impl Typed for bool {
+    const KIND: Kind = Kind::Bool;
+}
+impl Bind for f64 {
+    fn into_value(self) -> Value {
+        Value::Real(self)
+    }
+}
+impl Typed for f64 {
+    const KIND: Kind = Kind::Real;
+}
+impl Bind for String {
+    fn into_value(self) -> Value {
+        Value::Text(self)
+    }
+}
+impl Typed for String {
+    const KIND: Kind = Kind::Text;
+}
+impl Bind for &str {
+    fn into_value(self) -> Value {
+        Value::Text(self.to_owned())
+    }
+}
+impl Typed for &str {
+    const KIND: Kind = Kind::Text;
+}
+impl<T: Bind + Typed> Bind for Option<T> {
+    fn into_value(self) -> Value {
+        match self {
+            Some(v) => v.into_value(),
+            None => Value::Null(T::KIND),
+        }
+    }
+}
+impl<T: Bind + Typed + Clone> Bind for &T {
+    fn into_value(self) -> Value {
+        self.clone().into_value()
+    }
+}
+impl<T: Typed> Typed for &T {
+    const KIND: Kind = T::KIND;
+}
+impl<T: Typed> Typed for Option<T> {
+    const KIND: Kind = T::KIND;
+}
+
+/// What a column decodes into.
+pub(crate) trait Decode<'r>: Sized {
+    fn decode(value: &'r Value) -> std::result::Result<Self, String>;
+}
+
+fn mismatch(want: &str, got: &Value) -> String {
+    format!("expected {want}, found {got:?}")
+}
+
+impl Decode<'_> for i64 {
+    fn decode(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Int(i) => Ok(*i),
+            Value::Bool(b) => Ok(i64::from(*b)),
+            other => Err(mismatch("an integer", other)),
+        }
+    }
+}
+impl Decode<'_> for i32 {
+    fn decode(value: &Value) -> std::result::Result<Self, String> {
+        let i = i64::decode(value)?;
+        i32::try_from(i).map_err(|_| format!("{i} does not fit in 32 bits"))
+    }
+}
+impl Decode<'_> for bool {
+    fn decode(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Bool(b) => Ok(*b),
+            Value::Int(i) => Ok(*i != 0),
+            other => Err(mismatch("a boolean", other)),
+        }
+    }
+}
+impl Decode<'_> for f64 {
+    fn decode(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Real(f) => Ok(*f),
+            Value::Int(i) => Ok(*i as f64),
+            other => Err(mismatch("a number", other)),
+        }
+    }
+}
+impl Decode<'_> for String {
+    fn decode(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Text(s) => Ok(s.clone()),
+            other => Err(mismatch("text", other)),
+        }
+    }
+}
+impl<'r> Decode<'r> for &'r str {
+    fn decode(value: &'r Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Text(s) => Ok(s),
+            other => Err(mismatch("text", other)),
+        }
+    }
+}
+impl<'r, T: Decode<'r>> Decode<'r> for Option<T> {
+    fn decode(value: &'r Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Null(_) => Ok(None),
+            v => T::decode(v).map(Some),
+        }
+    }
+}
+
+/// One row, owned.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    names: Arc<[Box<str>]>,
+    values: Vec<Value>,
+}
+
+/// A column by name or position.
+pub(crate) trait ColumnIndex {
+    fn position(&self, row: &Row) -> Result<usize>;
+}
+impl ColumnIndex for &str {
+    fn position(&self, row: &Row) -> Result<usize> {
+        row.names
+            .iter()
+            .position(|n| &**n == *self)
+            .ok_or_else(|| StoreError::Database(sqlx::Error::ColumnNotFound((*self).to_owned())))
+    }
+}
+impl ColumnIndex for usize {
+    fn position(&self, row: &Row) -> Result<usize> {
+        if *self < row.values.len() {
+            Ok(*self)
+        } else {
+            Err(StoreError::Database(sqlx::Error::ColumnIndexOutOfBounds {
+                index: *self,
+                len: row.values.len(),
+            }))
+        }
+    }
+}
+
+impl Row {
+    pub(crate) fn try_get<'r, T: Decode<'r>, I: ColumnIndex>(&'r self, index: I) -> Result<T> {
+        let i = index.position(self)?;
+        T::decode(&self.values[i])
+            .map_err(|e| StoreError::Corrupt(format!("column {:?}: {e}", self.names[i].as_ref())))
+    }
+}
+
+/// Where a query runs.
+pub(crate) enum Target<'a, 't> {
+    Pool(&'a Db),
+    Tx(&'a mut WriteTx<'t>),
+}
+impl<'a> From<&'a Db> for Target<'a, 'static> {
+    fn from(db: &'a Db) -> Self {
+        Target::Pool(db)
+    }
+}
+impl<'a, 't> From<&'a mut WriteTx<'t>> for Target<'a, 't> {
+    fn from(tx: &'a mut WriteTx<'t>) -> Self {
+        Target::Tx(tx)
+    }
+}
+
+/// A write transaction on either backend; see `Store::begin_write`.
+pub(crate) enum WriteTx<'w> {
+    Sqlite(SqliteTx<'w>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl WriteTx<'_> {
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            WriteTx::Sqlite(tx) => tx.commit().await,
+            WriteTx::Postgres(tx) => Ok(tx.commit().await?),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Execute,
+    One,
+    Optional,
+    All,
+}
+
+enum Output {
+    Done(u64),
+    Rows(Vec<Row>),
+}
+
+/// What an `execute` changed.
+pub(crate) struct Done(u64);
+impl Done {
+    pub(crate) fn rows_affected(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) struct Query<'q> {
+    sql: Cow<'q, str>,
+    args: Vec<Value>,
+}
+
+pub(crate) fn query<'q>(sql: impl Into<Cow<'q, str>>) -> Query<'q> {
+    Query {
+        sql: sql.into(),
+        args: Vec::new(),
+    }
+}
+
+/// A query whose rows are read by their first column.
+pub(crate) struct QueryScalar<'q, T> {
+    query: Query<'q>,
+    _out: PhantomData<fn() -> T>,
+}
+
+pub(crate) fn query_scalar<'q, T>(sql: impl Into<Cow<'q, str>>) -> QueryScalar<'q, T> {
+    QueryScalar {
+        query: query(sql),
+        _out: PhantomData,
+    }
+}
+
+impl Query<'_> {
+    pub(crate) fn bind(mut self, value: impl Bind) -> Self {
+        self.args.push(value.into_value());
+        self
+    }
+
+    pub(crate) async fn execute<'a, 't: 'a>(self, on: impl Into<Target<'a, 't>>) -> Result<Done> {
+        match self.run(on.into(), Mode::Execute).await? {
+            Output::Done(n) => Ok(Done(n)),
+            Output::Rows(_) => Ok(Done(0)),
+        }
+    }
+
+    pub(crate) async fn fetch_all<'a, 't: 'a>(
+        self,
+        on: impl Into<Target<'a, 't>>,
+    ) -> Result<Vec<Row>> {
+        match self.run(on.into(), Mode::All).await? {
+            Output::Rows(rows) => Ok(rows),
+            Output::Done(_) => Ok(Vec::new()),
+        }
+    }
+
+    pub(crate) async fn fetch_optional<'a, 't: 'a>(
+        self,
+        on: impl Into<Target<'a, 't>>,
+    ) -> Result<Option<Row>> {
+        match self.run(on.into(), Mode::Optional).await? {
+            Output::Rows(rows) => Ok(rows.into_iter().next()),
+            Output::Done(_) => Ok(None),
+        }
+    }
+
+    pub(crate) async fn fetch_one<'a, 't: 'a>(self, on: impl Into<Target<'a, 't>>) -> Result<Row> {
+        match self.run(on.into(), Mode::One).await? {
+            Output::Rows(rows) => rows
+                .into_iter()
+                .next()
+                .ok_or(StoreError::Database(sqlx::Error::RowNotFound)),
+            Output::Done(_) => Err(StoreError::Database(sqlx::Error::RowNotFound)),
+        }
+    }
+
+    async fn run(self, on: Target<'_, '_>, mode: Mode) -> Result<Output> {
+        match on {
+            Target::Tx(WriteTx::Sqlite(tx)) => tx.run(|conn| run_rusqlite(conn, &self, mode)),
+            Target::Tx(WriteTx::Postgres(tx)) => run_sqlx!(&mut **tx, self, mode),
+            Target::Pool(Db::Postgres(pool)) => run_sqlx!(pool, self, mode),
+            Target::Pool(Db::Sqlite(sqlite)) => run_sqlx!(&sqlite.readers, self, mode),
+        }
+    }
+}
+
+impl<T: for<'r> Decode<'r>> QueryScalar<'_, T> {
+    pub(crate) fn bind(mut self, value: impl Bind) -> Self {
+        self.query = self.query.bind(value);
+        self
+    }
+
+    pub(crate) async fn fetch_one<'a, 't: 'a>(self, on: impl Into<Target<'a, 't>>) -> Result<T> {
+        first(self.query.fetch_one(on).await?)
+    }
+
+    pub(crate) async fn fetch_optional<'a, 't: 'a>(
+        self,
+        on: impl Into<Target<'a, 't>>,
+    ) -> Result<Option<T>> {
+        self.query.fetch_optional(on).await?.map(first).transpose()
+    }
+
+    pub(crate) async fn fetch_all<'a, 't: 'a>(
+        self,
+        on: impl Into<Target<'a, 't>>,
+    ) -> Result<Vec<T>> {
+        self.query
+            .fetch_all(on)
+            .await?
+            .into_iter()
+            .map(first)
+            .collect()
+    }
+}
+
+fn first<T: for<'r> Decode<'r>>(row: Row) -> Result<T> {
+    row.try_get(0usize)
+}
+
+/// Runs a query through sqlx on a pool or a PostgreSQL transaction, binding each value with
+/// its own type and reading every column back by the type the database reports.
+macro_rules! run_sqlx {
+    ($executor:expr, $q:expr, $mode:expr) => {{
+        let Query { sql, args } = $q;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.into_owned()));
+        for arg in args {
+            query = match arg {
+                Value::Int(i) => query.bind(i),
+                Value::Real(f) => query.bind(f),
+                Value::Text(s) => query.bind(s),
+                Value::Bool(b) => query.bind(b),
+                Value::Null(Kind::Int) => query.bind(None::<i64>),
+                Value::Null(Kind::Real) => query.bind(None::<f64>),
+                Value::Null(Kind::Text) => query.bind(None::<String>),
+                Value::Null(Kind::Bool) => query.bind(None::<bool>),
+            };
+        }
+        match $mode {
+            Mode::Execute => Ok(Output::Done(
+                query.execute($executor).await?.rows_affected(),
+            )),
+            Mode::One | Mode::Optional => {
+                let row = query.fetch_optional($executor).await?;
+                Ok(Output::Rows(
+                    row.map(|r| from_sqlx(&r))
+                        .transpose()?
+                        .into_iter()
+                        .collect(),
+                ))
+            }
+            Mode::All => {
+                let rows = query.fetch_all($executor).await?;
+                let mut names: Option<Arc<[Box<str>]>> = None;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let mut row = from_sqlx(r)?;
+                    // One set of names for all the rows.
+                    match &names {
+                        Some(n) => row.names = n.clone(),
+                        None => names = Some(row.names.clone()),
+                    }
+                    out.push(row);
+                }
+                Ok(Output::Rows(out))
+            }
+        }
+    }};
+}
+use run_sqlx;
+
+/// Reads a sqlx row (either backend) by the types the database reports.
+fn from_sqlx<R>(row: &R) -> Result<Row>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i16: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let columns = row.columns();
+    let mut names = Vec::with_capacity(columns.len());
+    let mut values = Vec::with_capacity(columns.len());
+    for (i, column) in columns.iter().enumerate() {
+        names.push(Box::<str>::from(column.name()));
+        let raw = row.try_get_raw(i)?;
+        if raw.is_null() {
+            values.push(Value::Null(Kind::Text));
+            continue;
+        }
+        let type_name = raw.type_info().name().to_ascii_uppercase();
+        drop(raw);
+        let value = match type_name.as_str() {
+            "BOOL" | "BOOLEAN" => match row.try_get_unchecked::<bool, _>(i) {
+                Ok(b) => Value::Bool(b),
+                Err(_) => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
+            },
+            "INT2" => Value::Int(i64::from(row.try_get_unchecked::<i16, _>(i)?)),
+            "INT4" => Value::Int(i64::from(row.try_get_unchecked::<i32, _>(i)?)),
+            t if t.contains("INT") => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
+            t if t.contains("REAL") || t.contains("FLOAT") || t.contains("DOUBLE") => {
+                Value::Real(row.try_get_unchecked::<f64, _>(i)?)
+            }
+            t if t.contains("TEXT") || t.contains("CHAR") || t == "NAME" => {
+                Value::Text(row.try_get_unchecked::<String, _>(i)?)
+            }
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "column {:?} has type {other}, which the store does not read",
+                    column.name()
+                )));
+            }
+        };
+        values.push(value);
+    }
+    Ok(Row {
+        names: names.into(),
+        values,
+    })
+}
+
+/// Runs a query on the SQLite writer connection, inside the open transaction.
+fn run_rusqlite(
+    conn: &rusqlite::Connection,
+    q: &Query<'_>,
+    mode: Mode,
+) -> std::result::Result<Output, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(&q.sql)?;
+    // `$N` names its argument, in whatever order the SQL mentions them.
+    for i in 1..=stmt.parameter_count() {
+        let n = stmt
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$').or_else(|| name.strip_prefix('?')))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(i);
+        let value = q
+            .args
+            .get(n - 1)
+            .ok_or(rusqlite::Error::InvalidParameterCount(n, q.args.len()))?;
+        match value {
+            Value::Null(_) => stmt.raw_bind_parameter(i, rusqlite::types::Null)?,
+            Value::Int(v) => stmt.raw_bind_parameter(i, v)?,
+            Value::Real(v) => stmt.raw_bind_parameter(i, v)?,
+            Value::Text(v) => stmt.raw_bind_parameter(i, v.as_str())?,
+            Value::Bool(v) => stmt.raw_bind_parameter(i, i64::from(*v))?,
+        }
+    }
+    let width = stmt.column_count();
+    let names: Arc<[Box<str>]> = (0..width)
+        .map(|i| Box::<str>::from(stmt.column_name(i).unwrap_or("")))
+        .collect();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        if mode == Mode::Execute || (mode != Mode::All && !out.is_empty()) {
+            continue;
+        }
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            use rusqlite::types::ValueRef as V;
+            values.push(match row.get_ref(i)? {
+                V::Null => Value::Null(Kind::Text),
+                V::Integer(v) => Value::Int(v),
+                V::Real(v) => Value::Real(v),
+                V::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                V::Blob(_) => {
+                    return Err(rusqlite::Error::InvalidColumnType(
+                        i,
+                        names[i].to_string(),
+                        rusqlite::types::Type::Blob,
+                    ));
+                }
+            });
+        }
+        out.push(Row {
+            names: names.clone(),
+            values,
+        });
+    }
+    drop(rows);
+    Ok(match mode {
+        Mode::Execute => Output::Done(conn.changes()),
+        _ => Output::Rows(out),
+    })
+}

@@ -1,0 +1,247 @@
+//! SQLite's one writer: every write transaction of the process runs on one connection,
+//! inline on the task that asked for it, and transactions that queue up behind each other
+//! share one commit (group commit).
+//!
+//! SQLite lets one writer in at a time anyway; taking turns here, in a fair async queue,
+//! costs a lock instead of a busy-wait, and keeps statements off sqlx's per-connection
+//! thread. Each transaction body runs inside a savepoint of the batch's transaction, so a
+//! body that fails rolls back alone. A body's caller is answered only once the batch has
+//! committed: nothing is acknowledged before it is durable. The last body of a batch (no
+//! one else waiting, or the batch full) commits it; a caller left waiting commits it itself
+//! if that has not happened within a millisecond (its successor was cancelled).
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, MutexGuard, watch};
+
+use crate::{Result, StoreError};
+
+/// Bodies per commit at most, so a long queue still commits (and answers) regularly.
+const MAX_BATCH: usize = 64;
+/// How long a caller waits for its batch to be committed by someone else.
+const COMMIT_WAIT: Duration = Duration::from_millis(1);
+/// How long to wait for another process holding SQLite's write lock.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Writer {
+    state: Mutex<State>,
+    /// Tasks queued for the lock (not the holder): while any wait, the holder leaves the
+    /// batch open for them.
+    waiting: AtomicUsize,
+    committed: watch::Sender<Committed>,
+}
+
+struct State {
+    conn: rusqlite::Connection,
+    /// A batch transaction is open.
+    open: bool,
+    /// The open (or next) batch's number.
+    batch: u64,
+    bodies: usize,
+}
+
+#[derive(Default)]
+struct Committed {
+    /// Every batch below this number is finished.
+    upto: u64,
+    /// Recent batches whose commit failed, with why.
+    failed: VecDeque<(u64, Arc<str>)>,
+}
+
+impl Writer {
+    pub(crate) fn open(path: &Path) -> Result<Writer> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // Waiting for another process's write lock happens in `begin_batch`, asleep.
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+        conn.set_prepared_statement_cache_capacity(256);
+        Ok(Writer {
+            state: Mutex::new(State {
+                conn,
+                open: false,
+                batch: 0,
+                bodies: 0,
+            }),
+            waiting: AtomicUsize::new(0),
+            committed: watch::Sender::new(Committed::default()),
+        })
+    }
+
+    /// Starts a write transaction: waits its turn, then opens a savepoint in the batch.
+    pub(crate) async fn begin(&self) -> Result<SqliteTx<'_>> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let queued = Queued(&self.waiting);
+        let mut state = self.state.lock().await;
+        drop(queued);
+        if state.open && state.conn.is_autocommit() {
+            // SQLite rolled the batch back under an earlier body: report it to that
+            // batch's callers and start afresh.
+            let _ = self.finish_batch(&mut state);
+        }
+        if !state.open {
+            begin_batch(&mut state).await?;
+        }
+        state.conn.prepare_cached("SAVEPOINT body")?.execute([])?;
+        Ok(SqliteTx {
+            writer: self,
+            state: Some(state),
+        })
+    }
+
+    /// Commits the open batch and tells everyone waiting on it how it went.
+    fn finish_batch(&self, state: &mut State) -> Result<()> {
+        let result = if state.conn.is_autocommit() {
+            // SQLite itself rolled the transaction back (disk full, I/O error).
+            Err(StoreError::Corrupt(
+                "the database rolled the transaction back".into(),
+            ))
+        } else {
+            state.conn.execute_batch("COMMIT").map_err(StoreError::from)
+        };
+        if result.is_err() && !state.conn.is_autocommit() {
+            let _ = state.conn.execute_batch("ROLLBACK");
+        }
+        let batch = state.batch;
+        state.open = false;
+        state.bodies = 0;
+        state.batch += 1;
+        self.committed.send_modify(|c| {
+            c.upto = batch + 1;
+            if let Err(e) = &result {
+                c.failed.push_back((batch, Arc::from(e.to_string())));
+                if c.failed.len() > 64 {
+                    c.failed.pop_front();
+                }
+            }
+        });
+        result
+    }
+
+    /// Waits until `batch` is committed, committing it after `COMMIT_WAIT` if no one has.
+    async fn wait_for(&self, batch: u64) -> Result<()> {
+        let mut rx = self.committed.subscribe();
+        loop {
+            {
+                let c = rx.borrow_and_update();
+                if c.upto > batch {
+                    return match c.failed.iter().find(|(b, _)| *b == batch) {
+                        Some((_, why)) => Err(StoreError::Corrupt(format!(
+                            "the write was not committed: {why}"
+                        ))),
+                        None => Ok(()),
+                    };
+                }
+            }
+            if tokio::time::timeout(COMMIT_WAIT, rx.changed())
+                .await
+                .is_err()
+            {
+                let mut state = self.state.lock().await;
+                if state.open && state.batch == batch {
+                    return self.finish_batch(&mut state);
+                }
+            }
+        }
+    }
+}
+
+/// Counts a task as queued for the lock until it gets it or gives up.
+struct Queued<'a>(&'a AtomicUsize);
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// BEGIN IMMEDIATE, waiting (asleep, not blocking the thread) while another process holds
+/// the write lock.
+async fn begin_batch(state: &mut MutexGuard<'_, State>) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        match state.conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                state.open = true;
+                state.bodies = 0;
+                return Ok(());
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_WAIT =>
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One write transaction: a savepoint inside the writer's batch.
+pub(crate) struct SqliteTx<'w> {
+    writer: &'w Writer,
+    state: Option<MutexGuard<'w, State>>,
+}
+
+impl SqliteTx<'_> {
+    /// Runs `f` on the connection; a failed statement is the body's to handle or return.
+    pub(crate) fn run<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Connection) -> std::result::Result<T, rusqlite::Error>,
+    ) -> Result<T> {
+        let state = self
+            .state
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("write transaction already finished".into()))?;
+        Ok(f(&state.conn)?)
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        let Some(mut state) = self.state.take() else {
+            return Ok(());
+        };
+        let released = state
+            .conn
+            .prepare_cached("RELEASE body")
+            .and_then(|mut s| s.execute([]));
+        if let Err(e) = released {
+            roll_back_body(&mut state);
+            return Err(e.into());
+        }
+        state.bodies += 1;
+        let batch = state.batch;
+        if self.writer.waiting.load(Ordering::SeqCst) == 0 || state.bodies >= MAX_BATCH {
+            return self.writer.finish_batch(&mut state);
+        }
+        drop(state);
+        self.writer.wait_for(batch).await
+    }
+}
+
+fn roll_back_body(state: &mut State) {
+    if state.conn.is_autocommit() {
+        // SQLite ended the whole transaction; the batch reports it when it commits.
+        return;
+    }
+    let _ = state.conn.execute_batch("ROLLBACK TO body; RELEASE body");
+}
+
+impl Drop for SqliteTx<'_> {
+    /// A body that returned early (an error, or its task cancelled) leaves no trace.
+    fn drop(&mut self) {
+        if let Some(mut state) = self.state.take() {
+            roll_back_body(&mut state);
+            if state.bodies == 0 && self.writer.waiting.load(Ordering::SeqCst) == 0 {
+                // Nothing else in the batch: end it rather than leave it open.
+                if !state.conn.is_autocommit() {
+                    let _ = state.conn.execute_batch("ROLLBACK");
+                }
+                state.open = false;
+            }
+        }
+    }
+}
