@@ -245,3 +245,200 @@ impl Drop for SqliteTx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// A fresh WAL database with one table `t (v UNIQUE)`; removed on drop.
+    struct TempDb(PathBuf);
+    impl TempDb {
+        fn new() -> TempDb {
+            let path = std::env::temp_dir().join(format!(
+                "textback-writer-{}-{}.db",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            let conn = rusqlite::Connection::open(&path).expect("create");
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);",
+            )
+            .expect("schema");
+            TempDb(path)
+        }
+        fn values(&self) -> Vec<String> {
+            let conn = rusqlite::Connection::open(&self.0).expect("open");
+            let mut stmt = conn.prepare("SELECT v FROM t ORDER BY id").expect("select");
+            stmt.query_map([], |r| r.get(0))
+                .expect("rows")
+                .collect::<std::result::Result<_, _>>()
+                .expect("values")
+        }
+    }
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    async fn insert(writer: &Writer, v: String) -> Result<()> {
+        let mut tx = writer.begin().await?;
+        tx.run(|c| c.execute("INSERT INTO t (v) VALUES (?1)", [&v]))?;
+        tx.commit().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_all_land_in_fewer_commits() {
+        let db = TempDb::new();
+        let writer = Arc::new(Writer::open(&db.0).unwrap());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..300 {
+            let writer = writer.clone();
+            tasks.spawn(async move { insert(&writer, format!("v{i}")).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap().expect("every write commits");
+        }
+        // Answered means durable: another connection sees every row.
+        assert_eq!(db.values().len(), 300);
+        let commits = writer.committed.borrow().upto;
+        assert!(
+            commits < 300,
+            "transactions that queued up shared commits: {commits} commits"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_body_rolls_back_alone() {
+        let db = TempDb::new();
+        let writer = Arc::new(Writer::open(&db.0).unwrap());
+        insert(&writer, "taken".into()).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let writer = writer.clone();
+            tasks.spawn(async move {
+                let mut tx = writer.begin().await?;
+                match i % 3 {
+                    // Writes, then gives up: nothing of it may remain.
+                    0 => {
+                        tx.run(|c| {
+                            c.execute("INSERT INTO t (v) VALUES (?1)", [format!("gone{i}")])
+                        })?;
+                        return Err(StoreError::Corrupt("the body failed".into()));
+                    }
+                    // A statement fails (UNIQUE) after an insert that must not survive.
+                    1 => {
+                        tx.run(|c| {
+                            c.execute("INSERT INTO t (v) VALUES (?1)", [format!("gone{i}")])
+                        })?;
+                        tx.run(|c| c.execute("INSERT INTO t (v) VALUES ('taken')", []))?;
+                    }
+                    _ => {
+                        tx.run(|c| {
+                            c.execute("INSERT INTO t (v) VALUES (?1)", [format!("kept{i}")])
+                        })?;
+                    }
+                }
+                tx.commit().await
+            });
+        }
+        let mut ok = 0;
+        while let Some(done) = tasks.join_next().await {
+            ok += usize::from(done.unwrap().is_ok());
+        }
+        assert_eq!(ok, 20);
+        let values = db.values();
+        assert_eq!(values.len(), 21, "{values:?}");
+        assert!(values.iter().all(|v| v == "taken" || v.starts_with("kept")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_callers_leave_no_one_waiting() {
+        let db = TempDb::new();
+        let writer = Arc::new(Writer::open(&db.0).unwrap());
+        let mut kept = Vec::new();
+        for i in 0..200 {
+            let writer = writer.clone();
+            let task = tokio::spawn(async move { insert(&writer, format!("v{i}")).await });
+            if i % 3 == 0 {
+                task.abort();
+            } else {
+                kept.push(task);
+            }
+        }
+        let all = async {
+            for task in kept {
+                task.await.unwrap().expect("committed");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .expect("no caller is left waiting for a commit");
+        let values = db.values();
+        assert!(values.len() >= 133, "{} rows", values.len());
+        // A new write after all that still works and lands.
+        insert(&writer, "after".into()).await.unwrap();
+        assert!(db.values().contains(&"after".to_owned()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waits_for_another_process_holding_the_write_lock() {
+        let db = TempDb::new();
+        let writer = Arc::new(Writer::open(&db.0).unwrap());
+        let other = rusqlite::Connection::open(&db.0).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('other');")
+            .unwrap();
+        let task = {
+            let writer = writer.clone();
+            tokio::spawn(async move { insert(&writer, "ours".into()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!task.is_finished(), "cannot write while the lock is held");
+        other.execute_batch("COMMIT").unwrap();
+        task.await.unwrap().expect("written once the lock is free");
+        assert_eq!(db.values(), ["other", "ours"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_is_a_clear_error_and_corrupts_nothing() {
+        let db = TempDb::new();
+        let writer = Writer::open(&db.0).unwrap();
+        insert(&writer, "before".into()).await.unwrap();
+        // SQLite's own page limit fails a write exactly as a full disk does (SQLITE_FULL).
+        {
+            let state = writer.state.lock().await;
+            let pages: i64 = state
+                .conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            state
+                .conn
+                .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+                .unwrap();
+        }
+        let big = "x".repeat(64 * 1024);
+        let err = insert(&writer, big.clone()).await.unwrap_err().to_string();
+        assert!(err.contains("full"), "says why: {err}");
+        assert_eq!(db.values(), ["before"], "nothing half-written");
+        let check: String = rusqlite::Connection::open(&db.0)
+            .unwrap()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        // Room again: writing resumes.
+        writer
+            .state
+            .lock()
+            .await
+            .conn
+            .execute_batch("PRAGMA max_page_count = 1073741823")
+            .unwrap();
+        insert(&writer, big).await.unwrap();
+        assert_eq!(db.values().len(), 2);
+    }
+}
