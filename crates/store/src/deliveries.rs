@@ -54,7 +54,7 @@ impl Store {
         done_job: Option<i64>,
         now_ms: i64,
     ) -> Result<()> {
-        in_write_tx!(self, tx => {
+        in_write_tx!(background self, tx => {
             crate::sql::query(
                 "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, response_status = $3, last_error = $4, \
                  delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END WHERE id = $1",

@@ -24,7 +24,7 @@ impl Store {
     /// One round of clean-up; `None` when another instance is doing it right now.
     pub async fn housekeep(&self, now_ms: i64) -> Result<Option<Swept>> {
         let locking = matches!(self.db, Db::Postgres(_));
-        Ok(in_write_tx!(self, tx => {
+        Ok(in_write_tx!(background self, tx => {
             let ours: bool = if locking {
                 crate::sql::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
                     .bind(LOCK_KEY)

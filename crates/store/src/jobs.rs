@@ -150,7 +150,7 @@ impl Store {
                AND (locked_until IS NULL OR locked_until <= $3) ORDER BY run_at, id LIMIT $4{skip_locked}) \
              RETURNING id, kind, subject_id, attempts, max_attempts"
         );
-        let rows = in_write_tx!(self, tx => {
+        let rows = in_write_tx!(background self, tx => {
             let rows = crate::sql::query(sql)
                 .bind(until)
                 .bind(worker)
@@ -183,7 +183,7 @@ impl Store {
         lease: Duration,
     ) -> Result<Option<Job>> {
         let until = now_ms + lease.as_millis() as i64;
-        let job = in_write_tx!(self, tx => {
+        let job = in_write_tx!(background self, tx => {
             let row = crate::sql::query(
                 "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1 \
                  WHERE id = $3 AND status = 'queued' AND run_at <= $4 AND (locked_until IS NULL OR locked_until <= $4) \
@@ -210,7 +210,7 @@ impl Store {
     }
 
     pub async fn complete_job(&self, job_id: i64) -> Result<()> {
-        in_write_tx!(self, tx => {
+        in_write_tx!(background self, tx => {
             crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
         });
         Ok(())
@@ -220,7 +220,7 @@ impl Store {
     pub async fn retry_job(&self, job: &Job, error: &str, run_at_ms: i64) -> Result<bool> {
         let dead = job.attempts >= job.max_attempts;
         let status = if dead { "dead" } else { "queued" };
-        in_write_tx!(self, tx => {
+        in_write_tx!(background self, tx => {
             crate::sql::query(
                 "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, \
                  last_error = $3 WHERE id = $4",

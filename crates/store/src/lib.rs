@@ -98,11 +98,18 @@ macro_rules! on_pool {
 }
 
 /// Runs the body inside one write transaction and commits it; an early return (`?`)
-/// rolls it back. On SQLite the transaction runs on the one writer connection, begun
+/// rolls it back. `background` marks the workers' transactions, which give way to those
+/// someone is waiting on. On SQLite the transaction runs on the one writer connection, begun
 /// IMMEDIATE (see `sqlite_writer`).
 macro_rules! in_write_tx {
-    ($store:expr, $tx:ident => $body:expr) => {{
-        let mut write = $store.begin_write().await?;
+    (background $store:expr, $tx:ident => $body:expr) => {
+        $crate::in_write_tx!(@lane $crate::sqlite_writer::Lane::Background, $store, $tx => $body)
+    };
+    ($store:expr, $tx:ident => $body:expr) => {
+        $crate::in_write_tx!(@lane $crate::sqlite_writer::Lane::Urgent, $store, $tx => $body)
+    };
+    (@lane $lane:expr, $store:expr, $tx:ident => $body:expr) => {{
+        let mut write = $store.begin_write($lane).await?;
         let $tx = &mut write;
         let out = $body;
         write.commit().await?;
@@ -195,9 +202,9 @@ impl Store {
     }
 
     /// Begins a write transaction; see `in_write_tx!`.
-    pub(crate) async fn begin_write(&self) -> Result<sql::WriteTx<'_>> {
+    pub(crate) async fn begin_write(&self, lane: sqlite_writer::Lane) -> Result<sql::WriteTx<'_>> {
         Ok(match &self.db {
-            Db::Sqlite(s) => sql::WriteTx::Sqlite(s.writer.begin().await?),
+            Db::Sqlite(s) => sql::WriteTx::Sqlite(s.writer.begin(lane).await?),
             Db::Postgres(pool) => sql::WriteTx::Postgres(pool.begin().await?),
         })
     }

@@ -37,7 +37,7 @@ impl Store {
         carrier_name: Option<&str>,
         now_ms: i64,
     ) -> Result<()> {
-        in_write_tx!(self, tx => {
+        in_write_tx!(background self, tx => {
             crate::sql::query(
                 "INSERT INTO phone_lookups (phone, line_type, carrier_name, looked_up_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (phone) DO UPDATE SET line_type = excluded.line_type, \

@@ -181,7 +181,7 @@ impl Store {
     /// Marks the message as being handed to the carrier. A message found `submitting` later
     /// may or may not have left: the sender reconciles with the carrier before resending.
     pub async fn mark_send_attempt(&self, id: i64, now_ms: i64) -> Result<()> {
-        in_write_tx!(self, tx => {
+        in_write_tx!(background self, tx => {
             crate::sql::query(
                 "UPDATE messages SET status = 'submitting', attempts = attempts + 1, last_attempt_at = $2, \
                  updated_at = $2 WHERE id = $1",
@@ -277,7 +277,7 @@ impl Store {
                 }),
             ),
         };
-        in_write_tx!(self, tx => {
+        in_write_tx!(background self, tx => {
             crate::sql::query(
                 "UPDATE messages SET status = $2, carrier_message_id = COALESCE($3, carrier_message_id), \
                  carrier_status = COALESCE($4, carrier_status), segments = COALESCE($5, segments), \

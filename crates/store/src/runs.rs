@@ -327,7 +327,7 @@ impl Store {
         now_ms: i64,
         plan: impl FnOnce(&TriggerInput) -> StartPlan,
     ) -> Result<Vec<i64>> {
-        let started = in_write_tx!(self, tx => 'done: {
+        let started = in_write_tx!(background self, tx => 'done: {
             let event = crate::sql::query("SELECT account_id, contact_id, kind, subject_id, at FROM events WHERE id = $1")
                 .bind(job.subject_id)
                 .fetch_optional(&mut *tx)
@@ -484,7 +484,7 @@ impl Store {
             "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
              resume_at, started_at, wait_deadline FROM workflow_runs WHERE id = $1{for_update}"
         );
-        let queued: Vec<i64> = in_write_tx!(self, tx => 'done: {
+        let queued: Vec<i64> = in_write_tx!(background self, tx => 'done: {
             let run = crate::sql::query(run_sql).bind(job.subject_id).fetch_optional(&mut *tx).await?;
             let Some(run) = run else {
                 crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
@@ -864,7 +864,7 @@ impl Store {
 
     /// A task's due time came: fire `task_overdue` when it is still open.
     pub async fn task_due(&self, job: &Job, now_ms: i64) -> Result<bool> {
-        let fired = in_write_tx!(self, tx => {
+        let fired = in_write_tx!(background self, tx => {
             let task = crate::sql::query("SELECT account_id, contact_id, status FROM tasks WHERE id = $1")
                 .bind(job.subject_id)
                 .fetch_optional(&mut *tx)

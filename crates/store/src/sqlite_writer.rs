@@ -13,19 +13,32 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, MutexGuard, watch};
+use tokio::sync::{Mutex, MutexGuard, Semaphore, watch};
 
 use crate::{Result, StoreError};
 
+/// Background transactions (the workers') queued for the writer at once: a carrier's
+/// webhook waits behind at most this many of them, however long the job queue.
+const BACKGROUND_QUEUE: usize = 8;
 /// Bodies per commit at most, so a long queue still commits (and answers) regularly.
 const MAX_BATCH: usize = 64;
 /// How long a caller waits for its batch to be committed by someone else.
 const COMMIT_WAIT: Duration = Duration::from_millis(1);
 /// How long to wait for another process holding SQLite's write lock.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Who is waiting: someone who must be answered now (a carrier's webhook, a person), or
+/// the workers' background work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Urgent,
+    Background,
+}
 
 pub(crate) struct Writer {
     state: Mutex<State>,
@@ -33,6 +46,16 @@ pub(crate) struct Writer {
     /// batch open for them.
     waiting: AtomicUsize,
     committed: watch::Sender<Committed>,
+    /// Admits background transactions to the queue (`BACKGROUND_QUEUE`).
+    background: Semaphore,
+    /// Tells the checkpointer thread to stop.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 struct State {
@@ -60,8 +83,25 @@ impl Writer {
         )?;
         // Waiting for another process's write lock happens in `begin_batch`, asleep.
         conn.busy_timeout(Duration::ZERO)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+        // Checkpoints happen on their own thread (`checkpoint_until`), not inside a commit
+        // that callers are waiting for: a checkpoint syncs the database file.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+        )?;
         conn.set_prepared_statement_cache_capacity(256);
+        let stop = Arc::new(AtomicBool::new(false));
+        let checkpointer = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        checkpointer.busy_timeout(Duration::from_millis(100))?;
+        {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("sqlite-checkpoint".into())
+                .spawn(move || checkpoint_until(&checkpointer, &stop))
+                .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpointer: {e}")))?;
+        }
         Ok(Writer {
             state: Mutex::new(State {
                 conn,
@@ -71,15 +111,25 @@ impl Writer {
             }),
             waiting: AtomicUsize::new(0),
             committed: watch::Sender::new(Committed::default()),
+            background: Semaphore::new(BACKGROUND_QUEUE),
+            stop,
         })
     }
 
     /// Starts a write transaction: waits its turn, then opens a savepoint in the batch.
-    pub(crate) async fn begin(&self) -> Result<SqliteTx<'_>> {
+    pub(crate) async fn begin(&self, lane: Lane) -> Result<SqliteTx<'_>> {
+        let admitted =
+            match lane {
+                Lane::Urgent => None,
+                Lane::Background => Some(self.background.acquire().await.map_err(|_| {
+                    StoreError::Corrupt("the database writer has shut down".into())
+                })?),
+            };
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let queued = Queued(&self.waiting);
         let mut state = self.state.lock().await;
         drop(queued);
+        drop(admitted);
         if state.open && state.conn.is_autocommit() {
             // SQLite rolled the batch back under an earlier body: report it to that
             // batch's callers and start afresh.
@@ -148,6 +198,17 @@ impl Writer {
                     return self.finish_batch(&mut state);
                 }
             }
+        }
+    }
+}
+
+/// Copies the write-ahead log into the database file every `CHECKPOINT_EVERY` (PASSIVE:
+/// never waits for the writer or readers) until the writer is dropped.
+fn checkpoint_until(conn: &rusqlite::Connection, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
         }
     }
 }
@@ -286,7 +347,7 @@ mod tests {
     }
 
     async fn insert(writer: &Writer, v: String) -> Result<()> {
-        let mut tx = writer.begin().await?;
+        let mut tx = writer.begin(Lane::Urgent).await?;
         tx.run(|c| c.execute("INSERT INTO t (v) VALUES (?1)", [&v]))?;
         tx.commit().await
     }
@@ -321,7 +382,7 @@ mod tests {
         for i in 0..60 {
             let writer = writer.clone();
             tasks.spawn(async move {
-                let mut tx = writer.begin().await?;
+                let mut tx = writer.begin(Lane::Urgent).await?;
                 match i % 3 {
                     // Writes, then gives up: nothing of it may remain.
                     0 => {

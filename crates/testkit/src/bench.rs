@@ -21,12 +21,29 @@ pub fn caller(i: usize) -> String {
 
 /// This process's peak resident set, in KiB (Linux).
 pub fn rss_high_water_kib() -> Option<u64> {
+    proc_status_kib("VmHWM:")
+}
+
+/// This process's resident set now, in KiB (Linux).
+pub fn rss_kib() -> Option<u64> {
+    proc_status_kib("VmRSS:")
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// The call index `caller` made a number from.
+pub fn caller_index(phone: &str) -> Option<usize> {
+    let digits = phone.strip_prefix("+1512")?;
+    let exchange: usize = digits.get(..3)?.parse().ok()?;
+    let line: usize = digits.get(3..)?.parse().ok()?;
+    Some((exchange.checked_sub(200)?) * 10_000 + line)
 }
 
 /// The database in `DATABASE_URL`, or a fresh SQLite file (dropped by the caller), and the

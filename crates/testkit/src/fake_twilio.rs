@@ -127,6 +127,12 @@ impl FakeTwilio {
     }
 
     /// Create requests received, accepted or not.
+    /// Takes the texts received so far out of the stand-in (a long run keeps its memory
+    /// flat this way; the message list the sender reconciles against is emptied too).
+    pub fn take_sent(&self) -> Vec<SentMessage> {
+        std::mem::take(&mut self.inner.lock().expect("lock").sent)
+    }
+
     pub fn create_requests(&self) -> usize {
         self.inner.lock().expect("lock").create_requests
     }
