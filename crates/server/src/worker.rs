@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use textback_store::{Job, JobKind, retry_delay_for};
+use textback_store::{Claim, Job, JobKind, retry_delay_for};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -97,29 +97,25 @@ impl Worker {
 }
 
 /// Runs a job, then the follow-on jobs it created for right now (the run it started, the
-/// text it queued), each claimed by id under the usual lease: one missed call goes from
-/// trigger to carrier in one task, without waiting for another claim round.
+/// text it queued), which the step's transaction enqueued already claimed by this worker
+/// under the usual lease: one missed call goes from trigger to carrier in one task,
+/// without another claim round. (Should this task die, the lease runs out and any worker
+/// claims them.)
 async fn run_job(state: &AppState, worker: &str, job: Job) {
-    let mut next = run_one(state, job).await;
-    while let Some(id) = next.pop() {
-        match state
-            .store
-            .claim_job(id, worker, state.now_ms(), LEASE)
-            .await
-        {
-            Ok(Some(job)) => next.extend(run_one(state, job).await),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(job = id, error = %e, "could not claim a follow-on job; a worker will pick it up")
-            }
-        }
+    let mut next = run_one(state, worker, job).await;
+    while let Some(job) = next.pop() {
+        next.extend(run_one(state, worker, job).await);
     }
 }
 
-async fn run_one(state: &AppState, job: Job) -> Vec<i64> {
+async fn run_one(state: &AppState, worker: &str, job: Job) -> Vec<Job> {
+    let claim = Claim {
+        worker,
+        until_ms: state.now_ms() + LEASE.as_millis() as i64,
+    };
     let result = match job.kind {
-        JobKind::Trigger => start_runs(state, &job).await,
-        JobKind::AdvanceRun => advance_run(state, &job).await,
+        JobKind::Trigger => start_runs(state, &job, &claim).await,
+        JobKind::AdvanceRun => advance_run(state, &job, &claim).await,
         JobKind::SendMessage => send(state, &job).await.map(|()| Vec::new()),
         JobKind::TaskDue => task_due(state, &job).await.map(|()| Vec::new()),
         JobKind::Webhook => deliver(state, &job).await.map(|()| Vec::new()),
@@ -165,21 +161,29 @@ impl From<textback_store::StoreError> for JobFailure {
 /// Line types are cached this long (about three months).
 const LOOKUP_MAX_AGE_MS: i64 = 90 * 24 * 3600 * 1000;
 
-async fn start_runs(state: &AppState, job: &Job) -> Result<Vec<i64>, JobFailure> {
+async fn start_runs(
+    state: &AppState,
+    job: &Job,
+    claim: &Claim<'_>,
+) -> Result<Vec<Job>, JobFailure> {
     let jobs = state
         .store
-        .start_runs(job, state.now_ms(), plan_start)
+        .start_runs(job, state.now_ms(), claim, plan_start)
         .await?;
     tracing::debug!(event = job.subject_id, runs = jobs.len(), "trigger handled");
     Ok(jobs)
 }
 
-async fn advance_run(state: &AppState, job: &Job) -> Result<Vec<i64>, JobFailure> {
+async fn advance_run(
+    state: &AppState,
+    job: &Job,
+    claim: &Claim<'_>,
+) -> Result<Vec<Job>, JobFailure> {
     look_up_line_type(state, job.subject_id).await?;
     let now = state.clock.now();
     state
         .store
-        .advance_run(job, now.as_millisecond(), |input| {
+        .advance_run(job, now.as_millisecond(), claim, |input| {
             let to = input.contact.as_ref().map_or("", |c| c.phone.as_str());
             let carrier = input
                 .number

@@ -108,7 +108,46 @@ macro_rules! enqueue {
     }};
 }
 
-pub(crate) use enqueue;
+/// Enqueues a job already claimed under `$claim`, for a worker that will run it at once:
+/// no separate claim round. Evaluates to the claimed `Job`, if one was inserted.
+macro_rules! enqueue_claimed {
+    ($tx:expr, $kind:expr, $subject:expr, $unique_key:expr, $now:expr, $claim:expr) => {{
+        let kind: $crate::JobKind = $kind;
+        let subject: i64 = $subject;
+        let unique_key: Option<String> = $unique_key;
+        let claim: &$crate::Claim = $claim;
+        let id: Option<i64> = $crate::sql::query_scalar(
+            "INSERT INTO jobs (kind, subject_id, unique_key, run_at, max_attempts, created_at, \
+             locked_until, locked_by, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $4, $6, $7, 1) ON CONFLICT (unique_key) DO NOTHING RETURNING id",
+        )
+        .bind(kind.as_str())
+        .bind(subject)
+        .bind(unique_key)
+        .bind($now)
+        .bind(kind.max_attempts())
+        .bind(claim.until_ms)
+        .bind(claim.worker)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        id.map(|id| $crate::Job {
+            id,
+            kind,
+            subject_id: subject,
+            attempts: 1,
+            max_attempts: kind.max_attempts(),
+        })
+    }};
+}
+
+pub(crate) use {enqueue, enqueue_claimed};
+
+/// Who will run the follow-on jobs a step creates, and until when they are theirs.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub worker: &'a str,
+    pub until_ms: i64,
+}
 
 impl Store {
     /// Enqueues a job on its own (work not caused by another write); returns false when a
@@ -171,42 +210,6 @@ impl Store {
             jobs
         });
         Ok(rows)
-    }
-
-    /// Claims one job by id, when it is queued and nobody holds it: a worker that just
-    /// created follow-on work runs it at once, under the same lease rules as any claim.
-    pub async fn claim_job(
-        &self,
-        job_id: i64,
-        worker: &str,
-        now_ms: i64,
-        lease: Duration,
-    ) -> Result<Option<Job>> {
-        let until = now_ms + lease.as_millis() as i64;
-        let job = in_write_tx!(background self, tx => {
-            let row = crate::sql::query(
-                "UPDATE jobs SET locked_until = $1, locked_by = $2, attempts = attempts + 1 \
-                 WHERE id = $3 AND status = 'queued' AND run_at <= $4 AND (locked_until IS NULL OR locked_until <= $4) \
-                 RETURNING id, kind, subject_id, attempts, max_attempts",
-            )
-            .bind(until)
-            .bind(worker)
-            .bind(job_id)
-            .bind(now_ms)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match row {
-                Some(r) => Some(Job {
-                    id: r.try_get("id")?,
-                    kind: JobKind::parse(r.try_get::<&str, _>("kind")?)?,
-                    subject_id: r.try_get("subject_id")?,
-                    attempts: r.try_get("attempts")?,
-                    max_attempts: r.try_get("max_attempts")?,
-                }),
-                None => None,
-            }
-        });
-        Ok(job)
     }
 
     pub async fn complete_job(&self, job_id: i64) -> Result<()> {

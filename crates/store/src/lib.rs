@@ -47,7 +47,7 @@ pub use deliveries::{Delivery, DeliveryView};
 pub use diagnostics::{ErrorCount, FunnelRow, VariantRow};
 pub use events_out::{EVENT_TYPES, Subscription};
 pub use housekeeping::{IDEMPOTENCY_WINDOW_MS, STALE_RESERVATION_MS, Swept};
-pub use jobs::{Job, JobKind, retry_delay, retry_delay_for};
+pub use jobs::{Claim, Job, JobKind, retry_delay, retry_delay_for};
 pub use messages::{
     ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,
 };

@@ -10,7 +10,7 @@ use crate::accounts::{
 };
 use crate::conversations::upsert_conversation;
 use crate::events_out::emit_event;
-use crate::jobs::{Job, JobKind, enqueue};
+use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
 use crate::workflows::WorkflowRecord;
 use crate::{Result, Store, in_write_tx, on_pool};
 
@@ -320,13 +320,14 @@ pub enum TaskFilter {
 
 impl Store {
     /// Starts the runs a trigger event matches, in one transaction with the event's job.
-    /// Returns the ids of the jobs that will advance the new runs.
+    /// Returns the jobs that will advance the new runs, claimed under `claim`.
     pub async fn start_runs(
         &self,
         job: &Job,
         now_ms: i64,
+        claim: &Claim<'_>,
         plan: impl FnOnce(&TriggerInput) -> StartPlan,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<Job>> {
         let started = in_write_tx!(background self, tx => 'done: {
             let event = crate::sql::query("SELECT account_id, contact_id, kind, subject_id, at FROM events WHERE id = $1")
                 .bind(job.subject_id)
@@ -444,7 +445,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(id) = id
-                    && let Some(job) = enqueue!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, now_ms)
+                    && let Some(job) = enqueue_claimed!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, claim)
                 {
                     started.push(job);
                 }
@@ -464,27 +465,25 @@ impl Store {
             crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
             started
         });
-        if !started.is_empty() {
-            self.wake_workers();
-        }
         Ok(started)
     }
 
     /// Advances one run: reads its facts, asks `plan` (pure: engine, rules, templates),
     /// carries out the actions, and records where the run stands, all in one transaction.
-    /// Returns the ids of the jobs it queued to run now (sends, webhooks).
+    /// Returns the jobs it queued to run now (sends, webhooks), claimed under `claim`.
     pub async fn advance_run(
         &self,
         job: &Job,
         now_ms: i64,
+        claim: &Claim<'_>,
         plan: impl FnOnce(&RunInput) -> RunPlan,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<Job>> {
         let for_update = self.for_update();
         let run_sql = format!(
             "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
              resume_at, started_at, wait_deadline FROM workflow_runs WHERE id = $1{for_update}"
         );
-        let queued: Vec<i64> = in_write_tx!(background self, tx => 'done: {
+        let queued: Vec<Job> = in_write_tx!(background self, tx => 'done: {
             let run = crate::sql::query(run_sql).bind(job.subject_id).fetch_optional(&mut *tx).await?;
             let Some(run) = run else {
                 crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
@@ -619,7 +618,7 @@ impl Store {
                 caller_line_type,
             };
             let decided = plan(&input);
-            let mut queued: Vec<i64> = Vec::new();
+            let mut queued: Vec<Job> = Vec::new();
             let conversation_id: Option<i64> = match (contact_id, number_id) {
                 (Some(c), Some(n)) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
                 _ => None,
@@ -653,7 +652,7 @@ impl Store {
                         .await?;
                         match inserted {
                             Some(id) => {
-                                queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));
+                                queued.extend(enqueue_claimed!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, claim));
                                 crate::sql::query(
                                     "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
                                 )
@@ -709,7 +708,7 @@ impl Store {
                         .bind(step)
                         .fetch_one(&mut *tx)
                         .await?;
-                        queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));
+                        queued.extend(enqueue_claimed!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, claim));
                         logs.push(log(kind, "queued"));
                     }
                     RunAction::Task { title, due_at_ms, assignee } => {
@@ -777,7 +776,7 @@ impl Store {
                             .bind(now_ms)
                             .fetch_one(&mut *tx)
                             .await?;
-                            queued.extend(enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms));
+                            queued.extend(enqueue_claimed!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, claim));
                         }
                         logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
                     }
@@ -793,7 +792,7 @@ impl Store {
                         .bind(now_ms)
                         .fetch_one(&mut *tx)
                         .await?;
-                        queued.extend(enqueue!(tx, JobKind::Webhook, id, Some(format!("webhook:{id}")), now_ms, now_ms));
+                        queued.extend(enqueue_claimed!(tx, JobKind::Webhook, id, Some(format!("webhook:{id}")), now_ms, claim));
                         logs.push(log("webhook", url));
                     }
                     RunAction::Log { place, what } => logs.push((place.clone(), what.clone())),
@@ -856,9 +855,6 @@ impl Store {
             crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
             queued
         });
-        if !queued.is_empty() {
-            self.wake_workers();
-        }
         Ok(queued)
     }
 
