@@ -70,10 +70,15 @@ pub struct FakeTwilio {
 
 impl FakeTwilio {
     pub async fn start() -> FakeTwilio {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        FakeTwilio::start_on("127.0.0.1:0")
             .await
-            .expect("bind fake twilio");
-        let addr = listener.local_addr().expect("local addr");
+            .expect("bind the Twilio stand-in")
+    }
+
+    /// Starts the stand-in on `addr` (e.g. `127.0.0.1:4010`), for a server in another process.
+    pub async fn start_on(addr: &str) -> std::io::Result<FakeTwilio> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let fake = FakeTwilio {
             base_url: format!("http://{addr}"),
             inner: Arc::default(),
@@ -114,7 +119,7 @@ impl FakeTwilio {
                 .with_graceful_shutdown(async move { stop.notified().await })
                 .await;
         });
-        fake
+        Ok(fake)
     }
 
     pub fn push_fault(&self, fault: Fault) {
@@ -126,13 +131,13 @@ impl FakeTwilio {
         self.inner.lock().expect("lock").sent.clone()
     }
 
-    /// Create requests received, accepted or not.
     /// Takes the texts received so far out of the stand-in (a long run keeps its memory
     /// flat this way; the message list the sender reconciles against is emptied too).
     pub fn take_sent(&self) -> Vec<SentMessage> {
         std::mem::take(&mut self.inner.lock().expect("lock").sent)
     }
 
+    /// Create requests received, accepted or not.
     pub fn create_requests(&self) -> usize {
         self.inner.lock().expect("lock").create_requests
     }
