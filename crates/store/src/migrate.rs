@@ -78,6 +78,15 @@ macro_rules! migrations {
                 name: "job_notify",
                 sql: include_str!(concat!("../migrations/", $dir, "/0013_job_notify.sql")),
             },
+            Migration {
+                version: 14,
+                name: "pipeline_indexes",
+                sql: include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0014_pipeline_indexes.sql"
+                )),
+            },
         ]
     };
 }
@@ -141,4 +150,53 @@ pub(crate) async fn run(db: &Db) -> Result<usize> {
             ["SELECT pg_advisory_xact_lock(727384)", CREATE_TABLE]
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    /// Lookups every missed call makes (in `start_runs` and `advance_run`) must use an
+    /// index: a full scan costs more with every call the business ever had.
+    #[tokio::test]
+    async fn the_pipelines_lookups_use_an_index() {
+        let path = std::env::temp_dir().join(format!("textback-plans-{}.db", fastrand::u64(..)));
+        let store = Store::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        // These run inside the workers' write transactions: ask the writer's connection.
+        let mut tx = store
+            .begin_write(crate::sqlite_writer::Lane::Urgent)
+            .await
+            .unwrap();
+        for sql in [
+            "SELECT COUNT(*) FROM calls WHERE contact_id = $1 AND ($2 IS NULL OR id <> $2) AND started_at <= $3",
+            "SELECT COUNT(*) > 0 FROM tasks WHERE run_id = $1 AND status = 'done'",
+            "SELECT COUNT(*) FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $2 AND created_at <= $3",
+            "SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1",
+        ] {
+            let plan: Vec<String> = crate::sql::query(format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(1i64)
+                .bind(2i64)
+                .bind(3i64)
+                .fetch_all(&mut tx)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap())
+                .collect();
+            let plan = plan.join("; ");
+            assert!(!plan.contains("SCAN"), "{sql}\n  plan: {plan}");
+            assert!(
+                plan.contains("contact_id=?") || plan.contains("run_id=?"),
+                "{sql}\n  plan: {plan}"
+            );
+        }
+        drop(tx);
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }
