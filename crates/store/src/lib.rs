@@ -51,6 +51,8 @@ pub use jobs::{Claim, Job, JobKind, retry_delay, retry_delay_for};
 pub use messages::{
     ContactEffect, DeliveryReport, MessageView, OutboundMessage, SendOutcome, status_rank,
 };
+/// How many migrations a fresh database gets.
+pub use migrate::COUNT as MIGRATIONS;
 pub use runs::{
     RunAction, RunCall, RunContact, RunInput, RunNext, RunPlan, RunView, StartPlan, StartRun,
     TaskFilter, TaskQuery, TaskView, TriggerInput,

@@ -94,6 +94,9 @@ macro_rules! migrations {
 const SQLITE: &[Migration] = migrations!("sqlite");
 const POSTGRES: &[Migration] = migrations!("postgres");
 
+/// How many migrations each backend has (the same list for both).
+pub const COUNT: usize = SQLITE.len();
+
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS textback_migrations (
     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
 
