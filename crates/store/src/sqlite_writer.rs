@@ -29,6 +29,8 @@ const MAX_BATCH: usize = 64;
 const COMMIT_WAIT: Duration = Duration::from_millis(1);
 /// How long to wait for another process holding SQLite's write lock.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
+/// The write-ahead log's size on disk after it restarts (`journal_size_limit`).
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 /// How often the checkpointer copies the write-ahead log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -85,9 +87,12 @@ impl Writer {
         conn.busy_timeout(Duration::ZERO)?;
         // Checkpoints happen on their own thread (`checkpoint_until`), not inside a commit
         // that callers are waiting for: a checkpoint syncs the database file.
-        conn.execute_batch(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
-        )?;
+        // After the log restarts from the top, a log that once grew large (a burst, a slow
+        // reader) is cut back to 64 MiB instead of keeping its size on disk for good.
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+        ))?;
         conn.set_prepared_statement_cache_capacity(256);
         let stop = Arc::new(AtomicBool::new(false));
         let checkpointer = rusqlite::Connection::open_with_flags(
@@ -95,6 +100,7 @@ impl Writer {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         checkpointer.busy_timeout(Duration::from_millis(100))?;
+        checkpointer.execute_batch(&format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"))?;
         {
             let stop = stop.clone();
             std::thread::Builder::new()
@@ -463,6 +469,38 @@ mod tests {
         other.execute_batch("COMMIT").unwrap();
         task.await.unwrap().expect("written once the lock is free");
         assert_eq!(db.values(), ["other", "ours"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_shrinks_back_after_a_burst() {
+        let db = TempDb::new();
+        let writer = Writer::open(&db.0).unwrap();
+        let wal = || {
+            std::fs::metadata(format!("{}-wal", db.0.display()))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        // One transaction larger than the limit: the log must hold all of it.
+        {
+            let mut tx = writer.begin(Lane::Urgent).await.unwrap();
+            let chunk = "x".repeat(1024 * 1024);
+            for i in 0..80 {
+                tx.run(|c| c.execute("INSERT INTO t (v) VALUES (?1)", [format!("{i}{chunk}")]))
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        assert!(wal() > WAL_SIZE_LIMIT, "the burst went through the log");
+        // The checkpointer copies it into the database; the next write restarts the log
+        // from the top and cuts the file back.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut i = 0;
+        while wal() > WAL_SIZE_LIMIT && Instant::now() < deadline {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            insert(&writer, format!("after{i}")).await.unwrap();
+            i += 1;
+        }
+        assert!(wal() <= WAL_SIZE_LIMIT, "log still {} bytes", wal());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
