@@ -5,7 +5,7 @@
 use serde::Serialize;
 use textback_carriers::twilio::TwilioClient;
 use textback_carriers::twilio::client::{IncomingNumber, Registration};
-use textback_core::carrier_error::{Effect, describe};
+use textback_core::carrier_error::{Effect, describe_for};
 use textback_core::phone::redact;
 use textback_core::workflow::{Instr, TriggerKind, Workflow, WorkflowSpec};
 use textback_store::{
@@ -283,7 +283,7 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
     let mut any_error = false;
     for e in &f.errors {
         any_error = true;
-        let known = describe(e.code);
+        let known = describe_for(&e.carrier, e.code);
         let status = match known.effect {
             Effect::Filtered => Status::Fail,
             Effect::Other | Effect::Unreachable => Status::Warn,
@@ -294,8 +294,8 @@ pub fn evaluate(f: &AccountFacts) -> Vec<Finding> {
             "carrier_errors",
             status,
             format!(
-                "{} text(s) hit error {} in the last {ERROR_WINDOW_DAYS} days: {}",
-                e.count, e.code, known.reason
+                "{} text(s) hit {} error {} in the last {ERROR_WINDOW_DAYS} days: {}",
+                e.count, e.carrier, e.code, known.reason
             ),
             Some(known.fix.to_owned()),
         );
@@ -430,6 +430,7 @@ pub fn render_text(findings: &[Finding]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use textback_core::carrier_error::describe_telnyx;
 
     fn facts(twilio: bool, view: CarrierView, registration: &str) -> AccountFacts {
         AccountFacts {
@@ -574,6 +575,7 @@ mod tests {
     fn filtering_errors_name_10dlc() {
         let mut x = facts(true, CarrierView::Missing, "approved");
         x.errors = vec![ErrorCount {
+            carrier: "twilio".into(),
             code: 30034,
             count: 3,
             last_at_ms: 0,
@@ -582,5 +584,28 @@ mod tests {
         let e = f.iter().find(|f| f.check == "carrier_errors").unwrap();
         assert_eq!(e.status, Status::Fail);
         assert!(e.message.contains("30034") && e.fix.as_deref().unwrap().contains("10DLC"));
+    }
+
+    #[test]
+    fn each_carriers_codes_are_read_in_its_own_table() {
+        let mut x = facts(true, CarrierView::Missing, "approved");
+        // 40300 is Telnyx's "recipient opted out"; Twilio has no such code.
+        x.errors = vec![ErrorCount {
+            carrier: "telnyx".into(),
+            code: 40300,
+            count: 2,
+            last_at_ms: 0,
+        }];
+        let f = evaluate(&x);
+        let e = f.iter().find(|f| f.check == "carrier_errors").unwrap();
+        assert_eq!(e.status, Status::Info, "{e:?}");
+        assert!(e.message.contains("telnyx error 40300"), "{}", e.message);
+        assert_eq!(
+            e.message,
+            format!(
+                "2 text(s) hit telnyx error 40300 in the last {ERROR_WINDOW_DAYS} days: {}",
+                describe_telnyx(40300).reason
+            )
+        );
     }
 }

@@ -8,6 +8,8 @@ use crate::{Result, Store, on_pool};
 /// How often one carrier error code hit an account's texts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorCount {
+    /// The carrier whose code this is: the same number means different things at each.
+    pub carrier: String,
     pub code: i64,
     pub count: i64,
     pub last_at_ms: i64,
@@ -21,9 +23,9 @@ impl Store {
     ) -> Result<Vec<ErrorCount>> {
         on_pool!(self, pool => {
             let rows = crate::sql::query(
-                "SELECT error_code, COUNT(*) AS n, MAX(updated_at) AS last_at FROM messages \
+                "SELECT carrier, error_code, COUNT(*) AS n, MAX(updated_at) AS last_at FROM messages \
                  WHERE account_id = $1 AND error_code IS NOT NULL AND updated_at >= $2 \
-                 GROUP BY error_code ORDER BY error_code",
+                 GROUP BY carrier, error_code ORDER BY carrier, error_code",
             )
             .bind(account_id)
             .bind(since_ms)
@@ -32,6 +34,7 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 out.push(ErrorCount {
+                    carrier: r.try_get("carrier")?,
                     code: r.try_get("error_code")?,
                     count: r.try_get("n")?,
                     last_at_ms: r.try_get("last_at")?,
