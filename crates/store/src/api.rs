@@ -70,21 +70,36 @@ macro_rules! contact_from_row {
 }
 
 /// Contact rows with each contact's tags.
-macro_rules! contacts_with_tags {
-    ($pool:expr, $rows:expr) => {{
-        let mut out = Vec::with_capacity($rows.len());
-        for r in $rows {
-            let id: i64 = r.try_get("id")?;
-            let tags: Vec<String> = crate::sql::query_scalar(
-                "SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key",
-            )
-            .bind(id)
-            .fetch_all($pool)
-            .await?;
-            out.push(contact_from_row!(r, tags));
+/// Contacts with their tags: one query for the tags of the whole page, not one per contact.
+async fn contacts_with_tags(
+    db: &crate::Db,
+    rows: Vec<crate::sql::Row>,
+) -> Result<Vec<ContactView>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in &rows {
+        ids.push(r.try_get::<i64, _>("id")?);
+    }
+    let mut tags: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    if !ids.is_empty() {
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let mut q = crate::sql::query(format!(
+            "SELECT contact_id, tag FROM contact_tags WHERE contact_id IN ({}) ORDER BY contact_id, tag_key",
+            placeholders.join(", ")
+        ));
+        for id in &ids {
+            q = q.bind(*id);
         }
-        Ok(out)
-    }};
+        for r in q.fetch_all(db).await? {
+            tags.entry(r.try_get("contact_id")?)
+                .or_default()
+                .push(r.try_get("tag")?);
+        }
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for (r, id) in rows.iter().zip(ids) {
+        out.push(contact_from_row!(r, tags.remove(&id).unwrap_or_default()));
+    }
+    Ok(out)
 }
 
 impl Store {
@@ -274,7 +289,7 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            contacts_with_tags!(pool, rows)
+            contacts_with_tags(pool, rows).await
         })
     }
 
@@ -311,7 +326,7 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            contacts_with_tags!(pool, rows)
+            contacts_with_tags(pool, rows).await
         })
     }
 

@@ -438,6 +438,28 @@ async fn contacts_pages_tags_and_consent(url: &str) {
         )
         .await;
     assert_eq!(c["tags"], json!(["Lead", "VIP"]));
+    // The list reads the whole page's tags at once: each contact still gets its own.
+    let (_, _, page) = app
+        .api("GET", "/api/v1/contacts?limit=10", Some(&key), None, &[])
+        .await;
+    let listed: Vec<(String, serde_json::Value)> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["phone"].as_str().unwrap().to_owned(), c["tags"].clone()))
+        .collect();
+    let expected: Vec<(String, serde_json::Value)> = (0..5)
+        .rev()
+        .map(|i| {
+            let tags = if i == 3 {
+                json!(["Lead", "VIP"])
+            } else {
+                json!(["Lead"])
+            };
+            (format!("+1512555{:04}", 2000 + i), tags)
+        })
+        .collect();
+    assert_eq!(listed, expected);
     let (_, _, c) = app
         .api(
             "DELETE",
