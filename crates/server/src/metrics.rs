@@ -25,8 +25,29 @@ pub fn handle() -> &'static PrometheusHandle {
             .build_recorder();
         let handle = recorder.handle();
         let _ = metrics::set_global_recorder(recorder);
+        spawn_upkeep(handle.clone());
         handle
     })
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The exporter keeps each histogram sample until it is folded into the buckets, which
+/// otherwise happens only when `/metrics` is scraped: without a scraper, memory grew by
+/// every request and text (the soak: 34 → 49 MiB in 23 minutes at 100 calls/s).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread did not start; scrape /metrics to bound memory");
+    }
 }
 
 /// Counts every request by route template and status class, with its latency.
