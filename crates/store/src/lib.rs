@@ -72,6 +72,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// The batch this write belonged to could not be committed; nothing of it is stored.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
+    #[error("database writer: {0}")]
+    Writer(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -105,7 +105,7 @@ impl Writer {
             std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
                 .spawn(move || checkpoint_until(&checkpointer, &wal, &committed, &stop))
-                .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpointer: {e}")))?;
+                .map_err(|e| StoreError::Writer(format!("cannot start the checkpointer: {e}")))?;
         }
         Ok(Writer {
             state: Mutex::new(State {
@@ -123,13 +123,15 @@ impl Writer {
 
     /// Starts a write transaction: waits its turn, then opens a savepoint in the batch.
     pub(crate) async fn begin(&self, lane: Lane) -> Result<SqliteTx<'_>> {
-        let admitted =
-            match lane {
-                Lane::Urgent => None,
-                Lane::Background => Some(self.background.acquire().await.map_err(|_| {
-                    StoreError::Corrupt("the database writer has shut down".into())
-                })?),
-            };
+        let admitted = match lane {
+            Lane::Urgent => None,
+            Lane::Background => Some(
+                self.background
+                    .acquire()
+                    .await
+                    .map_err(|_| StoreError::Writer("shut down".into()))?,
+            ),
+        };
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let queued = Queued(&self.waiting);
         let mut state = self.state.lock().await;
@@ -153,12 +155,14 @@ impl Writer {
     /// Commits the open batch and tells everyone waiting on it how it went.
     fn finish_batch(&self, state: &mut State) -> Result<()> {
         let result = if state.conn.is_autocommit() {
-            // SQLite itself rolled the transaction back (disk full, I/O error).
-            Err(StoreError::Corrupt(
-                "the database rolled the transaction back".into(),
+            Err(StoreError::NotCommitted(
+                "SQLite rolled the transaction back (a full disk or an I/O error)".into(),
             ))
         } else {
-            state.conn.execute_batch("COMMIT").map_err(StoreError::from)
+            state
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(|e| StoreError::NotCommitted(e.to_string()))
         };
         if result.is_err() && !state.conn.is_autocommit() {
             let _ = state.conn.execute_batch("ROLLBACK");
@@ -169,8 +173,8 @@ impl Writer {
         state.batch += 1;
         self.committed.send_modify(|c| {
             c.upto = batch + 1;
-            if let Err(e) = &result {
-                c.failed.push_back((batch, Arc::from(e.to_string())));
+            if let Err(StoreError::NotCommitted(why)) = &result {
+                c.failed.push_back((batch, Arc::from(why.as_str())));
                 if c.failed.len() > 64 {
                     c.failed.pop_front();
                 }
@@ -187,9 +191,7 @@ impl Writer {
                 let c = rx.borrow_and_update();
                 if c.upto > batch {
                     return match c.failed.iter().find(|(b, _)| *b == batch) {
-                        Some((_, why)) => Err(StoreError::Corrupt(format!(
-                            "the write was not committed: {why}"
-                        ))),
+                        Some((_, why)) => Err(StoreError::NotCommitted(why.to_string())),
                         None => Ok(()),
                     };
                 }
@@ -277,7 +279,7 @@ impl SqliteTx<'_> {
         let state = self
             .state
             .as_ref()
-            .ok_or_else(|| StoreError::Corrupt("write transaction already finished".into()))?;
+            .ok_or_else(|| StoreError::Writer("write transaction already finished".into()))?;
         Ok(f(&state.conn)?)
     }
 
