@@ -3,9 +3,10 @@
 //!
 //! Both backends run the same SQL text wherever the dialects agree (`$1` placeholders work
 //! in SQLite too); the few places they differ (row locks, `SKIP LOCKED`, how a write
-//! transaction begins) are spelled out per backend. Each query is written once and expanded
-//! for both pools by the `on_pool!` / `in_write_tx!` macros, so no handler carries a database
-//! type parameter.
+//! transaction begins) are spelled out per backend. Each query is written once in the
+//! store's own query API (`sql`) and runs in a write transaction (`in_write_tx!`) or on the
+//! read pool (`on_pool!`), so no handler carries a database type parameter. SQLite's write
+//! transactions run on one writer connection with group commit (`sqlite_writer`).
 
 use std::str::FromStr;
 use std::sync::Arc;
