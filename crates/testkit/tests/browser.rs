@@ -8,8 +8,8 @@ use textback_server::web::password;
 use textback_store::Role;
 use textback_testkit::browser::{Chromedriver, ENTER};
 use textback_testkit::fake_twilio::ACCOUNT_SID;
-use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE};
-use textback_testkit::{Backend, FakeTwilio, TestApp, TestAppOptions, TestDb};
+use textback_testkit::test_app::BUSINESS_NUMBER;
+use textback_testkit::{Backend, TestApp, TestAppOptions, TestDb};
 
 const CALLER: &str = "+15125550123";
 const PASSWORD: &str = "plumbing-all-day-42";
@@ -28,17 +28,7 @@ async fn sign_in_on_a_phone_and_see_todays_missed_call() {
         return;
     };
     let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
-    let fake = FakeTwilio::start().await;
-    let app = TestApp::start(
-        &db.url,
-        TestAppOptions {
-            twilio: Some(fake.clone()),
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (account, _) = app.seed_recommended(MESSAGE).await;
+    let (app, fake, account) = TestApp::with_twilio(&db.url).await;
     let hash = password::hash(PASSWORD).unwrap();
     app.store
         .create_user(
