@@ -86,9 +86,12 @@ impl Writer {
         // Waiting for another process's write lock happens in `begin_batch`, asleep.
         conn.busy_timeout(Duration::ZERO)?;
         // Checkpoints happen on their own thread (`checkpoint_until`), not inside a commit
-        // that callers are waiting for: a checkpoint syncs the database file.
+        // that callers are waiting for: a checkpoint syncs the database file. Each body's
+        // savepoint journals the pages it changes; in memory, not in a temporary file that
+        // SQLite would create, write and delete for every batch.
         conn.execute_batch(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
+             PRAGMA temp_store = MEMORY;",
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         let stop = Arc::new(AtomicBool::new(false));
