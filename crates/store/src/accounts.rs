@@ -148,7 +148,7 @@ impl Store {
     pub async fn number_by_e164(&self, e164: &str) -> Result<Option<NumberRecord>> {
         let sql = format!("SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.e164 = $1");
         on_pool!(self, pool => {
-            let row = crate::sql::query(sql).bind(e164).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(e164).fetch_optional(pool.by_key()).await?;
             Ok(match row { Some(r) => Some(number_from_row!(r)), None => None })
         })
     }
@@ -219,7 +219,7 @@ impl Store {
              FROM numbers n JOIN accounts a ON a.id = n.account_id WHERE n.e164 = $1"
         );
         on_pool!(self, pool => {
-            let row = crate::sql::query(sql).bind(e164).fetch_optional(pool).await?;
+            let row = crate::sql::query(sql).bind(e164).fetch_optional(pool.by_key()).await?;
             Ok(match row {
                 Some(r) => Some(NumberRoute {
                     number: number_from_row!(&r),

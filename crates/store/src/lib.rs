@@ -33,6 +33,7 @@ mod migrate;
 mod runs;
 mod settings;
 mod sql;
+mod sqlite_point_reads;
 mod sqlite_writer;
 mod users;
 mod workflows;
@@ -78,6 +79,8 @@ pub enum StoreError {
     NotCommitted(String),
     #[error("database writer: {0}")]
     Writer(String),
+    #[error("cannot write to the SQLite database {path}: {why}")]
+    CannotWrite { path: String, why: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -88,12 +91,22 @@ pub(crate) enum Db {
     Postgres(PgPool),
 }
 
-/// SQLite: sqlx's pool for reads (and migrations), one writer connection for every write
-/// transaction (`sqlite_writer`).
+/// SQLite: sqlx's pool for reads (and migrations), connections for reads by key on the
+/// calling thread (`sqlite_point_reads`), one writer connection for every write transaction
+/// (`sqlite_writer`).
 #[derive(Clone)]
 pub(crate) struct SqliteDb {
     pub(crate) readers: SqlitePool,
+    pub(crate) point_reads: Arc<sqlite_point_reads::PointReads>,
     pub(crate) writer: Arc<sqlite_writer::Writer>,
+}
+
+impl Db {
+    /// Where a read of a few rows by key runs: on SQLite, inline on the calling thread
+    /// (`sqlite_point_reads`); on PostgreSQL, the pool. Never for a read that may scan.
+    pub(crate) fn by_key(&self) -> sql::ByKey<'_> {
+        sql::ByKey(self)
+    }
 }
 
 /// Runs the body with `$pool` naming the store's database, for reads outside a
@@ -156,15 +169,16 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             let filename = opts.get_filename().to_owned();
+            // The writer creates the file and switches it to WAL, or says why it cannot.
+            let writer = sqlite_writer::Writer::open(&filename)?;
             let readers = SqlitePoolOptions::new()
                 .max_connections(4)
                 .min_connections(1)
                 .connect_with(opts)
                 .await?;
-            // The pool's first connection has created the file and switched it to WAL.
-            let writer = sqlite_writer::Writer::open(&filename)?;
             Db::Sqlite(SqliteDb {
                 readers,
+                point_reads: Arc::new(sqlite_point_reads::PointReads::new(&filename)),
                 writer: Arc::new(writer),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {

@@ -19,7 +19,7 @@ impl Store {
                  LEFT JOIN phone_lookups l ON l.phone = c.phone WHERE r.id = $1",
             )
             .bind(run_id)
-            .fetch_optional(pool)
+            .fetch_optional(pool.by_key())
             .await?;
             let Some(row) = row else { return Ok(None) };
             let wanted: bool = row.try_get("landline_lookup")?;

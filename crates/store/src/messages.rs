@@ -153,7 +153,7 @@ impl Store {
                  WHERE m.id = $1",
             )
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(pool.by_key())
             .await?;
             Ok(match row {
                 Some(r) => Some(OutboundMessage {

@@ -6,7 +6,7 @@
 //! (see `sqlite_writer`): sqlx's SQLite driver hands every statement to a thread of its own
 //! and back, and a missed call's forty-odd statements spent more time in those hand-offs
 //! than in SQLite. SQLite reads stay on sqlx's pool, so a slow report never holds up the
-//! async runtime.
+//! async runtime, except reads of a few rows by key (`Db::by_key`), which run inline too.
 //!
 //! Values cross as `Value` and rows come back as owned `Row`s, read with `try_get` by column
 //! name as with sqlx.
@@ -224,7 +224,16 @@ impl Row {
 /// Where a query runs.
 pub(crate) enum Target<'a, 't> {
     Pool(&'a Db),
+    ByKey(&'a Db),
     Tx(&'a mut WriteTx<'t>),
+}
+
+/// A read of a few rows by key; see `Db::by_key`.
+pub(crate) struct ByKey<'a>(pub(crate) &'a Db);
+impl<'a> From<ByKey<'a>> for Target<'a, 'static> {
+    fn from(by_key: ByKey<'a>) -> Self {
+        Target::ByKey(by_key.0)
+    }
 }
 impl<'a> From<&'a Db> for Target<'a, 'static> {
     fn from(db: &'a Db) -> Self {
@@ -345,8 +354,13 @@ impl Query<'_> {
         match on {
             Target::Tx(WriteTx::Sqlite(tx)) => tx.run(|conn| run_rusqlite(conn, &self, mode)),
             Target::Tx(WriteTx::Postgres(tx)) => run_sqlx!(&mut **tx, self, mode),
-            Target::Pool(Db::Postgres(pool)) => run_sqlx!(pool, self, mode),
+            Target::Pool(Db::Postgres(pool)) | Target::ByKey(Db::Postgres(pool)) => {
+                run_sqlx!(pool, self, mode)
+            }
             Target::Pool(Db::Sqlite(sqlite)) => run_sqlx!(&sqlite.readers, self, mode),
+            Target::ByKey(Db::Sqlite(sqlite)) => sqlite
+                .point_reads
+                .run(|conn| run_rusqlite(conn, &self, mode)),
         }
     }
 }

@@ -78,11 +78,48 @@ struct Committed {
 }
 
 impl Writer {
+    /// Opens (creating it if missing) the database file for writing, in WAL mode. A file
+    /// that may only be read, or a directory where SQLite cannot create its `-wal` and
+    /// `-shm` files, is refused here with the reason, before anything is written.
     pub(crate) fn open(path: &Path) -> Result<Writer> {
+        let cannot_write = |why: String| StoreError::CannotWrite {
+            path: path.display().to_string(),
+            why,
+        };
         let conn = rusqlite::Connection::open_with_flags(
             path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| cannot_write(e.to_string()))?;
+        // SQLite quietly opens a file it may not write read-only.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(cannot_write(
+                "the file may only be read (its permissions, or a read-only file system)".into(),
+            ));
+        }
+        let beside = |e: rusqlite::Error| {
+            cannot_write(format!(
+                "{e} (SQLite keeps its -wal and -shm files beside the database: the directory, \
+                 and those files where they exist, must be writable too)"
+            ))
+        };
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(beside)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(cannot_write(format!(
+                "it stays in journal mode {mode:?}; Textback needs WAL"
+            )));
+        }
+        // Taking the write lock is what fails when only the -shm file is not writable.
+        // Another process writing just now is fine: the lock is there to be had.
+        match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy => {}
+            other => other.map_err(beside)?,
+        }
         // Waiting for another process's write lock happens in `begin_batch`, asleep.
         conn.busy_timeout(Duration::ZERO)?;
         // Checkpoints happen on their own thread (`checkpoint_until`), not inside a commit
@@ -164,7 +201,9 @@ impl Writer {
         } else {
             state
                 .conn
-                .execute_batch("COMMIT")
+                .prepare_cached("COMMIT")
+                .and_then(|mut commit| commit.execute([]))
+                .map(drop)
                 .map_err(|e| StoreError::NotCommitted(e.to_string()))
         };
         if result.is_err() && !state.conn.is_autocommit() {
@@ -251,8 +290,12 @@ impl Drop for Queued<'_> {
 async fn begin_batch(state: &mut MutexGuard<'_, State>) -> Result<()> {
     let started = Instant::now();
     loop {
-        match state.conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => {
+        let begun = state
+            .conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut begin| begin.execute([]));
+        match begun {
+            Ok(_) => {
                 state.open = true;
                 state.bodies = 0;
                 return Ok(());
@@ -375,6 +418,37 @@ mod tests {
         let mut tx = writer.begin(Lane::Urgent).await?;
         tx.run(|c| c.execute("INSERT INTO t (v) VALUES (?1)", [&v]))?;
         tx.commit().await
+    }
+
+    /// What the pipeline relies on: a job's text, committed by one task, is found at once by
+    /// the task that sends it, on a reused connection with a cached statement.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_by_key_see_each_commit_at_once() {
+        let db = TempDb::new();
+        let writer = Arc::new(Writer::open(&db.0).unwrap());
+        let reads = Arc::new(crate::sqlite_point_reads::PointReads::new(&db.0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..8 {
+            let (writer, reads) = (writer.clone(), reads.clone());
+            tasks.spawn(async move {
+                for i in 0..100 {
+                    let v = format!("v{t}-{i}");
+                    insert(&writer, v.clone()).await.unwrap();
+                    let found: Option<String> = reads
+                        .run(|c| {
+                            let mut stmt = c.prepare_cached("SELECT v FROM t WHERE v = ?1")?;
+                            let mut rows = stmt.query([&v])?;
+                            rows.next()?.map(|r| r.get(0)).transpose()
+                        })
+                        .unwrap();
+                    assert_eq!(found.as_deref(), Some(v.as_str()), "committed, so readable");
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        assert_eq!(db.values().len(), 800);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

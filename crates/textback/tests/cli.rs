@@ -295,6 +295,53 @@ fn a_wrong_setting_fails_at_start_naming_it() {
     );
 }
 
+/// A database Textback may read but not write (its permissions, a read-only mount) is
+/// refused at start with the file named and why, and left exactly as it was.
+#[test]
+fn a_read_only_database_is_refused_at_start_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let dir = Workdir::new();
+    assert!(textback(&dir.0, &[], &["migrate"]).status.success());
+    let db = dir.0.join("textback.db");
+    let before = std::fs::read(&db).unwrap();
+    // Root may write whatever the modes say: the server then runs as `nobody`, from a copy
+    // of the binary that user may run.
+    let bin = dir.0.join("textback");
+    std::fs::copy(BIN, &bin).unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(&bin, 0o755).unwrap();
+    mode(&db, 0o444).unwrap();
+    mode(&dir.0, 0o555).unwrap();
+    let mut cmd = Command::new(&bin);
+    cmd.current_dir(&dir.0)
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("TEXTBACK_LISTEN", format!("127.0.0.1:{}", free_port()));
+    // SAFETY: geteuid reads the process's user id and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("run serve");
+    mode(&dir.0, 0o755).unwrap();
+    mode(&db, 0o644).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "served a database it cannot write: {err}"
+    );
+    assert!(
+        err.contains("cannot write to the SQLite database")
+            && err.contains("textback.db")
+            && err.contains("may only be read"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the file is unchanged");
+    let calls = textback(&dir.0, &[], &["calls"]);
+    assert!(calls.status.success(), "and still opens once writable");
+}
+
 #[test]
 fn apply_refuses_a_broken_file_and_writes_nothing() {
     let dir = Workdir::new();
