@@ -76,6 +76,9 @@ pub async fn render(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "queue stats unavailable for /metrics"),
     }
+    if let Some(bytes) = state.store.sqlite_memory_bytes() {
+        metrics::gauge!("textback_sqlite_memory_bytes").set(bytes as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         h.render(),

@@ -205,6 +205,16 @@ impl Store {
         }
     }
 
+    /// On SQLite, the bytes SQLite holds in this process (page caches, schemas, prepared
+    /// statements), for `/metrics` and the soak; `None` on PostgreSQL.
+    pub fn sqlite_memory_bytes(&self) -> Option<i64> {
+        match self.db {
+            // SAFETY: sqlite3_memory_used only reads SQLite's own counters, under its mutex.
+            Db::Sqlite(_) => Some(unsafe { rusqlite::ffi::sqlite3_memory_used() }),
+            Db::Postgres(_) => None,
+        }
+    }
+
     /// Applies the backend's migrations that have not run yet; returns how many ran.
     pub async fn migrate(&self) -> Result<usize> {
         migrate::run(&self.db).await

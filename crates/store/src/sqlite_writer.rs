@@ -7,13 +7,14 @@
 //! thread. Each transaction body runs inside a savepoint of the batch's transaction, so a
 //! body that fails rolls back alone. A body's caller is answered only once the batch has
 //! committed: nothing is acknowledged before it is durable. The last body of a batch (no
-//! one else waiting, or the batch full) commits it; a caller left waiting commits it itself
-//! if that has not happened within a millisecond (its successor was cancelled).
+//! one else waiting, the batch full, or open for `MAX_BATCH_AGE`) commits it; a caller left
+//! waiting commits it itself when no body has begun for a millisecond (its successor was
+//! cancelled).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, MutexGuard, Semaphore, watch};
@@ -25,7 +26,11 @@ use crate::{Result, StoreError};
 const BACKGROUND_QUEUE: usize = 8;
 /// Bodies per commit at most, so a long queue still commits (and answers) regularly.
 const MAX_BATCH: usize = 64;
-/// How long a caller waits for its batch to be committed by someone else.
+/// How long a batch stays open for more bodies at most: under a long queue, the first
+/// caller in it is answered within about this.
+const MAX_BATCH_AGE: Duration = Duration::from_millis(3);
+/// How long a caller waits, while no new body begins, for its batch to be committed by
+/// someone else.
 const COMMIT_WAIT: Duration = Duration::from_millis(1);
 /// How long to wait for another process holding SQLite's write lock.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
@@ -47,6 +52,8 @@ pub(crate) struct Writer {
     /// Tasks queued for the lock (not the holder): while any wait, the holder leaves the
     /// batch open for them.
     waiting: AtomicUsize,
+    /// Bodies begun so far: a caller waiting for its batch sees the writer at work.
+    begun: AtomicU64,
     committed: watch::Sender<Committed>,
     /// Admits background transactions to the queue (`BACKGROUND_QUEUE`).
     background: Semaphore,
@@ -67,6 +74,8 @@ struct State {
     /// The open (or next) batch's number.
     batch: u64,
     bodies: usize,
+    /// When the open batch began.
+    opened_at: Instant,
 }
 
 #[derive(Default)]
@@ -153,8 +162,10 @@ impl Writer {
                 open: false,
                 batch: 0,
                 bodies: 0,
+                opened_at: Instant::now(),
             }),
             waiting: AtomicUsize::new(0),
+            begun: AtomicU64::new(0),
             committed,
             background: Semaphore::new(BACKGROUND_QUEUE),
             stop,
@@ -186,6 +197,7 @@ impl Writer {
             begin_batch(&mut state).await?;
         }
         state.conn.prepare_cached("SAVEPOINT body")?.execute([])?;
+        self.begun.fetch_add(1, Ordering::Relaxed);
         Ok(SqliteTx {
             writer: self,
             state: Some(state),
@@ -225,9 +237,11 @@ impl Writer {
         result
     }
 
-    /// Waits until `batch` is committed, committing it after `COMMIT_WAIT` if no one has.
+    /// Waits until `batch` is committed; commits it itself if no body has begun for
+    /// `COMMIT_WAIT` (the successor it left the batch open for gave up).
     async fn wait_for(&self, batch: u64) -> Result<()> {
         let mut rx = self.committed.subscribe();
+        let mut begun = self.begun.load(Ordering::Relaxed);
         loop {
             {
                 let c = rx.borrow_and_update();
@@ -242,6 +256,12 @@ impl Writer {
                 .await
                 .is_err()
             {
+                let now_begun = self.begun.load(Ordering::Relaxed);
+                if now_begun != begun {
+                    // Under load a batch takes longer than that to fill: still going.
+                    begun = now_begun;
+                    continue;
+                }
                 let mut state = self.state.lock().await;
                 if state.open && state.batch == batch {
                     return self.finish_batch(&mut state);
@@ -298,6 +318,7 @@ async fn begin_batch(state: &mut MutexGuard<'_, State>) -> Result<()> {
             Ok(_) => {
                 state.open = true;
                 state.bodies = 0;
+                state.opened_at = Instant::now();
                 return Ok(());
             }
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -343,7 +364,10 @@ impl SqliteTx<'_> {
         }
         state.bodies += 1;
         let batch = state.batch;
-        if self.writer.waiting.load(Ordering::SeqCst) == 0 || state.bodies >= MAX_BATCH {
+        if self.writer.waiting.load(Ordering::SeqCst) == 0
+            || state.bodies >= MAX_BATCH
+            || state.opened_at.elapsed() >= MAX_BATCH_AGE
+        {
             return self.writer.finish_batch(&mut state);
         }
         drop(state);

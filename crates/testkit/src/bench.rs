@@ -29,6 +29,14 @@ pub fn rss_kib() -> Option<u64> {
     proc_status_kib("VmRSS:")
 }
 
+/// Bytes glibc's malloc has handed out and not had back, in KiB: against the resident set,
+/// it tells memory in use from memory freed but kept by the allocator.
+pub fn heap_in_use_kib() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    ((info.uordblks + info.hblkhd) / 1024) as u64
+}
+
 fn proc_status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status

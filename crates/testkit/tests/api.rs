@@ -644,6 +644,17 @@ async fn metrics_parse_and_count_the_pipeline(url: &str) {
     ] {
         assert!(has(m), "{m} missing from /metrics");
     }
+    if app.store.backend() == "sqlite" {
+        let sqlite = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "textback_sqlite_memory_bytes")
+            .expect("SQLite's memory on /metrics");
+        assert!(
+            matches!(sqlite.value, prometheus_parse::Value::Gauge(b) if b > 0.0),
+            "{sqlite:?}"
+        );
+    }
     assert!(
         scrape
             .samples
