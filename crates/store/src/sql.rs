@@ -530,9 +530,14 @@ fn run_rusqlite(
         }
     }
     let width = stmt.column_count();
-    let names: Arc<[Box<str>]> = (0..width)
-        .map(|i| Box::<str>::from(stmt.column_name(i).unwrap_or("")))
-        .collect();
+    // Names only for a query that returns rows: most statements in a write are `execute`s.
+    let names: Arc<[Box<str>]> = if mode == Mode::Execute {
+        Arc::new([])
+    } else {
+        (0..width)
+            .map(|i| Box::<str>::from(stmt.column_name(i).unwrap_or("")))
+            .collect()
+    };
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
