@@ -572,3 +572,64 @@ fn run_rusqlite(
         _ => Output::Rows(out),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Result, Store, in_write_tx, on_pool};
+
+    async fn insert(store: &Store, v: i64) -> Result<()> {
+        in_write_tx!(store, tx => {
+            super::query("INSERT INTO t (v) VALUES ($1)").bind(v).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    /// Starting the log over (`sqlite_writer::restart_log`) needs every reader off old
+    /// snapshots. A statement stopped at its first row and left idle on a pooled connection
+    /// would keep its snapshot until that connection is used again, and the log would grow
+    /// without bound: neither sqlx's pool nor the reads by key may do that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_left_idle_in_the_pool_do_not_pin_the_log() -> Result<()> {
+        let path = std::env::temp_dir().join(format!("textback-pin-{:016x}.db", fastrand::u64(..)));
+        let store = Store::connect(&format!("sqlite:{}", path.display())).await?;
+        in_write_tx!(store, tx => {
+            super::query("CREATE TABLE t (v INTEGER NOT NULL)").execute(&mut *tx).await?;
+        });
+        for v in 0..3 {
+            insert(&store, v).await?;
+        }
+        // One of several rows, one aggregate row, one row by key: then left idle.
+        for _ in 0..8 {
+            on_pool!(store, pool => {
+                super::query("SELECT v FROM t ORDER BY v").fetch_optional(pool).await?;
+                super::query_scalar::<i64>("SELECT COUNT(*) FROM t").fetch_one(pool).await?;
+                super::query("SELECT v FROM t WHERE v = 1").fetch_optional(pool.by_key()).await?;
+            });
+        }
+        for v in 3..50 {
+            insert(&store, v).await?;
+        }
+        let other = rusqlite::Connection::open(&path)?;
+        let mut copied = (0, -1);
+        for _ in 0..50 {
+            let (busy, log, done): (i64, i64, i64) =
+                other.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            copied = (log, done);
+            if busy == 0 && log == done {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert_eq!(
+            copied.0, copied.1,
+            "the whole log can be copied: (log, copied) {copied:?}"
+        );
+        Ok(())
+    }
+}

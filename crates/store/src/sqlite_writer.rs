@@ -34,6 +34,8 @@ const MAX_BATCH_AGE: Duration = Duration::from_millis(3);
 const COMMIT_WAIT: Duration = Duration::from_millis(1);
 /// How long to wait for another process holding SQLite's write lock.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
+/// A log of this many frames (pages; 32 MiB at SQLite's 4 KiB) is started over.
+const RESTART_FRAMES: i64 = if cfg!(test) { 256 } else { 8192 };
 /// A write-ahead log file larger than this is truncated once writes pause.
 const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 /// How often the checkpointer copies the write-ahead log into the database file.
@@ -48,13 +50,12 @@ pub(crate) enum Lane {
 }
 
 pub(crate) struct Writer {
-    state: Mutex<State>,
+    shared: Arc<Shared>,
     /// Tasks queued for the lock (not the holder): while any wait, the holder leaves the
     /// batch open for them.
     waiting: AtomicUsize,
     /// Bodies begun so far: a caller waiting for its batch sees the writer at work.
     begun: AtomicU64,
-    committed: watch::Sender<Committed>,
     /// Admits background transactions to the queue (`BACKGROUND_QUEUE`).
     background: Semaphore,
     /// Tells the checkpointer thread to stop.
@@ -65,6 +66,13 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+}
+
+/// What the checkpointer shares with the writer: it takes the writer's turn to start the
+/// log over (`restart_log`).
+struct Shared {
+    state: Mutex<State>,
+    committed: watch::Sender<Committed>,
 }
 
 struct State {
@@ -141,7 +149,16 @@ impl Writer {
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         let stop = Arc::new(AtomicBool::new(false));
-        let committed = watch::Sender::new(Committed::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                conn,
+                open: false,
+                batch: 0,
+                bodies: 0,
+                opened_at: Instant::now(),
+            }),
+            committed: watch::Sender::new(Committed::default()),
+        });
         let checkpointer = rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -150,23 +167,16 @@ impl Writer {
         {
             let stop = stop.clone();
             let wal = PathBuf::from(format!("{}-wal", path.display()));
-            let committed = committed.subscribe();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
-                .spawn(move || checkpoint_until(&checkpointer, &wal, &committed, &stop))
+                .spawn(move || checkpoint_until(&checkpointer, &wal, &shared, &stop))
                 .map_err(|e| StoreError::Writer(format!("cannot start the checkpointer: {e}")))?;
         }
         Ok(Writer {
-            state: Mutex::new(State {
-                conn,
-                open: false,
-                batch: 0,
-                bodies: 0,
-                opened_at: Instant::now(),
-            }),
+            shared,
             waiting: AtomicUsize::new(0),
             begun: AtomicU64::new(0),
-            committed,
             background: Semaphore::new(BACKGROUND_QUEUE),
             stop,
         })
@@ -185,13 +195,13 @@ impl Writer {
         };
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let queued = Queued(&self.waiting);
-        let mut state = self.state.lock().await;
+        let mut state = self.shared.state.lock().await;
         drop(queued);
         drop(admitted);
         if state.open && state.conn.is_autocommit() {
             // SQLite rolled the batch back under an earlier body: report it to that
             // batch's callers and start afresh.
-            let _ = self.finish_batch(&mut state);
+            let _ = self.shared.finish_batch(&mut state);
         }
         if !state.open {
             begin_batch(&mut state).await?;
@@ -204,6 +214,41 @@ impl Writer {
         })
     }
 
+    /// Waits until `batch` is committed; commits it itself if no body has begun for
+    /// `COMMIT_WAIT` (the successor it left the batch open for gave up).
+    async fn wait_for(&self, batch: u64) -> Result<()> {
+        let mut rx = self.shared.committed.subscribe();
+        let mut begun = self.begun.load(Ordering::Relaxed);
+        loop {
+            {
+                let c = rx.borrow_and_update();
+                if c.upto > batch {
+                    return match c.failed.iter().find(|(b, _)| *b == batch) {
+                        Some((_, why)) => Err(StoreError::NotCommitted(why.to_string())),
+                        None => Ok(()),
+                    };
+                }
+            }
+            if tokio::time::timeout(COMMIT_WAIT, rx.changed())
+                .await
+                .is_err()
+            {
+                let now_begun = self.begun.load(Ordering::Relaxed);
+                if now_begun != begun {
+                    // Under load a batch takes longer than that to fill: still going.
+                    begun = now_begun;
+                    continue;
+                }
+                let mut state = self.shared.state.lock().await;
+                if state.open && state.batch == batch {
+                    return self.shared.finish_batch(&mut state);
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
     /// Commits the open batch and tells everyone waiting on it how it went.
     fn finish_batch(&self, state: &mut State) -> Result<()> {
         let result = if state.conn.is_autocommit() {
@@ -236,64 +281,52 @@ impl Writer {
         });
         result
     }
-
-    /// Waits until `batch` is committed; commits it itself if no body has begun for
-    /// `COMMIT_WAIT` (the successor it left the batch open for gave up).
-    async fn wait_for(&self, batch: u64) -> Result<()> {
-        let mut rx = self.committed.subscribe();
-        let mut begun = self.begun.load(Ordering::Relaxed);
-        loop {
-            {
-                let c = rx.borrow_and_update();
-                if c.upto > batch {
-                    return match c.failed.iter().find(|(b, _)| *b == batch) {
-                        Some((_, why)) => Err(StoreError::NotCommitted(why.to_string())),
-                        None => Ok(()),
-                    };
-                }
-            }
-            if tokio::time::timeout(COMMIT_WAIT, rx.changed())
-                .await
-                .is_err()
-            {
-                let now_begun = self.begun.load(Ordering::Relaxed);
-                if now_begun != begun {
-                    // Under load a batch takes longer than that to fill: still going.
-                    begun = now_begun;
-                    continue;
-                }
-                let mut state = self.state.lock().await;
-                if state.open && state.batch == batch {
-                    return self.finish_batch(&mut state);
-                }
-            }
-        }
-    }
 }
 
 /// Copies the write-ahead log into the database file every `CHECKPOINT_EVERY` (PASSIVE:
-/// never waits for the writer or readers) until the writer is dropped. SQLite reuses the log
-/// from the top but never shrinks the file, so one burst would keep it large for good: when
-/// the file is over `WAL_SIZE_LIMIT` and no batch committed since the last round, it is
-/// truncated (a TRUNCATE checkpoint holds writers off for a moment; ours wait asleep).
-/// Truncating during a burst instead (`journal_size_limit`) cost 12% of throughput.
-fn checkpoint_until(
-    conn: &rusqlite::Connection,
-    wal: &Path,
-    committed: &watch::Receiver<Committed>,
-    stop: &AtomicBool,
-) {
+/// never waits for the writer or readers) until the writer is dropped.
+///
+/// SQLite starts the log over only when a write begins while every frame of it has been
+/// copied; under steady writes a PASSIVE checkpoint never catches up (frames are added
+/// while it copies), and the log grew by ~20 MB a second at 100 missed calls/s. So once
+/// the log holds `RESTART_FRAMES`, the checkpointer takes the writer's turn, commits any
+/// open batch, and runs a RESTART checkpoint: the next write starts the log over.
+///
+/// The file itself never shrinks by reuse, so one burst would keep it large for good:
+/// when it is over `WAL_SIZE_LIMIT` and no batch committed since the last round, it is
+/// truncated. Truncating during a burst instead (`journal_size_limit`) cost 12% of
+/// throughput.
+fn checkpoint_until(conn: &rusqlite::Connection, wal: &Path, shared: &Shared, stop: &AtomicBool) {
     let mut last_batch = u64::MAX;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(CHECKPOINT_EVERY);
-        let batch = committed.borrow().upto;
+        let batch = shared.committed.borrow().upto;
         let idle = batch == last_batch;
         last_batch = batch;
         let large = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_SIZE_LIMIT);
         let mode = if idle && large { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
+        let frames = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            r.get::<_, i64>(1)
+        });
+        match frames {
+            Ok(frames) if frames >= RESTART_FRAMES => restart_log(conn, shared),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will try again"),
         }
+    }
+}
+
+/// Holds the writer (its callers wait asleep), commits the batch it left open, and runs a
+/// RESTART checkpoint: the frames added since the last round are copied, and the next
+/// write begins the log anew.
+fn restart_log(conn: &rusqlite::Connection, shared: &Shared) {
+    let mut state = shared.state.blocking_lock();
+    if state.open {
+        // Its callers learn the outcome from the batch's result, as after any commit.
+        let _ = shared.finish_batch(&mut state);
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL restart checkpoint failed; will try again");
     }
 }
 
@@ -368,7 +401,7 @@ impl SqliteTx<'_> {
             || state.bodies >= MAX_BATCH
             || state.opened_at.elapsed() >= MAX_BATCH_AGE
         {
-            return self.writer.finish_batch(&mut state);
+            return self.writer.shared.finish_batch(&mut state);
         }
         drop(state);
         self.writer.wait_for(batch).await
@@ -489,7 +522,7 @@ mod tests {
         }
         // Answered means durable: another connection sees every row.
         assert_eq!(db.values().len(), 300);
-        let commits = writer.committed.borrow().upto;
+        let commits = writer.shared.committed.borrow().upto;
         assert!(
             commits < 300,
             "transactions that queued up shared commits: {commits} commits"
@@ -619,6 +652,49 @@ mod tests {
         assert_eq!(db.values().len(), 81);
     }
 
+    /// Writes that never pause: the log is started over again and again instead of growing
+    /// by every commit (it grew by ~20 MB a second at 100 missed calls/s).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_starts_over_under_steady_writes() {
+        let db = TempDb::new();
+        let writer = Arc::new(Writer::open(&db.0).unwrap());
+        let wal = || {
+            std::fs::metadata(format!("{}-wal", db.0.display()))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let text = "x".repeat(300);
+        let stop = Instant::now() + Duration::from_secs(3);
+        let (mut rows, mut commits_before, mut largest) = (0, 0, 0);
+        while Instant::now() < stop {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..4 {
+                let (writer, v) = (writer.clone(), format!("{rows}{text}"));
+                rows += 1;
+                tasks.spawn(async move { insert(&writer, v).await });
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.unwrap().unwrap();
+            }
+            largest = largest.max(wal());
+            commits_before = writer.shared.committed.borrow().upto;
+            // A steady pace, as a busy server's, rather than as fast as the disk goes.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // A lower bound: each commit appends at least a table page and an index page (in
+        // practice more than twice that). Growing by every commit, the file would exceed it.
+        let appended = commits_before * 2 * 4096;
+        assert!(
+            appended > 8 << 20,
+            "only {appended} bytes appended; the test needs more"
+        );
+        assert!(
+            largest < appended,
+            "the log reached {largest} bytes with {appended} or more appended"
+        );
+        assert_eq!(db.values().len(), rows);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_disk_is_a_clear_error_and_corrupts_nothing() {
         let db = TempDb::new();
@@ -626,7 +702,7 @@ mod tests {
         insert(&writer, "before".into()).await.unwrap();
         // SQLite's own page limit fails a write exactly as a full disk does (SQLITE_FULL).
         {
-            let state = writer.state.lock().await;
+            let state = writer.shared.state.lock().await;
             let pages: i64 = state
                 .conn
                 .query_row("PRAGMA page_count", [], |r| r.get(0))
@@ -647,6 +723,7 @@ mod tests {
         assert_eq!(check, "ok");
         // Room again: writing resumes.
         writer
+            .shared
             .state
             .lock()
             .await
