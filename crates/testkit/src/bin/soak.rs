@@ -1,7 +1,8 @@
 //! Soak: missed calls at a steady rate for a long time, through the whole pipeline as in
 //! `pipeline-bench`, reporting every interval the process's resident set (and how much of
-//! it malloc has handed out, and how much SQLite holds), the job queue's depth and the
-//! webhook latency of that interval, so a leak or a growing backlog shows.
+//! it malloc has handed out, and how much SQLite holds), the size of SQLite's write-ahead
+//! log, the job queue's depth and the webhook latency of that interval, so a leak or a
+//! growing backlog shows.
 //! Ends by waiting for the last texts and fails unless every call was texted exactly once.
 //!
 //!     cargo run --release -p textback-testkit --bin soak -- [SECONDS] [RATE] [REPORT_EVERY_SECONDS]
@@ -34,9 +35,18 @@ async fn main() {
         app.store.backend()
     );
     println!(
-        "elapsed_s calls texts duplicates queued oldest_queued_ms rss_mib heap_mib sqlite_mib webhook_p50_ms webhook_p99_ms"
+        "elapsed_s calls texts duplicates queued oldest_queued_ms rss_mib heap_mib sqlite_mib wal_mib webhook_p50_ms webhook_p99_ms"
     );
 
+    let wal = db
+        .as_ref()
+        .and_then(|db| db.url.strip_prefix("sqlite:"))
+        .map(|path| format!("{path}-wal"));
+    let wal_mib = || {
+        wal.as_ref()
+            .and_then(|w| std::fs::metadata(w).ok())
+            .map_or(0.0, |m| m.len() as f64 / 1024.0 / 1024.0)
+    };
     let mut texted = vec![0u8; calls];
     let mut texts = 0usize;
     let mut duplicates = 0usize;
@@ -90,11 +100,12 @@ async fn main() {
                 .unwrap_or((-1, -1));
             window.sort();
             println!(
-                "{:>9.0} {next:>5} {texts:>5} {duplicates:>10} {queued:>6} {oldest:>16} {:>7.1} {:>8.1} {:>10.1} {:>14.2} {:>14.2}",
+                "{:>9.0} {next:>5} {texts:>5} {duplicates:>10} {queued:>6} {oldest:>16} {:>7.1} {:>8.1} {:>10.1} {:>7.1} {:>14.2} {:>14.2}",
                 started.elapsed().as_secs_f64(),
                 rss_kib().unwrap_or(0) as f64 / 1024.0,
                 heap_in_use_kib() as f64 / 1024.0,
                 app.store.sqlite_memory_bytes().unwrap_or(0) as f64 / 1024.0 / 1024.0,
+                wal_mib(),
                 percentile(&window, 0.50).as_secs_f64() * 1000.0,
                 percentile(&window, 0.99).as_secs_f64() * 1000.0,
             );
