@@ -166,9 +166,12 @@ async fn start_runs(
     job: &Job,
     claim: &Claim<'_>,
 ) -> Result<Vec<Job>, JobFailure> {
+    let now = state.clock.now();
     let jobs = state
         .store
-        .start_runs(job, state.now_ms(), claim, plan_start)
+        .start_runs(job, now.as_millisecond(), claim, plan_start, |input| {
+            plan_step(state, now, input)
+        })
         .await?;
     tracing::debug!(event = job.subject_id, runs = jobs.len(), "trigger handled");
     Ok(jobs)
@@ -184,18 +187,27 @@ async fn advance_run(
     state
         .store
         .advance_run(job, now.as_millisecond(), claim, |input| {
-            let to = input.contact.as_ref().map_or("", |c| c.phone.as_str());
-            let carrier = input
-                .number
-                .as_ref()
-                .map(|n| state.carrier_for(&n.carrier, to))
-                .unwrap_or("sandbox");
-            let plan = plan_run(input, now, carrier);
-            count_decisions(&plan);
-            plan
+            plan_step(state, now, input)
         })
         .await
         .map_err(JobFailure::from)
+}
+
+/// Decides one step of a run (pure), through the carrier the business number sends with.
+fn plan_step(
+    state: &AppState,
+    now: jiff::Timestamp,
+    input: &textback_store::RunInput,
+) -> textback_store::RunPlan {
+    let to = input.contact.as_ref().map_or("", |c| c.phone.as_str());
+    let carrier = input
+        .number
+        .as_ref()
+        .map(|n| state.carrier_for(&n.carrier, to))
+        .unwrap_or("sandbox");
+    let plan = plan_run(input, now, carrier);
+    count_decisions(&plan);
+    plan
 }
 
 async fn task_due(state: &AppState, job: &Job) -> Result<(), JobFailure> {

@@ -2,8 +2,9 @@
 //!
 //! A trigger event (a missed call, a reply, a voicemail, an overdue task) is a row written
 //! with the fact that caused it, plus a `trigger` job. That job starts one run per matching
-//! workflow; each run advances through `advance_run` jobs, scheduled in the future for
-//! waits, so a restart in the middle of a 30-minute wait changes nothing.
+//! workflow and takes its first step in the same transaction; later steps run as
+//! `advance_run` jobs, scheduled in the future for waits, so a restart in the middle of a
+//! 30-minute wait changes nothing.
 
 use crate::accounts::{
     ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
@@ -11,6 +12,7 @@ use crate::accounts::{
 use crate::conversations::upsert_conversation;
 use crate::events_out::emit_event;
 use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
+use crate::sql::WriteTx;
 use crate::workflows::WorkflowRecord;
 use crate::{Result, Store, in_write_tx, on_pool};
 
@@ -319,15 +321,23 @@ pub enum TaskFilter {
 }
 
 impl Store {
-    /// Starts the runs a trigger event matches, in one transaction with the event's job.
-    /// Returns the jobs that will advance the new runs, claimed under `claim`.
+    /// Starts the runs a trigger event matches, in one transaction with the event's job,
+    /// and takes each new run's first step in that transaction too (`advance` plans it, as
+    /// for `advance_run`), except for an account that looks up line types first: that step
+    /// is queued as an `advance_run` job. Returns the jobs to run now (the steps' sends,
+    /// those queued steps), claimed under `claim`.
+    ///
+    /// One transaction instead of two per missed call: each costs a commit, a job written
+    /// and deleted, and on PostgreSQL a dozen round trips (docs/PERFORMANCE.md).
     pub async fn start_runs(
         &self,
         job: &Job,
         now_ms: i64,
         claim: &Claim<'_>,
         plan: impl FnOnce(&TriggerInput) -> StartPlan,
+        mut advance: impl FnMut(&RunInput) -> RunPlan,
     ) -> Result<Vec<Job>> {
+        let for_update = self.for_update();
         let started = in_write_tx!(background self, tx => 'done: {
             let event = crate::sql::query("SELECT account_id, contact_id, kind, subject_id, at FROM events WHERE id = $1")
                 .bind(job.subject_id)
@@ -444,10 +454,13 @@ impl Store {
                 .bind(now_ms)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if let Some(id) = id
-                    && let Some(job) = enqueue_claimed!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, claim)
-                {
-                    started.push(job);
+                let Some(id) = id else { continue };
+                if input.account.landline_lookup {
+                    // The step waits for the caller's line type, looked up over HTTP outside
+                    // any transaction: it runs as its own job.
+                    started.extend(enqueue_claimed!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, claim));
+                } else {
+                    started.extend(advance_in(&mut *tx, for_update, None, id, now_ms, claim, &mut advance).await?);
                 }
             }
             if let (Some(call_id), true, Some(reason)) = (call_id, kind == "missed_call" && decided.runs.is_empty(), &decided.none_reason) {
@@ -479,381 +492,8 @@ impl Store {
         plan: impl FnOnce(&RunInput) -> RunPlan,
     ) -> Result<Vec<Job>> {
         let for_update = self.for_update();
-        let run_sql = format!(
-            "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
-             resume_at, started_at, wait_deadline FROM workflow_runs WHERE id = $1{for_update}"
-        );
-        let queued: Vec<Job> = in_write_tx!(background self, tx => 'done: {
-            let run = crate::sql::query(run_sql).bind(job.subject_id).fetch_optional(&mut *tx).await?;
-            let Some(run) = run else {
-                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
-                break 'done Vec::new();
-            };
-            let status: String = run.try_get("status")?;
-            let resume_at: Option<i64> = run.try_get("resume_at")?;
-            if !matches!(status.as_str(), "active" | "waiting") || resume_at.is_some_and(|t| t > now_ms) {
-                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
-                break 'done Vec::new();
-            }
-            let run_id: i64 = run.try_get("id")?;
-            let account_id: i64 = run.try_get("account_id")?;
-            let workflow_id: i64 = run.try_get("workflow_id")?;
-            let version: i64 = run.try_get("version")?;
-            let contact_id: Option<i64> = run.try_get("contact_id")?;
-            let call_id: Option<i64> = run.try_get("call_id")?;
-            let mut number_id: Option<i64> = run.try_get("number_id")?;
-            let started_at_ms: i64 = run.try_get("started_at")?;
-            let spec: String = crate::sql::query_scalar("SELECT spec FROM workflow_versions WHERE workflow_id = $1 AND version = $2")
-                .bind(workflow_id)
-                .bind(version)
-                .fetch_one(&mut *tx)
-                .await?;
-            let account = {
-                let a = crate::sql::query(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
-                    .bind(account_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                account_from_row!(a)
-            };
-            if number_id.is_none() {
-                number_id = crate::sql::query_scalar("SELECT id FROM numbers WHERE account_id = $1 AND active ORDER BY id LIMIT 1")
-                    .bind(account_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            }
-            let number = match number_id {
-                Some(id) => {
-                    let n = crate::sql::query(format!("SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1"))
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    Some(number_from_row!(n))
-                }
-                None => None,
-            };
-            let call = match call_id {
-                Some(id) => {
-                    let c = crate::sql::query("SELECT id, caller, caller_phone, started_at FROM calls WHERE id = $1")
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    Some(RunCall {
-                        id: c.try_get("id")?,
-                        caller: c.try_get("caller")?,
-                        caller_phone: c.try_get("caller_phone")?,
-                        started_at_ms: c.try_get("started_at")?,
-                    })
-                }
-                None => None,
-            };
-            let contact = match contact_id {
-                Some(id) => {
-                    let c = crate::sql::query(format!(
-                        "SELECT id, phone, first_name, last_name, opted_out, textable, last_replied_at FROM contacts WHERE id = $1{for_update}"
-                    ))
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let replied: Option<i64> = c.try_get("last_replied_at")?;
-                    Some(RunContact {
-                        id: c.try_get("id")?,
-                        phone: c.try_get("phone")?,
-                        first_name: c.try_get("first_name")?,
-                        last_name: c.try_get("last_name")?,
-                        opted_out: c.try_get("opted_out")?,
-                        textable: c.try_get("textable")?,
-                        replied_since_start: replied.is_some_and(|t| t >= started_at_ms),
-                    })
-                }
-                None => None,
-            };
-            let tags: Vec<String> = match contact_id {
-                Some(id) => crate::sql::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?,
-                None => Vec::new(),
-            };
-            let phone = contact.as_ref().map(|c| c.phone.clone());
-            let (last_text_back_at_ms, caller_line_type): (Option<i64>, Option<String>) = match &phone {
-                Some(p) => (
-                    crate::sql::query_scalar(
-                        "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
-                         AND kind = 'text_back' AND status <> 'canceled' AND (call_id IS NULL OR call_id <> $3)",
-                    )
-                    .bind(account_id)
-                    .bind(p)
-                    .bind(call_id.unwrap_or(-1))
-                    .fetch_one(&mut *tx)
-                    .await?,
-                    crate::sql::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
-                        .bind(p)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .flatten(),
-                ),
-                None => (None, None),
-            };
-            let task_done: bool = crate::sql::query_scalar(
-                "SELECT COUNT(*) > 0 FROM tasks WHERE run_id = $1 AND status = 'done'",
-            )
-            .bind(run_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let input = RunInput {
-                task_done,
-                wait_deadline_ms: run.try_get("wait_deadline")?,
-                run_id,
-                trigger: run.try_get("trigger")?,
-                pc: run.try_get("pc")?,
-                waited: run.try_get("waited")?,
-                started_at_ms,
-                spec,
-                account,
-                number: number.clone(),
-                call,
-                contact,
-                tags,
-                last_text_back_at_ms,
-                caller_line_type,
-            };
-            let decided = plan(&input);
-            let mut queued: Vec<Job> = Vec::new();
-            let conversation_id: Option<i64> = match (contact_id, number_id) {
-                (Some(c), Some(n)) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
-                _ => None,
-            };
-            let from = number.as_ref().map(|n| n.e164.clone()).unwrap_or_default();
-            let log = |place: &str, what: &str| (place.to_owned(), what.to_owned());
-            let mut logs: Vec<(String, String)> = Vec::new();
-            for action in &decided.actions {
-                match action {
-                    RunAction::TextBack { body, carrier, variant, step } => {
-                        let inserted: Option<i64> = crate::sql::query_scalar(
-                            "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
-                             direction, from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) \
-                             ON CONFLICT DO NOTHING RETURNING id",
-                        )
-                        .bind(account_id)
-                        .bind(number_id)
-                        .bind(contact_id)
-                        .bind(call_id)
-                        .bind(run_id)
-                        .bind(conversation_id)
-                        .bind(&from)
-                        .bind(phone.as_deref().unwrap_or_default())
-                        .bind(body)
-                        .bind(carrier)
-                        .bind(now_ms)
-                        .bind(variant)
-                        .bind(step)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        match inserted {
-                            Some(id) => {
-                                queued.extend(enqueue_claimed!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, claim));
-                                crate::sql::query(
-                                    "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
-                                )
-                                .bind(call_id)
-                                .bind(now_ms)
-                                .execute(&mut *tx)
-                                .await?;
-                                logs.push(log("text back", "queued"));
-                            }
-                            None => logs.push(log("text back", "already texted back: another automation sent this call's text back")),
-                        }
-                    }
-                    RunAction::TextBackNotSent { status, reason } => {
-                        if let Some(call_id) = call_id {
-                            let first = crate::sql::query(
-                                "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 \
-                                 WHERE id = $1 AND text_back_status IS NULL",
-                            )
-                            .bind(call_id)
-                            .bind(status)
-                            .bind(reason)
-                            .bind(now_ms)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                                > 0;
-                            if first {
-                                emit_event!(tx, account_id, "text_back.suppressed", serde_json::json!({
-                                    "call_id": call_id, "contact_id": contact_id, "status": status, "reason": reason,
-                                }), now_ms);
-                            }
-                        }
-                        logs.push(log("text back", &format!("{status}: {reason}")));
-                    }
-                    RunAction::Send { kind, body, carrier, variant, step } => {
-                        let id: i64 = crate::sql::query_scalar(
-                            "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
-                             from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) RETURNING id",
-                        )
-                        .bind(account_id)
-                        .bind(number_id)
-                        .bind(contact_id)
-                        .bind(run_id)
-                        .bind(conversation_id)
-                        .bind(kind)
-                        .bind(&from)
-                        .bind(phone.as_deref().unwrap_or_default())
-                        .bind(body)
-                        .bind(carrier)
-                        .bind(now_ms)
-                        .bind(variant)
-                        .bind(step)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        queued.extend(enqueue_claimed!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, claim));
-                        logs.push(log(kind, "queued"));
-                    }
-                    RunAction::Task { title, due_at_ms, assignee } => {
-                        let id: i64 = crate::sql::query_scalar(
-                            "INSERT INTO tasks (account_id, contact_id, call_id, run_id, title, due_at, assignee, status, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id",
-                        )
-                        .bind(account_id)
-                        .bind(contact_id)
-                        .bind(call_id)
-                        .bind(run_id)
-                        .bind(title)
-                        .bind(due_at_ms)
-                        .bind(assignee)
-                        .bind(now_ms)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        let _q = enqueue!(tx, JobKind::TaskDue, id, Some(format!("task_due:{id}")), *due_at_ms, now_ms);
-                        emit_event!(tx, account_id, "task.created", serde_json::json!({
-                            "task_id": id, "title": title, "contact_id": contact_id, "call_id": call_id,
-                            "due_at": jiff::Timestamp::from_millisecond(*due_at_ms).map(|t| t.to_string()).unwrap_or_default(),
-                            "assignee": assignee,
-                        }), now_ms);
-                        logs.push(log("create_task", &format!("task {id}: {title}")));
-                    }
-                    RunAction::AddTag(tag) => {
-                        if let Some(cid) = contact_id {
-                            crate::sql::query(
-                                "INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) \
-                                 ON CONFLICT (contact_id, tag_key) DO NOTHING",
-                            )
-                            .bind(cid)
-                            .bind(tag)
-                            .bind(tag.to_lowercase())
-                            .bind(now_ms)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        logs.push(log("add_tag", tag));
-                    }
-                    RunAction::RemoveTag(tag) => {
-                        if let Some(cid) = contact_id {
-                            crate::sql::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2")
-                                .bind(cid)
-                                .bind(tag.to_lowercase())
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        logs.push(log("remove_tag", tag));
-                    }
-                    RunAction::Notify { to, body, carrier } => {
-                        for phone_to in to {
-                            let id: i64 = crate::sql::query_scalar(
-                                "INSERT INTO messages (account_id, number_id, run_id, kind, direction, from_phone, to_phone, \
-                                 body, status, carrier, created_at, updated_at) \
-                                 VALUES ($1, $2, $3, 'notify', 'outbound', $4, $5, $6, 'pending', $7, $8, $8) RETURNING id",
-                            )
-                            .bind(account_id)
-                            .bind(number_id)
-                            .bind(run_id)
-                            .bind(&from)
-                            .bind(phone_to)
-                            .bind(body)
-                            .bind(carrier)
-                            .bind(now_ms)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                            queued.extend(enqueue_claimed!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, claim));
-                        }
-                        logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
-                    }
-                    RunAction::Webhook { url, payload } => {
-                        let id: i64 = crate::sql::query_scalar(
-                            "INSERT INTO webhook_deliveries (account_id, run_id, url, payload, created_at) \
-                             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                        )
-                        .bind(account_id)
-                        .bind(run_id)
-                        .bind(url)
-                        .bind(payload)
-                        .bind(now_ms)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        queued.extend(enqueue_claimed!(tx, JobKind::Webhook, id, Some(format!("webhook:{id}")), now_ms, claim));
-                        logs.push(log("webhook", url));
-                    }
-                    RunAction::Log { place, what } => logs.push((place.clone(), what.clone())),
-                }
-            }
-            for (place, what) in &logs {
-                crate::sql::query("INSERT INTO run_log (run_id, place, what, at) VALUES ($1, $2, $3, $4)")
-                    .bind(run_id)
-                    .bind(place)
-                    .bind(what)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            match &decided.next {
-                RunNext::Done | RunNext::Fail(_) => {
-                    let (status, reason) = match &decided.next {
-                        RunNext::Fail(why) => ("failed", Some(why.clone())),
-                        _ => ("done", None),
-                    };
-                    crate::sql::query(
-                        "UPDATE workflow_runs SET status = $2, stop_reason = $3, resume_at = NULL, ended_at = $4, updated_at = $4 WHERE id = $1",
-                    )
-                    .bind(run_id)
-                    .bind(status)
-                    .bind(reason)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                RunNext::AwaitEvent { pc, event, deadline_ms } => {
-                    crate::sql::query(
-                        "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = TRUE, resume_at = $3, \
-                         waiting_for = $4, wait_deadline = $3, updated_at = $5 WHERE id = $1",
-                    )
-                    .bind(run_id)
-                    .bind(pc)
-                    .bind(deadline_ms)
-                    .bind(event)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                    let _q = enqueue!(tx, JobKind::AdvanceRun, run_id, Some(format!("advance_run:{run_id}:{pc}:{deadline_ms}")), *deadline_ms, now_ms);
-                }
-                RunNext::ResumeAt { pc, at_ms, waited } => {
-                    crate::sql::query(
-                        "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, \
-                         waiting_for = NULL, wait_deadline = NULL, updated_at = $5 WHERE id = $1",
-                    )
-                    .bind(run_id)
-                    .bind(pc)
-                    .bind(waited)
-                    .bind(at_ms)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                    let _q = enqueue!(tx, JobKind::AdvanceRun, run_id, Some(format!("advance_run:{run_id}:{pc}:{at_ms}")), *at_ms, now_ms);
-                }
-            }
-            crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
-            queued
+        let queued = in_write_tx!(background self, tx => {
+            advance_in(tx, for_update, Some(job.id), job.subject_id, now_ms, claim, plan).await?
         });
         Ok(queued)
     }
@@ -1156,4 +796,504 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// Deletes the job that ran, when there is one.
+async fn delete_job(tx: &mut WriteTx<'_>, job_id: Option<i64>) -> Result<()> {
+    if let Some(id) = job_id {
+        crate::sql::query("DELETE FROM jobs WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One step of run `run_id` inside `tx` (see `Store::advance_run`). `job_id` is the
+/// `advance_run` job being run, deleted with the step; None when the step runs in the
+/// transaction that started the run, which queued no job for it.
+async fn advance_in(
+    tx: &mut WriteTx<'_>,
+    for_update: &str,
+    job_id: Option<i64>,
+    run_id: i64,
+    now_ms: i64,
+    claim: &Claim<'_>,
+    plan: impl FnOnce(&RunInput) -> RunPlan,
+) -> Result<Vec<Job>> {
+    let run_sql = format!(
+        "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
+         resume_at, started_at, wait_deadline FROM workflow_runs WHERE id = $1{for_update}"
+    );
+    let run = crate::sql::query(run_sql)
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(run) = run else {
+        delete_job(tx, job_id).await?;
+        return Ok(Vec::new());
+    };
+    let status: String = run.try_get("status")?;
+    let resume_at: Option<i64> = run.try_get("resume_at")?;
+    if !matches!(status.as_str(), "active" | "waiting") || resume_at.is_some_and(|t| t > now_ms) {
+        delete_job(tx, job_id).await?;
+        return Ok(Vec::new());
+    }
+    let account_id: i64 = run.try_get("account_id")?;
+    let workflow_id: i64 = run.try_get("workflow_id")?;
+    let version: i64 = run.try_get("version")?;
+    let contact_id: Option<i64> = run.try_get("contact_id")?;
+    let call_id: Option<i64> = run.try_get("call_id")?;
+    let mut number_id: Option<i64> = run.try_get("number_id")?;
+    let started_at_ms: i64 = run.try_get("started_at")?;
+    let spec: String = crate::sql::query_scalar(
+        "SELECT spec FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
+    )
+    .bind(workflow_id)
+    .bind(version)
+    .fetch_one(&mut *tx)
+    .await?;
+    let account = {
+        let a = crate::sql::query(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+        ))
+        .bind(account_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        account_from_row!(a)
+    };
+    if number_id.is_none() {
+        number_id = crate::sql::query_scalar(
+            "SELECT id FROM numbers WHERE account_id = $1 AND active ORDER BY id LIMIT 1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    }
+    let number = match number_id {
+        Some(id) => {
+            let n = crate::sql::query(format!(
+                "SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            Some(number_from_row!(n))
+        }
+        None => None,
+    };
+    let call = match call_id {
+        Some(id) => {
+            let c = crate::sql::query(
+                "SELECT id, caller, caller_phone, started_at FROM calls WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            Some(RunCall {
+                id: c.try_get("id")?,
+                caller: c.try_get("caller")?,
+                caller_phone: c.try_get("caller_phone")?,
+                started_at_ms: c.try_get("started_at")?,
+            })
+        }
+        None => None,
+    };
+    let contact = match contact_id {
+        Some(id) => {
+            let c = crate::sql::query(format!(
+                "SELECT id, phone, first_name, last_name, opted_out, textable, last_replied_at FROM contacts WHERE id = $1{for_update}"
+            ))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let replied: Option<i64> = c.try_get("last_replied_at")?;
+            Some(RunContact {
+                id: c.try_get("id")?,
+                phone: c.try_get("phone")?,
+                first_name: c.try_get("first_name")?,
+                last_name: c.try_get("last_name")?,
+                opted_out: c.try_get("opted_out")?,
+                textable: c.try_get("textable")?,
+                replied_since_start: replied.is_some_and(|t| t >= started_at_ms),
+            })
+        }
+        None => None,
+    };
+    let tags: Vec<String> = match contact_id {
+        Some(id) => {
+            crate::sql::query_scalar(
+                "SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+        None => Vec::new(),
+    };
+    let phone = contact.as_ref().map(|c| c.phone.clone());
+    let (last_text_back_at_ms, caller_line_type): (Option<i64>, Option<String>) = match &phone {
+        Some(p) => (
+            crate::sql::query_scalar(
+                "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
+                 AND kind = 'text_back' AND status <> 'canceled' AND (call_id IS NULL OR call_id <> $3)",
+            )
+            .bind(account_id)
+            .bind(p)
+            .bind(call_id.unwrap_or(-1))
+            .fetch_one(&mut *tx)
+            .await?,
+            crate::sql::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
+                .bind(p)
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten(),
+        ),
+        None => (None, None),
+    };
+    let task_done: bool = crate::sql::query_scalar(
+        "SELECT COUNT(*) > 0 FROM tasks WHERE run_id = $1 AND status = 'done'",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let input = RunInput {
+        task_done,
+        wait_deadline_ms: run.try_get("wait_deadline")?,
+        run_id,
+        trigger: run.try_get("trigger")?,
+        pc: run.try_get("pc")?,
+        waited: run.try_get("waited")?,
+        started_at_ms,
+        spec,
+        account,
+        number: number.clone(),
+        call,
+        contact,
+        tags,
+        last_text_back_at_ms,
+        caller_line_type,
+    };
+    let decided = plan(&input);
+    let mut queued: Vec<Job> = Vec::new();
+    let conversation_id: Option<i64> = match (contact_id, number_id) {
+        (Some(c), Some(n)) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
+        _ => None,
+    };
+    let from = number.as_ref().map(|n| n.e164.clone()).unwrap_or_default();
+    let log = |place: &str, what: &str| (place.to_owned(), what.to_owned());
+    let mut logs: Vec<(String, String)> = Vec::new();
+    for action in &decided.actions {
+        match action {
+            RunAction::TextBack {
+                body,
+                carrier,
+                variant,
+                step,
+            } => {
+                let inserted: Option<i64> = crate::sql::query_scalar(
+                    "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
+                     direction, from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) \
+                     ON CONFLICT DO NOTHING RETURNING id",
+                )
+                .bind(account_id)
+                .bind(number_id)
+                .bind(contact_id)
+                .bind(call_id)
+                .bind(run_id)
+                .bind(conversation_id)
+                .bind(&from)
+                .bind(phone.as_deref().unwrap_or_default())
+                .bind(body)
+                .bind(carrier)
+                .bind(now_ms)
+                .bind(variant)
+                .bind(step)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match inserted {
+                    Some(id) => {
+                        queued.extend(enqueue_claimed!(
+                            tx,
+                            JobKind::SendMessage,
+                            id,
+                            Some(format!("send_message:{id}")),
+                            now_ms,
+                            claim
+                        ));
+                        crate::sql::query(
+                            "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
+                        )
+                        .bind(call_id)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                        logs.push(log("text back", "queued"));
+                    }
+                    None => logs.push(log(
+                        "text back",
+                        "already texted back: another automation sent this call's text back",
+                    )),
+                }
+            }
+            RunAction::TextBackNotSent { status, reason } => {
+                if let Some(call_id) = call_id {
+                    let first = crate::sql::query(
+                        "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 \
+                         WHERE id = $1 AND text_back_status IS NULL",
+                    )
+                    .bind(call_id)
+                    .bind(status)
+                    .bind(reason)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
+                    if first {
+                        emit_event!(
+                            tx,
+                            account_id,
+                            "text_back.suppressed",
+                            serde_json::json!({
+                                "call_id": call_id, "contact_id": contact_id, "status": status, "reason": reason,
+                            }),
+                            now_ms
+                        );
+                    }
+                }
+                logs.push(log("text back", &format!("{status}: {reason}")));
+            }
+            RunAction::Send {
+                kind,
+                body,
+                carrier,
+                variant,
+                step,
+            } => {
+                let id: i64 = crate::sql::query_scalar(
+                    "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
+                     from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) RETURNING id",
+                )
+                .bind(account_id)
+                .bind(number_id)
+                .bind(contact_id)
+                .bind(run_id)
+                .bind(conversation_id)
+                .bind(kind)
+                .bind(&from)
+                .bind(phone.as_deref().unwrap_or_default())
+                .bind(body)
+                .bind(carrier)
+                .bind(now_ms)
+                .bind(variant)
+                .bind(step)
+                .fetch_one(&mut *tx)
+                .await?;
+                queued.extend(enqueue_claimed!(
+                    tx,
+                    JobKind::SendMessage,
+                    id,
+                    Some(format!("send_message:{id}")),
+                    now_ms,
+                    claim
+                ));
+                logs.push(log(kind, "queued"));
+            }
+            RunAction::Task {
+                title,
+                due_at_ms,
+                assignee,
+            } => {
+                let id: i64 = crate::sql::query_scalar(
+                    "INSERT INTO tasks (account_id, contact_id, call_id, run_id, title, due_at, assignee, status, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id",
+                )
+                .bind(account_id)
+                .bind(contact_id)
+                .bind(call_id)
+                .bind(run_id)
+                .bind(title)
+                .bind(due_at_ms)
+                .bind(assignee)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                let _q = enqueue!(
+                    tx,
+                    JobKind::TaskDue,
+                    id,
+                    Some(format!("task_due:{id}")),
+                    *due_at_ms,
+                    now_ms
+                );
+                emit_event!(
+                    tx,
+                    account_id,
+                    "task.created",
+                    serde_json::json!({
+                        "task_id": id, "title": title, "contact_id": contact_id, "call_id": call_id,
+                        "due_at": jiff::Timestamp::from_millisecond(*due_at_ms).map(|t| t.to_string()).unwrap_or_default(),
+                        "assignee": assignee,
+                    }),
+                    now_ms
+                );
+                logs.push(log("create_task", &format!("task {id}: {title}")));
+            }
+            RunAction::AddTag(tag) => {
+                if let Some(cid) = contact_id {
+                    crate::sql::query(
+                        "INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (contact_id, tag_key) DO NOTHING",
+                    )
+                    .bind(cid)
+                    .bind(tag)
+                    .bind(tag.to_lowercase())
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                logs.push(log("add_tag", tag));
+            }
+            RunAction::RemoveTag(tag) => {
+                if let Some(cid) = contact_id {
+                    crate::sql::query(
+                        "DELETE FROM contact_tags WHERE contact_id = $1 AND tag_key = $2",
+                    )
+                    .bind(cid)
+                    .bind(tag.to_lowercase())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                logs.push(log("remove_tag", tag));
+            }
+            RunAction::Notify { to, body, carrier } => {
+                for phone_to in to {
+                    let id: i64 = crate::sql::query_scalar(
+                        "INSERT INTO messages (account_id, number_id, run_id, kind, direction, from_phone, to_phone, \
+                         body, status, carrier, created_at, updated_at) \
+                         VALUES ($1, $2, $3, 'notify', 'outbound', $4, $5, $6, 'pending', $7, $8, $8) RETURNING id",
+                    )
+                    .bind(account_id)
+                    .bind(number_id)
+                    .bind(run_id)
+                    .bind(&from)
+                    .bind(phone_to)
+                    .bind(body)
+                    .bind(carrier)
+                    .bind(now_ms)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    queued.extend(enqueue_claimed!(
+                        tx,
+                        JobKind::SendMessage,
+                        id,
+                        Some(format!("send_message:{id}")),
+                        now_ms,
+                        claim
+                    ));
+                }
+                logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
+            }
+            RunAction::Webhook { url, payload } => {
+                let id: i64 = crate::sql::query_scalar(
+                    "INSERT INTO webhook_deliveries (account_id, run_id, url, payload, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(account_id)
+                .bind(run_id)
+                .bind(url)
+                .bind(payload)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                queued.extend(enqueue_claimed!(
+                    tx,
+                    JobKind::Webhook,
+                    id,
+                    Some(format!("webhook:{id}")),
+                    now_ms,
+                    claim
+                ));
+                logs.push(log("webhook", url));
+            }
+            RunAction::Log { place, what } => logs.push((place.clone(), what.clone())),
+        }
+    }
+    for (place, what) in &logs {
+        crate::sql::query("INSERT INTO run_log (run_id, place, what, at) VALUES ($1, $2, $3, $4)")
+            .bind(run_id)
+            .bind(place)
+            .bind(what)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+    }
+    match &decided.next {
+        RunNext::Done | RunNext::Fail(_) => {
+            let (status, reason) = match &decided.next {
+                RunNext::Fail(why) => ("failed", Some(why.clone())),
+                _ => ("done", None),
+            };
+            crate::sql::query(
+                "UPDATE workflow_runs SET status = $2, stop_reason = $3, resume_at = NULL, ended_at = $4, updated_at = $4 WHERE id = $1",
+            )
+            .bind(run_id)
+            .bind(status)
+            .bind(reason)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        RunNext::AwaitEvent {
+            pc,
+            event,
+            deadline_ms,
+        } => {
+            crate::sql::query(
+                "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = TRUE, resume_at = $3, \
+                 waiting_for = $4, wait_deadline = $3, updated_at = $5 WHERE id = $1",
+            )
+            .bind(run_id)
+            .bind(pc)
+            .bind(deadline_ms)
+            .bind(event)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let _q = enqueue!(
+                tx,
+                JobKind::AdvanceRun,
+                run_id,
+                Some(format!("advance_run:{run_id}:{pc}:{deadline_ms}")),
+                *deadline_ms,
+                now_ms
+            );
+        }
+        RunNext::ResumeAt { pc, at_ms, waited } => {
+            crate::sql::query(
+                "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, \
+                 waiting_for = NULL, wait_deadline = NULL, updated_at = $5 WHERE id = $1",
+            )
+            .bind(run_id)
+            .bind(pc)
+            .bind(waited)
+            .bind(at_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let _q = enqueue!(
+                tx,
+                JobKind::AdvanceRun,
+                run_id,
+                Some(format!("advance_run:{run_id}:{pc}:{at_ms}")),
+                *at_ms,
+                now_ms
+            );
+        }
+    }
+    delete_job(tx, job_id).await?;
+    Ok(queued)
 }
