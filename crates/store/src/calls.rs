@@ -72,24 +72,51 @@ macro_rules! call_view_from_row {
     }};
 }
 
+/// What inserting a call does when the carrier call id is already known.
+#[derive(Clone, Copy)]
+enum KnownCall {
+    /// Nothing.
+    Ignore,
+    /// Returns the call's id, outcome and screening, locked until commit (the no-op update
+    /// takes the row lock, as FOR UPDATE would): one statement instead of two.
+    ReturnLocked,
+}
+
+macro_rules! insert_call_sql {
+    ($tail:literal) => {
+        concat!(
+            "INSERT INTO calls (account_id, number_id, carrier, carrier_call_id, caller, caller_phone, ",
+            "status, started_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'ringing', $7, $7, $7) ",
+            "ON CONFLICT (carrier_call_id) ",
+            $tail
+        )
+    };
+}
+
+/// The insert of a call row, bound.
+fn call_insert(known: KnownCall, c: &NewCall) -> crate::sql::Query<'static> {
+    let sql = match known {
+        KnownCall::Ignore => insert_call_sql!("DO NOTHING"),
+        KnownCall::ReturnLocked => insert_call_sql!(
+            "DO UPDATE SET updated_at = calls.updated_at RETURNING id, outcome, screen_accepted"
+        ),
+    };
+    crate::sql::query(sql)
+        .bind(c.account_id)
+        .bind(c.number_id)
+        .bind(c.carrier.as_str())
+        .bind(c.carrier_call_id.as_str())
+        .bind(c.caller.as_str())
+        .bind(c.caller_phone.as_deref())
+        .bind(c.at_ms)
+}
+
 /// Inserts the call row unless the carrier call id is already known.
 macro_rules! insert_call {
     ($tx:expr, $c:expr) => {{
-        let c: &NewCall = $c;
-        crate::sql::query(
-            "INSERT INTO calls (account_id, number_id, carrier, carrier_call_id, caller, caller_phone, \
-             status, started_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'ringing', $7, $7, $7) \
-             ON CONFLICT (carrier_call_id) DO NOTHING",
-        )
-        .bind(c.account_id)
-        .bind(c.number_id)
-        .bind(&c.carrier)
-        .bind(&c.carrier_call_id)
-        .bind(&c.caller)
-        .bind(&c.caller_phone)
-        .bind(c.at_ms)
-        .execute(&mut *$tx)
-        .await?;
+        call_insert(KnownCall::Ignore, $c)
+            .execute(&mut *$tx)
+            .await?;
     }};
 }
 
@@ -125,16 +152,8 @@ impl Store {
         decide: impl FnOnce(bool) -> bool,
         now_ms: i64,
     ) -> Result<(bool, bool)> {
-        let for_update = self.for_update();
-        let select = format!(
-            "SELECT id, outcome, screen_accepted FROM calls WHERE carrier_call_id = $1{for_update}"
-        );
         let result = in_write_tx!(self, tx => {
-            insert_call!(tx, &facts.call);
-            let row = crate::sql::query(select)
-                .bind(&facts.call.carrier_call_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let row = call_insert(KnownCall::ReturnLocked, &facts.call).fetch_one(&mut *tx).await?;
             let call_id: i64 = row.try_get("id")?;
             let outcome: Option<String> = row.try_get("outcome")?;
             if let Some(existing) = outcome {

@@ -14,7 +14,7 @@ use crate::events_out::emit_event;
 use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
 use crate::sql::WriteTx;
 use crate::workflows::WorkflowRecord;
-use crate::{Result, Store, in_write_tx, on_pool};
+use crate::{Result, Store, StoreError, in_write_tx, on_pool};
 
 /// Records a trigger event and queues the job that starts its runs.
 macro_rules! fire_event {
@@ -339,7 +339,12 @@ impl Store {
     ) -> Result<Vec<Job>> {
         let for_update = self.for_update();
         let started = in_write_tx!(background self, tx => 'done: {
-            let event = crate::sql::query("SELECT account_id, contact_id, kind, subject_id, at FROM events WHERE id = $1")
+            // The event with its call, for the kinds about a call, in one statement.
+            let event = crate::sql::query(
+                "SELECT e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, c.number_id AS call_number_id \
+                 FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left') \
+                 WHERE e.id = $1",
+            )
                 .bind(job.subject_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -353,10 +358,10 @@ impl Store {
             let subject_id: i64 = event.try_get("subject_id")?;
             let at_ms: i64 = event.try_get("at")?;
             let (call_id, number_id): (Option<i64>, Option<i64>) = match kind.as_str() {
-                "missed_call" | "voicemail_left" => {
-                    let r = crate::sql::query("SELECT id, number_id FROM calls WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
-                    (Some(r.try_get("id")?), Some(r.try_get("number_id")?))
-                }
+                "missed_call" | "voicemail_left" => match event.try_get::<Option<i64>, _>("call_id")? {
+                    Some(id) => (Some(id), Some(event.try_get("call_number_id")?)),
+                    None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
+                },
                 "message_received" => {
                     let r = crate::sql::query("SELECT number_id FROM messages WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
                     (None, Some(r.try_get("number_id")?))
@@ -372,44 +377,37 @@ impl Store {
                     }
                 }
             };
-            let account = {
-                let a = crate::sql::query(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
-                    .bind(account_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                account_from_row!(a)
-            };
-            let number: Option<String> = match number_id {
-                Some(id) => crate::sql::query_scalar("SELECT e164 FROM numbers WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?,
-                None => None,
-            };
+            let a = crate::sql::query(format!(
+                "SELECT {ACCOUNT_COLUMNS}, (SELECT n.e164 FROM numbers n WHERE n.id = $2) AS number_e164 FROM accounts WHERE id = $1"
+            ))
+            .bind(account_id)
+            .bind(number_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let number: Option<String> = a.try_get("number_e164")?;
+            let account = account_from_row!(a);
             let (tags, new_contact, entered_before) = match contact_id {
                 Some(cid) => {
                     let tags: Vec<String> = crate::sql::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
                         .bind(cid)
                         .fetch_all(&mut *tx)
                         .await?;
-                    let earlier_calls: i64 = crate::sql::query_scalar(
-                        "SELECT COUNT(*) FROM calls WHERE contact_id = $1 AND ($2 IS NULL OR id <> $2) AND started_at <= $3",
+                    // Called or texted before this event: one statement for both questions.
+                    let known: bool = crate::sql::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND ($2 IS NULL OR id <> $2) AND started_at <= $3) \
+                         OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $4 AND created_at <= $3)",
                     )
                     .bind(cid)
                     .bind(call_id)
                     .bind(at_ms)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let earlier_texts: i64 = crate::sql::query_scalar(
-                        "SELECT COUNT(*) FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $2 AND created_at <= $3",
-                    )
-                    .bind(cid)
                     .bind(if kind == "message_received" { subject_id } else { -1 })
-                    .bind(at_ms)
                     .fetch_one(&mut *tx)
                     .await?;
                     let entered: Vec<i64> = crate::sql::query_scalar("SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1")
                         .bind(cid)
                         .fetch_all(&mut *tx)
                         .await?;
-                    (tags, earlier_calls + earlier_texts == 0, entered)
+                    (tags, !known, entered)
                 }
                 None => (Vec::new(), true, Vec::new()),
             };
@@ -821,9 +819,20 @@ async fn advance_in(
     claim: &Claim<'_>,
     plan: impl FnOnce(&RunInput) -> RunPlan,
 ) -> Result<Vec<Job>> {
+    // The run with what it is pinned to (its version's spec, its call) and whether a task
+    // it created is done: one statement, where each was a round trip on PostgreSQL.
+    let lock_run = if for_update.is_empty() {
+        ""
+    } else {
+        " FOR UPDATE OF r"
+    };
     let run_sql = format!(
-        "SELECT id, account_id, workflow_id, version, trigger, contact_id, call_id, number_id, status, pc, waited, \
-         resume_at, started_at, wait_deadline FROM workflow_runs WHERE id = $1{for_update}"
+        "SELECT r.id, r.account_id, r.workflow_id, r.version, r.trigger, r.contact_id, r.call_id, r.number_id, \
+         r.status, r.pc, r.waited, r.resume_at, r.started_at, r.wait_deadline, \
+         (SELECT v.spec FROM workflow_versions v WHERE v.workflow_id = r.workflow_id AND v.version = r.version) AS spec, \
+         (SELECT COUNT(*) > 0 FROM tasks t WHERE t.run_id = r.id AND t.status = 'done') AS task_done, \
+         c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at \
+         FROM workflow_runs r LEFT JOIN calls c ON c.id = r.call_id WHERE r.id = $1{lock_run}"
     );
     let run = crate::sql::query(run_sql)
         .bind(run_id)
@@ -840,19 +849,11 @@ async fn advance_in(
         return Ok(Vec::new());
     }
     let account_id: i64 = run.try_get("account_id")?;
-    let workflow_id: i64 = run.try_get("workflow_id")?;
-    let version: i64 = run.try_get("version")?;
     let contact_id: Option<i64> = run.try_get("contact_id")?;
     let call_id: Option<i64> = run.try_get("call_id")?;
     let mut number_id: Option<i64> = run.try_get("number_id")?;
     let started_at_ms: i64 = run.try_get("started_at")?;
-    let spec: String = crate::sql::query_scalar(
-        "SELECT spec FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
-    )
-    .bind(workflow_id)
-    .bind(version)
-    .fetch_one(&mut *tx)
-    .await?;
+    let spec: String = run.try_get("spec")?;
     let account = {
         let a = crate::sql::query(format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
@@ -882,31 +883,36 @@ async fn advance_in(
         }
         None => None,
     };
+    // A run's call_id references calls(id): the joined columns are there when it is set.
     let call = match call_id {
-        Some(id) => {
-            let c = crate::sql::query(
-                "SELECT id, caller, caller_phone, started_at FROM calls WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            Some(RunCall {
-                id: c.try_get("id")?,
-                caller: c.try_get("caller")?,
-                caller_phone: c.try_get("caller_phone")?,
-                started_at_ms: c.try_get("started_at")?,
-            })
-        }
+        Some(id) => Some(RunCall {
+            id,
+            caller: run.try_get("call_caller")?,
+            caller_phone: run.try_get("call_caller_phone")?,
+            started_at_ms: run.try_get("call_started_at")?,
+        }),
         None => None,
     };
+    // The contact, locked, with its last text back (for the cooldown) and its line type.
+    let mut last_text_back_at_ms: Option<i64> = None;
+    let mut caller_line_type: Option<String> = None;
     let contact = match contact_id {
         Some(id) => {
             let c = crate::sql::query(format!(
-                "SELECT id, phone, first_name, last_name, opted_out, textable, last_replied_at FROM contacts WHERE id = $1{for_update}"
+                "SELECT id, phone, first_name, last_name, opted_out, textable, last_replied_at, \
+                 (SELECT MAX(m.created_at) FROM messages m WHERE m.account_id = $2 AND m.to_phone = contacts.phone \
+                  AND m.kind = 'text_back' AND m.status <> 'canceled' AND (m.call_id IS NULL OR m.call_id <> $3)) \
+                  AS last_text_back_at, \
+                 (SELECT l.line_type FROM phone_lookups l WHERE l.phone = contacts.phone) AS line_type \
+                 FROM contacts WHERE id = $1{for_update}"
             ))
             .bind(id)
+            .bind(account_id)
+            .bind(call_id.unwrap_or(-1))
             .fetch_one(&mut *tx)
             .await?;
+            last_text_back_at_ms = c.try_get("last_text_back_at")?;
+            caller_line_type = c.try_get("line_type")?;
             let replied: Option<i64> = c.try_get("last_replied_at")?;
             Some(RunContact {
                 id: c.try_get("id")?,
@@ -932,33 +938,8 @@ async fn advance_in(
         None => Vec::new(),
     };
     let phone = contact.as_ref().map(|c| c.phone.clone());
-    let (last_text_back_at_ms, caller_line_type): (Option<i64>, Option<String>) = match &phone {
-        Some(p) => (
-            crate::sql::query_scalar(
-                "SELECT MAX(created_at) FROM messages WHERE account_id = $1 AND to_phone = $2 \
-                 AND kind = 'text_back' AND status <> 'canceled' AND (call_id IS NULL OR call_id <> $3)",
-            )
-            .bind(account_id)
-            .bind(p)
-            .bind(call_id.unwrap_or(-1))
-            .fetch_one(&mut *tx)
-            .await?,
-            crate::sql::query_scalar("SELECT line_type FROM phone_lookups WHERE phone = $1")
-                .bind(p)
-                .fetch_optional(&mut *tx)
-                .await?
-                .flatten(),
-        ),
-        None => (None, None),
-    };
-    let task_done: bool = crate::sql::query_scalar(
-        "SELECT COUNT(*) > 0 FROM tasks WHERE run_id = $1 AND status = 'done'",
-    )
-    .bind(run_id)
-    .fetch_one(&mut *tx)
-    .await?;
     let input = RunInput {
-        task_done,
+        task_done: run.try_get("task_done")?,
         wait_deadline_ms: run.try_get("wait_deadline")?,
         run_id,
         trigger: run.try_get("trigger")?,
