@@ -25,27 +25,36 @@ const DONE: &[&str] = &[
 
 pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> {
     let store = &state.store;
-    let Some(msg) = store.outbound_message(job.subject_id).await? else {
-        store.complete_job(job.id).await?;
-        return Ok(());
+    // A message waiting for its first attempt, to a contact who has not opted out (the
+    // final opt-out check, just before the text leaves), is marked in the same statement.
+    let msg = match store.begin_send(job.subject_id, state.now_ms()).await? {
+        Some(msg) => msg,
+        None => {
+            let Some(mut msg) = store.outbound_message(job.subject_id).await? else {
+                store.complete_job(job.id).await?;
+                return Ok(());
+            };
+            if DONE.contains(&msg.status.as_str()) || msg.carrier_message_id.is_some() {
+                store.complete_job(job.id).await?;
+                return Ok(());
+            }
+            if msg.contact_opted_out {
+                let canceled = SendOutcome::Canceled {
+                    reason: "opted_out".into(),
+                };
+                return finish(state, &msg, canceled, job).await;
+            }
+            if msg.status == "submitting"
+                && let Some(found) = reconcile(state, &msg).await?
+            {
+                return finish(state, &msg, found, job).await;
+            }
+            store.mark_send_attempt(msg.id, state.now_ms()).await?;
+            // As `begin_send` returns it: this attempt counted.
+            msg.attempts += 1;
+            msg
+        }
     };
-    if DONE.contains(&msg.status.as_str()) || msg.carrier_message_id.is_some() {
-        store.complete_job(job.id).await?;
-        return Ok(());
-    }
-    // The final opt-out check, just before the text leaves.
-    if msg.contact_opted_out {
-        let canceled = SendOutcome::Canceled {
-            reason: "opted_out".into(),
-        };
-        return finish(state, &msg, canceled, job).await;
-    }
-    if msg.status == "submitting"
-        && let Some(found) = reconcile(state, &msg).await?
-    {
-        return finish(state, &msg, found, job).await;
-    }
-    store.mark_send_attempt(msg.id, state.now_ms()).await?;
     let started = std::time::Instant::now();
     let result = match (msg.carrier.as_str(), &state.twilio) {
         ("twilio", Some(client)) => {

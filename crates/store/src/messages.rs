@@ -25,6 +25,26 @@ pub struct OutboundMessage {
     pub call_missed_at_ms: Option<i64>,
 }
 
+fn outbound_from_row(r: &crate::sql::Row) -> Result<OutboundMessage> {
+    Ok(OutboundMessage {
+        id: r.try_get("id")?,
+        call_id: r.try_get("call_id")?,
+        account_id: r.try_get("account_id")?,
+        from_phone: r.try_get("from_phone")?,
+        to_phone: r.try_get("to_phone")?,
+        body: r.try_get("body")?,
+        status: r.try_get("status")?,
+        carrier: r.try_get("carrier")?,
+        carrier_message_id: r.try_get("carrier_message_id")?,
+        contact_opted_out: r.try_get("opted_out")?,
+        attempts: r.try_get("attempts")?,
+        last_attempt_at_ms: r.try_get("last_attempt_at")?,
+        kind: r.try_get("kind")?,
+        created_at_ms: r.try_get("created_at")?,
+        call_missed_at_ms: r.try_get("missed_at")?,
+    })
+}
+
 /// How one send attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -155,27 +175,34 @@ impl Store {
             .bind(id)
             .fetch_optional(pool.by_key())
             .await?;
-            Ok(match row {
-                Some(r) => Some(OutboundMessage {
-                    id: r.try_get("id")?,
-                    call_id: r.try_get("call_id")?,
-                    account_id: r.try_get("account_id")?,
-                    from_phone: r.try_get("from_phone")?,
-                    to_phone: r.try_get("to_phone")?,
-                    body: r.try_get("body")?,
-                    status: r.try_get("status")?,
-                    carrier: r.try_get("carrier")?,
-                    carrier_message_id: r.try_get("carrier_message_id")?,
-                    contact_opted_out: r.try_get("opted_out")?,
-                    attempts: r.try_get("attempts")?,
-                    last_attempt_at_ms: r.try_get("last_attempt_at")?,
-                    kind: r.try_get("kind")?,
-                    created_at_ms: r.try_get("created_at")?,
-                    call_missed_at_ms: r.try_get("missed_at")?,
-                }),
-                None => None,
-            })
+            row.as_ref().map(outbound_from_row).transpose()
         })
+    }
+
+    /// The send's fast path: marks a message that is still `pending`, not yet at the
+    /// carrier and whose contact has not opted out as `submitting` (see
+    /// `mark_send_attempt`), and returns it as marked. None when any of that is not so: the
+    /// sender then reads the message and decides (`outbound_message`). One statement where
+    /// the read and the mark took two, and on PostgreSQL a transaction of its own.
+    pub async fn begin_send(&self, id: i64, now_ms: i64) -> Result<Option<OutboundMessage>> {
+        let q = crate::sql::query(
+            "UPDATE messages SET status = 'submitting', attempts = attempts + 1, last_attempt_at = $2, updated_at = $2 \
+             WHERE id = $1 AND status = 'pending' AND carrier_message_id IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = messages.contact_id AND c.opted_out) \
+             RETURNING id, call_id, account_id, from_phone, to_phone, body, status, carrier, carrier_message_id, \
+             attempts, last_attempt_at, FALSE AS opted_out, kind, created_at, \
+             (SELECT k.missed_at FROM calls k WHERE k.id = messages.call_id) AS missed_at",
+        )
+        .bind(id)
+        .bind(now_ms);
+        let row = match &self.db {
+            // One statement outside a transaction commits on its own: no BEGIN, no COMMIT.
+            crate::Db::Postgres(_) => q.fetch_optional(&self.db).await?,
+            crate::Db::Sqlite(_) => {
+                in_write_tx!(background self, tx => q.fetch_optional(&mut *tx).await?)
+            }
+        };
+        row.as_ref().map(outbound_from_row).transpose()
     }
 
     /// Marks the message as being handed to the carrier. A message found `submitting` later
