@@ -19,6 +19,7 @@ on_both_stores!(
     forged_missing_and_stale_signatures_are_refused,
     shared_key_sha256_signature_is_accepted,
     carrier_500_then_201_sends_one_text,
+    a_carrier_that_keeps_failing_is_given_up_on_with_the_count,
     carrier_21211_is_not_retried_and_reason_is_kept,
     carrier_429_waits_for_retry_after,
     ambiguous_timeout_is_reconciled_not_resent,
@@ -332,6 +333,40 @@ async fn carrier_500_then_201_sends_one_text(url: &str) {
     app.advance(Duration::from_secs(3600));
     app.drain().await;
     assert_eq!(fake.create_requests(), 2, "nothing more after success");
+    finish(app, fake).await;
+}
+
+/// Eight attempts, each a 500: the text is given up on, and the call says after how many
+/// (the count includes the last attempt: it said seven before).
+async fn a_carrier_that_keeps_failing_is_given_up_on_with_the_count(url: &str) {
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    for _ in 0..8 {
+        fake.push_fault(Fault::ServerError);
+    }
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    for _ in 0..10 {
+        app.advance(Duration::from_secs(600));
+        app.drain().await;
+    }
+    assert_eq!(fake.create_requests(), 8, "eight attempts, no more");
+    assert!(fake.sent().is_empty());
+    let c = call(&app, &sid).await;
+    assert_eq!(c.text_back_status.as_deref(), Some("failed"));
+    let reason = c.text_back_reason.unwrap_or_default();
+    assert!(reason.starts_with("gave up after 8 attempts"), "{reason}");
+    assert_eq!(
+        app.store.job_counts().await.unwrap(),
+        (0, 1),
+        "nothing queued; the send job kept as dead"
+    );
     finish(app, fake).await;
 }
 
