@@ -253,6 +253,14 @@ pub(crate) enum WriteTx<'w> {
 }
 
 impl WriteTx<'_> {
+    /// The row lock clause for this backend (see `Store::for_update`).
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self {
+            WriteTx::Sqlite(_) => "",
+            WriteTx::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<()> {
         match self {
             WriteTx::Sqlite(tx) => tx.commit().await,
