@@ -29,31 +29,10 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
     // final opt-out check, just before the text leaves), is marked in the same statement.
     let msg = match store.begin_send(job.subject_id, state.now_ms()).await? {
         Some(msg) => msg,
-        None => {
-            let Some(mut msg) = store.outbound_message(job.subject_id).await? else {
-                store.complete_job(job.id).await?;
-                return Ok(());
-            };
-            if DONE.contains(&msg.status.as_str()) || msg.carrier_message_id.is_some() {
-                store.complete_job(job.id).await?;
-                return Ok(());
-            }
-            if msg.contact_opted_out {
-                let canceled = SendOutcome::Canceled {
-                    reason: "opted_out".into(),
-                };
-                return finish(state, &msg, canceled, job).await;
-            }
-            if msg.status == "submitting"
-                && let Some(found) = reconcile(state, &msg).await?
-            {
-                return finish(state, &msg, found, job).await;
-            }
-            store.mark_send_attempt(msg.id, state.now_ms()).await?;
-            // As `begin_send` returns it: this attempt counted.
-            msg.attempts += 1;
-            msg
-        }
+        None => match decide_and_mark(state, job).await? {
+            Some(msg) => msg,
+            None => return Ok(()),
+        },
     };
     let started = std::time::Instant::now();
     let result = match (msg.carrier.as_str(), &state.twilio) {
@@ -129,6 +108,42 @@ pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> 
             retry_later(state, &msg, message, None, last, true).await
         }
     }
+}
+
+/// The send's slow path, for a message `begin_send` did not take: reads it and decides.
+/// Already sent or gone: the job is done. Opted out: canceled. `submitting` after an
+/// attempt that may have reached the carrier: reconciled first. Otherwise marked as
+/// `begin_send` would. Returns the message to send, or None when nothing is to be sent.
+async fn decide_and_mark(
+    state: &AppState,
+    job: &Job,
+) -> Result<Option<OutboundMessage>, JobFailure> {
+    let store = &state.store;
+    let Some(mut msg) = store.outbound_message(job.subject_id).await? else {
+        store.complete_job(job.id).await?;
+        return Ok(None);
+    };
+    if DONE.contains(&msg.status.as_str()) || msg.carrier_message_id.is_some() {
+        store.complete_job(job.id).await?;
+        return Ok(None);
+    }
+    if msg.contact_opted_out {
+        let canceled = SendOutcome::Canceled {
+            reason: "opted_out".into(),
+        };
+        finish(state, &msg, canceled, job).await?;
+        return Ok(None);
+    }
+    if msg.status == "submitting"
+        && let Some(found) = reconcile(state, &msg).await?
+    {
+        finish(state, &msg, found, job).await?;
+        return Ok(None);
+    }
+    store.mark_send_attempt(msg.id, state.now_ms()).await?;
+    // As `begin_send` returns it: this attempt counted.
+    msg.attempts += 1;
+    Ok(Some(msg))
 }
 
 /// Records a temporary failure and hands the job back for another attempt. `ambiguous`:

@@ -65,12 +65,12 @@ impl Store {
         reply: &Reply,
         now_ms: i64,
     ) -> Result<Result<i64, ReplyRefused>> {
-        let for_update = self.for_update();
-        let contact_sql = format!(
-            "SELECT id, opted_out, textable, not_textable_reason FROM contacts \
-             WHERE account_id = $1 AND phone = $2{for_update}"
-        );
         let out = in_write_tx!(self, tx => 'done: {
+            let contact_sql = format!(
+                "SELECT id, opted_out, textable, not_textable_reason FROM contacts \
+                 WHERE account_id = $1 AND phone = $2{}",
+                tx.for_update()
+            );
             let account_id: Option<i64> = crate::sql::query_scalar("SELECT id FROM accounts WHERE slug = $1")
                 .bind(&reply.account_slug)
                 .fetch_optional(&mut *tx)

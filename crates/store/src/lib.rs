@@ -284,15 +284,6 @@ impl Store {
         self.wake.notify_waiters();
         self.wake.notify_one();
     }
-
-    /// A row lock clause for the backend: SQLite locks the whole database for writing
-    /// already (BEGIN IMMEDIATE) and has no FOR UPDATE.
-    pub(crate) fn for_update(&self) -> &'static str {
-        match self.db {
-            Db::Sqlite(_) => "",
-            Db::Postgres(_) => " FOR UPDATE",
-        }
-    }
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {

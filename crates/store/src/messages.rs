@@ -45,6 +45,18 @@ fn outbound_from_row(r: &crate::sql::Row) -> Result<OutboundMessage> {
     })
 }
 
+/// Marks message `$1` as being handed to the carrier at `$2`; both ways of marking
+/// (`begin_send`, `mark_send_attempt`) append their own conditions.
+macro_rules! mark_submitting_sql {
+    ($tail:literal) => {
+        concat!(
+            "UPDATE messages SET status = 'submitting', attempts = attempts + 1, ",
+            "last_attempt_at = $2, updated_at = $2 WHERE id = $1",
+            $tail
+        )
+    };
+}
+
 /// How one send attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -185,14 +197,13 @@ impl Store {
     /// sender then reads the message and decides (`outbound_message`). One statement where
     /// the read and the mark took two, and on PostgreSQL a transaction of its own.
     pub async fn begin_send(&self, id: i64, now_ms: i64) -> Result<Option<OutboundMessage>> {
-        let q = crate::sql::query(
-            "UPDATE messages SET status = 'submitting', attempts = attempts + 1, last_attempt_at = $2, updated_at = $2 \
-             WHERE id = $1 AND status = 'pending' AND carrier_message_id IS NULL \
+        let q = crate::sql::query(mark_submitting_sql!(
+            " AND status = 'pending' AND carrier_message_id IS NULL \
              AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = messages.contact_id AND c.opted_out) \
              RETURNING id, call_id, account_id, from_phone, to_phone, body, status, carrier, carrier_message_id, \
              attempts, last_attempt_at, FALSE AS opted_out, kind, created_at, \
-             (SELECT k.missed_at FROM calls k WHERE k.id = messages.call_id) AS missed_at",
-        )
+             (SELECT k.missed_at FROM calls k WHERE k.id = messages.call_id) AS missed_at"
+        ))
         .bind(id)
         .bind(now_ms);
         let row = match &self.db {
@@ -209,10 +220,7 @@ impl Store {
     /// may or may not have left: the sender reconciles with the carrier before resending.
     pub async fn mark_send_attempt(&self, id: i64, now_ms: i64) -> Result<()> {
         in_write_tx!(background self, tx => {
-            crate::sql::query(
-                "UPDATE messages SET status = 'submitting', attempts = attempts + 1, last_attempt_at = $2, \
-                 updated_at = $2 WHERE id = $1",
-            )
+            crate::sql::query(mark_submitting_sql!(""))
             .bind(id)
             .bind(now_ms)
             .execute(&mut *tx)
@@ -360,11 +368,11 @@ impl Store {
         report: &DeliveryReport,
         now_ms: i64,
     ) -> Result<bool> {
-        let for_update = self.for_update();
-        let select = format!(
-            "SELECT id, status, call_id, account_id FROM messages WHERE carrier_message_id = $1{for_update}"
-        );
         let applied = in_write_tx!(self, tx => {
+            let select = format!(
+                "SELECT id, status, call_id, account_id FROM messages WHERE carrier_message_id = $1{}",
+                tx.for_update()
+            );
             let row = crate::sql::query(select)
                 .bind(&report.carrier_message_id)
                 .fetch_optional(&mut *tx)

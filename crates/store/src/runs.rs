@@ -344,11 +344,11 @@ impl Store {
                  FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left') \
                  WHERE e.id = $1",
             )
-                .bind(job.subject_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            .bind(job.subject_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let Some(event) = event else {
-                crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+                delete_job(tx, Some(job.id)).await?;
                 break 'done Vec::new();
             };
             let account_id: i64 = event.try_get("account_id")?;
@@ -472,7 +472,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+            delete_job(tx, Some(job.id)).await?;
             started
         });
         Ok(started)

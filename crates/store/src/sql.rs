@@ -253,7 +253,8 @@ pub(crate) enum WriteTx<'w> {
 }
 
 impl WriteTx<'_> {
-    /// The row lock clause for this backend (see `Store::for_update`).
+    /// The row lock clause for the backend: SQLite locks the whole database for writing
+    /// already (BEGIN IMMEDIATE) and has no FOR UPDATE.
     pub(crate) fn for_update(&self) -> &'static str {
         match self {
             WriteTx::Sqlite(_) => "",

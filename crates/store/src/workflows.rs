@@ -66,13 +66,13 @@ impl Store {
         now_ms: i64,
         saved_by: Option<&str>,
     ) -> Result<WorkflowChange> {
-        let for_update = self.for_update();
-        let select = format!(
-            "SELECT w.id, w.active, w.current_version, v.spec FROM workflows w \
-             JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
-             WHERE w.account_id = $1 AND w.name = $2{for_update}"
-        );
         let change = in_write_tx!(self, tx => {
+            let select = format!(
+                "SELECT w.id, w.active, w.current_version, v.spec FROM workflows w \
+                 JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
+                 WHERE w.account_id = $1 AND w.name = $2{}",
+                tx.for_update()
+            );
             let existing = crate::sql::query(select)
                 .bind(account_id)
                 .bind(name)
