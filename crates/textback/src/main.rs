@@ -3,6 +3,7 @@
 mod apply;
 mod config;
 use textback_server::doctor;
+mod memory;
 mod simulate;
 
 use std::io::IsTerminal;
@@ -345,7 +346,7 @@ enum CliError {
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    memory::limit_malloc_arenas();
     let cli = Cli::parse();
     textback_carriers::twilio::client::install_crypto_provider();
     init_logging();
@@ -364,21 +365,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// glibc gives each thread that allocates under contention an arena of its own and keeps
-/// what is freed in it; with the runtime's, SQLite's and sqlx's threads that held 5–20 MB
-/// more resident memory under load than two arenas do (measured: 67.9 -> 62.5 MB peak at
-/// 1,000 missed calls/s). Set before any thread starts; `MALLOC_ARENA_MAX` still overrides.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes allocator settings; it is called on the main thread
-        // before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }
@@ -424,6 +410,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let role = InstanceRole::parse(&role).ok_or_else(|| {
                 CliError::Refused(format!("--role {role:?}: use api, worker or all"))
             })?;
+            memory::return_freed_memory_periodically();
             let listen = config::listen(server.listen, &file)?;
             let public_url = config::public_url(server.public_url, &file, listen)?;
             let twilio =
