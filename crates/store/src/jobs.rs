@@ -242,12 +242,11 @@ impl Store {
     }
 
     /// When the earliest queued job becomes due, so an idle worker knows how long to sleep.
+    /// When the next job may be claimed, reading a handful of index entries however many
+    /// jobs wait (`next_due_reads_a_handful_of_rows_however_many_jobs_wait`).
     pub async fn next_job_due(&self) -> Result<Option<i64>> {
         crate::on_pool!(self, pool => {
-            let v: Option<i64> = crate::sql::query_scalar(
-                "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > run_at \
-                 THEN locked_until ELSE run_at END) FROM jobs WHERE status = 'queued'",
-            )
+            let v: Option<i64> = crate::sql::query_scalar(NEXT_DUE)
             .fetch_one(pool)
             .await?;
             Ok(v)
@@ -279,9 +278,54 @@ impl Store {
     }
 }
 
+/// The earliest unleased waiting job (the first entry of `jobs_due` that is not leased:
+/// leased jobs are the few in flight), and the earliest lease of a waiting job to run out
+/// (`jobs_leased`).
+const NEXT_DUE: &str = "SELECT MIN(t) FROM (\
+     SELECT run_at AS t FROM (SELECT run_at FROM jobs \
+       WHERE status = 'queued' AND locked_until IS NULL ORDER BY run_at LIMIT 1) unleased \
+     UNION ALL \
+     SELECT CASE WHEN locked_until > run_at THEN locked_until ELSE run_at END FROM jobs \
+       WHERE status = 'queued' AND locked_until IS NOT NULL) due";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Follow-ups waiting for days are waiting jobs; an idle worker asks for the next due
+    /// time after every empty claim, so the answer must not read them all.
+    #[tokio::test]
+    async fn next_due_reads_a_handful_of_rows_however_many_jobs_wait() {
+        let path = std::env::temp_dir().join(format!("textback-next-due-{}.db", fastrand::u64(..)));
+        let store = crate::Store::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+             INSERT INTO jobs (kind, subject_id, run_at, max_attempts, created_at) \
+             SELECT 'advance_run', i, 1000000 + i, 5, 0 FROM n; \
+             INSERT INTO jobs (kind, subject_id, run_at, max_attempts, created_at, locked_until, locked_by) \
+             VALUES ('send_message', 1, 10, 5, 0, 900000, 'w'), ('send_message', 2, 20, 5, 0, 60, 'w');",
+        )
+        .unwrap();
+        let mut stmt = conn.prepare(NEXT_DUE).unwrap();
+        let due: Option<i64> = stmt.query_row([], |r| r.get(0)).unwrap();
+        assert_eq!(due, Some(60), "the lease that runs out first");
+        let steps = stmt.get_status(rusqlite::StatementStatus::VmStep);
+        assert!(steps < 200, "{steps} VM steps for 5,002 waiting jobs");
+        conn.execute("DELETE FROM jobs WHERE locked_until IS NOT NULL", [])
+            .unwrap();
+        let due: Option<i64> = conn.query_row(NEXT_DUE, [], |r| r.get(0)).unwrap();
+        assert_eq!(due, Some(1_000_001), "the earliest waiting job");
+        drop(stmt);
+        drop(conn);
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn webhooks_are_retried_for_days() {

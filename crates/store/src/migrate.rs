@@ -87,6 +87,11 @@ macro_rules! migrations {
                     "/0014_pipeline_indexes.sql"
                 )),
             },
+            Migration {
+                version: 15,
+                name: "leased_jobs",
+                sql: include_str!(concat!("../migrations/", $dir, "/0015_leased_jobs.sql")),
+            },
         ]
     };
 }
