@@ -77,7 +77,12 @@ impl Worker {
                 return;
             }
             let notified = signal.notified();
-            if self.step().await > 0 {
+            let ran = self.step().await;
+            if ran as i64 == BATCH {
+                // A full batch: more may be due; another idle worker shares them.
+                signal.notify_one();
+            }
+            if ran > 0 {
                 continue;
             }
             let wait = match self.state.store.next_job_due().await {

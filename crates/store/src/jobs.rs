@@ -241,9 +241,9 @@ impl Store {
         Ok(!dead)
     }
 
-    /// When the earliest queued job becomes due, so an idle worker knows how long to sleep.
-    /// When the next job may be claimed, reading a handful of index entries however many
-    /// jobs wait (`next_due_reads_a_handful_of_rows_however_many_jobs_wait`).
+    /// When the next job may be claimed, so an idle worker knows how long to sleep; it reads
+    /// a handful of index entries however many jobs wait
+    /// (`next_due_reads_a_handful_of_rows_however_many_jobs_wait`).
     pub async fn next_job_due(&self) -> Result<Option<i64>> {
         crate::on_pool!(self, pool => {
             let v: Option<i64> = crate::sql::query_scalar(NEXT_DUE)
@@ -292,15 +292,60 @@ const NEXT_DUE: &str = "SELECT MIN(t) FROM (\
 mod tests {
     use super::*;
 
-    /// Follow-ups waiting for days are waiting jobs; an idle worker asks for the next due
-    /// time after every empty claim, so the answer must not read them all.
-    #[tokio::test]
-    async fn next_due_reads_a_handful_of_rows_however_many_jobs_wait() {
-        let path = std::env::temp_dir().join(format!("textback-next-due-{}.db", fastrand::u64(..)));
+    /// A migrated SQLite store in a temporary file, and the file's path.
+    async fn temp_store(name: &str) -> (crate::Store, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("textback-{name}-{}.db", fastrand::u64(..)));
         let store = crate::Store::connect(&format!("sqlite:{}", path.display()))
             .await
             .unwrap();
         store.migrate().await.unwrap();
+        (store, path)
+    }
+
+    fn remove_db(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// Each idle worker woken runs a claim transaction: waking all of them for one job
+    /// made four write transactions per missed call where one claims it.
+    #[tokio::test]
+    async fn a_job_enqueued_wakes_one_idle_worker() {
+        use std::task::{Context, Waker};
+        let (store, path) = temp_store("wake").await;
+        let signal = store.work_signal();
+        let mut idle: Vec<_> = (0..3).map(|_| Box::pin(signal.notified())).collect();
+        for w in &mut idle {
+            w.as_mut().enable();
+        }
+        // Polls each idle worker's wait once; those woken leave the list.
+        let woken = |idle: &mut Vec<std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>>| {
+            let mut cx = Context::from_waker(Waker::noop());
+            let before = idle.len();
+            idle.retain_mut(|w| w.as_mut().poll(&mut cx).is_pending());
+            before - idle.len()
+        };
+        store
+            .enqueue_job(JobKind::SendMessage, 1, None, 0, 0)
+            .await
+            .unwrap();
+        assert_eq!(woken(&mut idle), 1, "one job, one worker");
+        store
+            .enqueue_job(JobKind::SendMessage, 2, None, 0, 0)
+            .await
+            .unwrap();
+        assert_eq!(woken(&mut idle), 1, "the next job, the next worker");
+        drop(idle);
+        drop(store);
+        remove_db(&path);
+    }
+
+    /// Follow-ups waiting for days are waiting jobs; an idle worker asks for the next due
+    /// time after every empty claim, so the answer must not read them all.
+    #[tokio::test]
+    async fn next_due_reads_a_handful_of_rows_however_many_jobs_wait() {
+        let (store, path) = temp_store("next-due").await;
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
@@ -322,9 +367,7 @@ mod tests {
         drop(stmt);
         drop(conn);
         drop(store);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_db(&path);
     }
 
     #[test]
