@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A soak of `textback serve` itself (SQLite, the recommended workflow of
+# examples/quickstart.toml), driven by tools/loadgen.py from another process through the
+# carrier stand-in. Every 30 s it prints the resident set, its high-water mark, SQLite's
+# memory and the jobs due (from /metrics), the -wal and database file sizes and serve's CPU
+# seconds so far; then the generator's and the stand-in's summaries. Fails unless every
+# caller was texted exactly once.
+#
+#   cargo build --release -p textback -p textback-testkit
+#   tools/serve-soak.sh 120000 100          # calls, calls per second (here 20 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+calls="${1:-120000}"
+rate="${2:-100}"
+bin=target/release/textback
+standin=target/release/carrier-standin
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$standin" 127.0.0.1:4010 >"$work/standin.out" 2>&1 &
+pids+=($!)
+export DATABASE_URL="sqlite:$work/soak.db" TEXTBACK_PUBLIC_URL=http://127.0.0.1:8080 \
+  TEXTBACK_TWILIO_API_BASE=http://127.0.0.1:4010 TEXTBACK_LOG=warn \
+  TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001 \
+  TWILIO_AUTH_TOKEN=test_auth_token_0123456789abcdef
+"$bin" apply examples/quickstart.toml >/dev/null
+"$bin" serve >"$work/serve.log" 2>&1 &
+server=$!
+pids+=("$server")
+until curl -fs http://127.0.0.1:8080/readyz >/dev/null; do sleep 0.1; done
+
+mib() { awk -v k="$1" '$1 == k":" {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
+size() { stat -c %s "$1" 2>/dev/null | awk '{printf "%.1f", $1 / 1048576}' || echo 0; }
+sample() {
+  local m
+  m="$(curl -fs http://127.0.0.1:8080/metrics || true)"
+  echo "$(($(date +%s) - start)) $(mib VmRSS) $(mib VmHWM)" \
+    "$(echo "$m" | awk '/^textback_sqlite_memory_bytes/ {printf "%.1f", $2 / 1048576}')" \
+    "$(echo "$m" | awk '/^textback_queue_depth/ {print $2}')" \
+    "$(size "$work/soak.db-wal") $(size "$work/soak.db")" \
+    "$(awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$server/stat")"
+}
+
+start=$(date +%s)
+echo "seconds rss_mib hwm_mib sqlite_mib queue_depth wal_mib db_mib cpu_s"
+python3 tools/loadgen.py --calls "$calls" --concurrency 16 --rate "$rate" \
+  --token "$TWILIO_AUTH_TOKEN" --account-sid "$TWILIO_ACCOUNT_SID" >"$work/loadgen.out" 2>&1 &
+loadgen=$!
+while kill -0 "$loadgen" 2>/dev/null; do
+  sample
+  sleep 30
+done
+wait "$loadgen"
+for _ in $(seq 1 60); do
+  case "$(tail -1 "$work/standin.out")" in "texts $calls,"*) break ;; esac
+  sleep 1
+done
+sleep 3
+sample
+cat "$work/loadgen.out"
+last="$(tail -1 "$work/standin.out")"
+echo "stand-in: $last"
+case "$last" in
+  "texts $calls, distinct numbers $calls, texted more than once 0,"*) ;;
+  *) echo "FAILED: expected $calls texts to $calls numbers, none twice" >&2; exit 1 ;;
+esac
