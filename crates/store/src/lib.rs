@@ -281,7 +281,7 @@ impl Store {
 
     /// Wakes one idle worker per job enqueued (or leaves a permit for the next to wait):
     /// waking all of them for each job made every idle worker run a claim transaction for
-    /// the one that got it — four write transactions per missed call at 1,000 calls/s.
+    /// the one that got it: four write transactions per missed call below full load.
     pub(crate) fn wake_workers(&self) {
         self.wake.notify_one();
     }
