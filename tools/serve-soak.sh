@@ -13,23 +13,8 @@ cd "$(dirname "$0")/.."
 
 calls="${1:-120000}"
 rate="${2:-100}"
-bin=target/release/textback
-standin=target/release/carrier-standin
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$standin" 127.0.0.1:4010 >"$work/standin.out" 2>&1 &
-pids+=($!)
-export DATABASE_URL="sqlite:$work/soak.db" TEXTBACK_PUBLIC_URL=http://127.0.0.1:8080 \
-  TEXTBACK_TWILIO_API_BASE=http://127.0.0.1:4010 TEXTBACK_LOG=warn \
-  TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001 \
-  TWILIO_AUTH_TOKEN=test_auth_token_0123456789abcdef
+source tools/bench-common.sh
+export DATABASE_URL="sqlite:$work/soak.db"
 "$bin" apply examples/quickstart.toml >/dev/null
 "$bin" serve >"$work/serve.log" 2>&1 &
 server=$!
@@ -55,19 +40,12 @@ python3 tools/loadgen.py --calls "$calls" --concurrency 16 --rate "$rate" \
 loadgen=$!
 while kill -0 "$loadgen" 2>/dev/null; do
   sample
-  sleep 30
+  # Every 30 s, or sooner once the generator is done.
+  for _ in $(seq 1 30); do kill -0 "$loadgen" 2>/dev/null && sleep 1; done
 done
 wait "$loadgen"
-for _ in $(seq 1 60); do
-  case "$(tail -1 "$work/standin.out")" in "texts $calls,"*) break ;; esac
-  sleep 1
-done
+wait_for_texts "$calls"
 sleep 3
 sample
 cat "$work/loadgen.out"
-last="$(tail -1 "$work/standin.out")"
-echo "stand-in: $last"
-case "$last" in
-  "texts $calls, distinct numbers $calls, texted more than once 0,"*) ;;
-  *) echo "FAILED: expected $calls texts to $calls numbers, none twice" >&2; exit 1 ;;
-esac
+expect_each_texted_once "$calls"

@@ -1,0 +1,39 @@
+# Sourced by the benchmark scripts (two-instances.sh, serve-soak.sh): the release binaries,
+# a scratch directory, the processes started (stopped, and the directory removed, on exit),
+# the carrier stand-in on 127.0.0.1:4010 and the credentials it and the server share.
+bin=target/release/textback
+standin=target/release/carrier-standin
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$standin" 127.0.0.1:4010 >"$work/standin.out" 2>&1 &
+pids+=($!)
+export TEXTBACK_PUBLIC_URL=http://127.0.0.1:8080 \
+  TEXTBACK_TWILIO_API_BASE=http://127.0.0.1:4010 TEXTBACK_LOG=warn \
+  TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001 \
+  TWILIO_AUTH_TOKEN=test_auth_token_0123456789abcdef
+
+# Waits (up to two minutes) until the stand-in has counted $1 texts.
+wait_for_texts() {
+  for _ in $(seq 1 120); do
+    case "$(tail -1 "$work/standin.out")" in "texts $1,"*) return ;; esac
+    sleep 1
+  done
+}
+
+# Prints the stand-in's last line; fails unless $1 texts went to $1 numbers, none twice.
+expect_each_texted_once() {
+  local last
+  last="$(tail -1 "$work/standin.out")"
+  echo "stand-in: $last"
+  case "$last" in
+    "texts $1, distinct numbers $1, texted more than once 0,"*) ;;
+    *) echo "FAILED: expected $1 texts to $1 numbers, none twice" >&2; exit 1 ;;
+  esac
+}
