@@ -1,8 +1,9 @@
 # Sourced by the benchmark scripts (two-instances.sh, serve-soak.sh): the release binaries,
 # a scratch directory, the processes started (stopped, and the directory removed, on exit),
 # the carrier stand-in on 127.0.0.1:4010 and the credentials it and the server share.
-bin=target/release/textback
-standin=target/release/carrier-standin
+# BENCH_BIN_DIR: where the binaries are (default target/release), to compare two builds.
+bin="${BENCH_BIN_DIR:-target/release}/textback"
+standin="${BENCH_BIN_DIR:-target/release}/carrier-standin"
 work="$(mktemp -d)"
 pids=()
 cleanup() {

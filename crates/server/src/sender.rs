@@ -23,11 +23,22 @@ const DONE: &[&str] = &[
     "undelivered",
 ];
 
-pub(crate) async fn send(state: &AppState, job: &Job) -> Result<(), JobFailure> {
+/// Sends `job`'s message. `ready`: the message as the step that queued this job marked it
+/// (`Job::ready`), sent without another write.
+pub(crate) async fn send(
+    state: &AppState,
+    job: &Job,
+    ready: Option<Box<OutboundMessage>>,
+) -> Result<(), JobFailure> {
     let store = &state.store;
     // A message waiting for its first attempt, to a contact who has not opted out (the
-    // final opt-out check, just before the text leaves), is marked in the same statement.
-    let msg = match store.begin_send(job.subject_id, state.now_ms()).await? {
+    // final opt-out check, just before the text leaves), is marked in the same statement:
+    // here, or in the step that queued it and whose commit this worker just saw.
+    let marked = match ready {
+        Some(msg) => Some(*msg),
+        None => store.begin_send(job.subject_id, state.now_ms()).await?,
+    };
+    let msg = match marked {
         Some(msg) => msg,
         None => match decide_and_mark(state, job).await? {
             Some(msg) => msg,

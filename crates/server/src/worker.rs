@@ -113,7 +113,7 @@ async fn run_job(state: &AppState, worker: &str, job: Job) {
     }
 }
 
-async fn run_one(state: &AppState, worker: &str, job: Job) -> Vec<Job> {
+async fn run_one(state: &AppState, worker: &str, mut job: Job) -> Vec<Job> {
     let claim = Claim {
         worker,
         until_ms: state.now_ms() + LEASE.as_millis() as i64,
@@ -121,7 +121,10 @@ async fn run_one(state: &AppState, worker: &str, job: Job) -> Vec<Job> {
     let result = match job.kind {
         JobKind::Trigger => start_runs(state, &job, &claim).await,
         JobKind::AdvanceRun => advance_run(state, &job, &claim).await,
-        JobKind::SendMessage => send(state, &job).await.map(|()| Vec::new()),
+        JobKind::SendMessage => {
+            let ready = job.ready.take();
+            send(state, &job, ready).await.map(|()| Vec::new())
+        }
         JobKind::TaskDue => task_due(state, &job).await.map(|()| Vec::new()),
         JobKind::Webhook => deliver(state, &job).await.map(|()| Vec::new()),
     };

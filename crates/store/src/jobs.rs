@@ -60,6 +60,10 @@ pub struct Job {
     /// Attempts including the current one.
     pub attempts: i64,
     pub max_attempts: i64,
+    /// For a send the step that queued it runs at once: its message, already marked
+    /// `submitting` in the step's transaction (as `Store::begin_send` would), so the
+    /// sender need not read and mark it again. None for a job claimed from the queue.
+    pub ready: Option<Box<crate::OutboundMessage>>,
 }
 
 /// The backoff for a job kind: webhooks back off from 30 s up to 6 hours (25 attempts
@@ -136,6 +140,7 @@ macro_rules! enqueue_claimed {
             subject_id: subject,
             attempts: 1,
             max_attempts: kind.max_attempts(),
+            ready: None,
         })
     }};
 }
@@ -205,6 +210,7 @@ impl Store {
                     subject_id: r.try_get("subject_id")?,
                     attempts: r.try_get("attempts")?,
                     max_attempts: r.try_get("max_attempts")?,
+                    ready: None,
                 });
             }
             jobs

@@ -2,6 +2,7 @@
 
 use crate::consent::apply_contact_effect;
 use crate::events_out::emit_event;
+use crate::sql::WriteTx;
 use crate::{Result, Store, in_write_tx, on_pool};
 
 /// A message as the sender needs it.
@@ -55,6 +56,35 @@ macro_rules! mark_submitting_sql {
             $tail
         )
     };
+}
+
+/// The send's fast path (`Store::begin_send`) as one statement: marks message `$1` as
+/// handed to the carrier at `$2` if it is still `pending`, not yet at the carrier and its
+/// contact has not opted out (the final opt-out check), and returns it as marked.
+const BEGIN_SEND: &str = mark_submitting_sql!(
+    " AND status = 'pending' AND carrier_message_id IS NULL \
+     AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = messages.contact_id AND c.opted_out) \
+     RETURNING id, call_id, account_id, from_phone, to_phone, body, status, carrier, carrier_message_id, \
+     attempts, last_attempt_at, FALSE AS opted_out, kind, created_at, \
+     (SELECT k.missed_at FROM calls k WHERE k.id = messages.call_id) AS missed_at"
+);
+
+/// `Store::begin_send` inside the transaction that queued the message's send, for a
+/// worker that sends it as soon as that transaction commits: the check and the mark
+/// commit with the step that decided to text, and the text leaves right after, as it
+/// would after `begin_send`'s own commit. One write (a transaction on PostgreSQL) fewer
+/// per text.
+pub(crate) async fn begin_send_in(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    now_ms: i64,
+) -> Result<Option<OutboundMessage>> {
+    let row = crate::sql::query(BEGIN_SEND)
+        .bind(id)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+    row.as_ref().map(outbound_from_row).transpose()
 }
 
 /// How one send attempt ended.
@@ -197,15 +227,7 @@ impl Store {
     /// sender then reads the message and decides (`outbound_message`). One statement where
     /// the read and the mark took two, and on PostgreSQL a transaction of its own.
     pub async fn begin_send(&self, id: i64, now_ms: i64) -> Result<Option<OutboundMessage>> {
-        let q = crate::sql::query(mark_submitting_sql!(
-            " AND status = 'pending' AND carrier_message_id IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = messages.contact_id AND c.opted_out) \
-             RETURNING id, call_id, account_id, from_phone, to_phone, body, status, carrier, carrier_message_id, \
-             attempts, last_attempt_at, FALSE AS opted_out, kind, created_at, \
-             (SELECT k.missed_at FROM calls k WHERE k.id = messages.call_id) AS missed_at"
-        ))
-        .bind(id)
-        .bind(now_ms);
+        let q = crate::sql::query(BEGIN_SEND).bind(id).bind(now_ms);
         let row = match &self.db {
             // One statement outside a transaction commits on its own: no BEGIN, no COMMIT.
             crate::Db::Postgres(_) => q.fetch_optional(&self.db).await?,

@@ -12,6 +12,7 @@ use crate::accounts::{
 use crate::conversations::upsert_conversation;
 use crate::events_out::emit_event;
 use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
+use crate::messages::begin_send_in;
 use crate::sql::WriteTx;
 use crate::workflows::WorkflowRecord;
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
@@ -805,6 +806,29 @@ async fn delete_job(tx: &mut WriteTx<'_>, job_id: Option<i64>) -> Result<()> {
     Ok(())
 }
 
+/// Queues message `id`'s send for this worker to run as soon as `tx` commits, the message
+/// already marked for it (`begin_send_in`): None only if its send was queued already.
+async fn queue_send(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    now_ms: i64,
+    claim: &Claim<'_>,
+) -> Result<Option<Job>> {
+    let queued = enqueue_claimed!(
+        tx,
+        JobKind::SendMessage,
+        id,
+        Some(format!("send_message:{id}")),
+        now_ms,
+        claim
+    );
+    let Some(mut job) = queued else {
+        return Ok(None);
+    };
+    job.ready = begin_send_in(tx, id, now_ms).await?.map(Box::new);
+    Ok(Some(job))
+}
+
 /// One step of run `run_id` inside `tx` (see `Store::advance_run`). `job_id` is the
 /// `advance_run` job being run, deleted with the step; None when the step runs in the
 /// transaction that started the run, which queued no job for it and read the run's
@@ -998,14 +1022,7 @@ async fn advance_in(
                 .await?;
                 match inserted {
                     Some(id) => {
-                        queued.extend(enqueue_claimed!(
-                            tx,
-                            JobKind::SendMessage,
-                            id,
-                            Some(format!("send_message:{id}")),
-                            now_ms,
-                            claim
-                        ));
+                        queued.extend(queue_send(tx, id, now_ms, claim).await?);
                         crate::sql::query(
                             "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
                         )
@@ -1076,14 +1093,7 @@ async fn advance_in(
                 .bind(step)
                 .fetch_one(&mut *tx)
                 .await?;
-                queued.extend(enqueue_claimed!(
-                    tx,
-                    JobKind::SendMessage,
-                    id,
-                    Some(format!("send_message:{id}")),
-                    now_ms,
-                    claim
-                ));
+                queued.extend(queue_send(tx, id, now_ms, claim).await?);
                 logs.push(log(kind, "queued"));
             }
             RunAction::Task {
@@ -1170,14 +1180,7 @@ async fn advance_in(
                     .bind(now_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    queued.extend(enqueue_claimed!(
-                        tx,
-                        JobKind::SendMessage,
-                        id,
-                        Some(format!("send_message:{id}")),
-                        now_ms,
-                        claim
-                    ));
+                    queued.extend(queue_send(tx, id, now_ms, claim).await?);
                 }
                 logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
             }
