@@ -3,7 +3,8 @@
 # examples/quickstart.toml), driven by tools/loadgen.py from another process through the
 # carrier stand-in. Every 30 s it prints the resident set, its high-water mark, SQLite's
 # memory and the jobs due (from /metrics), the -wal and database file sizes and serve's CPU
-# seconds so far; then the generator's and the stand-in's summaries. Fails unless every
+# seconds so far; then the generator's summary, how soon the carrier had each missed call's
+# text (serve's own histogram) and the stand-in's summary. Fails unless every
 # caller was texted exactly once.
 #
 #   cargo build --release -p textback -p textback-testkit
@@ -48,4 +49,17 @@ wait_for_texts "$calls"
 sleep 3
 sample
 cat "$work/loadgen.out"
+# From serve's own histogram (buckets of /metrics): the share of missed calls whose text
+# the carrier had accepted within 10, 25 and 50 ms (the bar: p99 within 50 ms).
+curl -fs http://127.0.0.1:8080/metrics | awk '
+  /^textback_missed_call_to_carrier_seconds_bucket/ {
+    for (le in want) if (index($0, "le=\"" le "\"")) n[le] = $2
+  }
+  /^textback_missed_call_to_carrier_seconds_count/ { total = $2 }
+  BEGIN { want["0.01"]; want["0.025"]; want["0.05"] }
+  END {
+    if (total == 0) { print "missed call -> carrier: no samples"; exit }
+    printf "missed call -> carrier accepted: %.2f%% within 10 ms, %.2f%% within 25 ms, %.2f%% within 50 ms\n",
+      100 * n["0.01"] / total, 100 * n["0.025"] / total, 100 * n["0.05"] / total
+  }'
 expect_each_texted_once "$calls"
