@@ -47,6 +47,8 @@ struct Inner {
     faults: VecDeque<Fault>,
     sent: Vec<SentMessage>,
     create_requests: usize,
+    /// Requests for the message list (a sender reconciling before it resends).
+    list_requests: usize,
     /// Line types by number for Lookup v2; unknown numbers are `mobile`.
     line_types: std::collections::HashMap<String, String>,
     lookups: usize,
@@ -164,6 +166,10 @@ impl FakeTwilio {
             .expect("lock")
             .line_types
             .insert(number.to_owned(), line_type.to_owned());
+    }
+
+    pub fn list_requests(&self) -> usize {
+        self.inner.lock().expect("lock").list_requests
     }
 
     pub fn lookups(&self) -> usize {
@@ -340,6 +346,7 @@ async fn list_messages(
     if !authorized(&headers, &account) {
         return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
+    fake.inner.lock().expect("lock").list_requests += 1;
     let param = |name: &str| {
         query
             .iter()

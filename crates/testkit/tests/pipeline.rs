@@ -24,6 +24,7 @@ on_both_stores!(
     carrier_429_waits_for_retry_after,
     ambiguous_timeout_is_reconciled_not_resent,
     restart_between_webhook_and_send_sends_once,
+    a_worker_lost_between_the_step_and_the_send_texts_once,
     background_workers_text_within_two_seconds,
     texting_rules_skip_with_reasons,
     unknown_number_is_told_and_nothing_is_stored,
@@ -489,6 +490,98 @@ async fn restart_between_webhook_and_send_sends_once(url: &str) {
     app.drain().await;
     assert_eq!(fake.sent().len(), 1);
     assert_eq!(fake.create_requests(), 1);
+    finish(app, fake).await;
+}
+
+/// The run's step marks its text `submitting` in the step's own transaction, and the same
+/// worker sends it as soon as that commits. A worker lost in between (here the step is
+/// taken by hand and the jobs it hands back are dropped) leaves the text claimed and
+/// marked, with nothing sent: once the lease runs out another worker checks the carrier's
+/// message list, finds nothing, and sends it, once.
+async fn a_worker_lost_between_the_step_and_the_send_texts_once(url: &str) {
+    let (app, fake) = with_fake(
+        url,
+        TestAppOptions {
+            manual_clock: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    let now = app.state.now_ms();
+    let lease = Duration::from_secs(60);
+    let claimed = app
+        .store
+        .claim_jobs("lost-worker", now, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "the missed call's trigger");
+    let claim = textback_store::Claim {
+        worker: "lost-worker",
+        until_ms: now + lease.as_millis() as i64,
+    };
+    let follow_on = app
+        .store
+        .start_runs(
+            &claimed[0],
+            now,
+            &claim,
+            |input| textback_store::StartPlan {
+                runs: input
+                    .workflows
+                    .iter()
+                    .map(|w| textback_store::StartRun {
+                        workflow_id: w.id,
+                        version: w.version,
+                        stop_on_reply: false,
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            |_| textback_store::RunPlan {
+                actions: vec![textback_store::RunAction::TextBack {
+                    body: EXPECTED_TEXT.into(),
+                    carrier: "twilio".into(),
+                    variant: None,
+                    step: "0".into(),
+                }],
+                next: textback_store::RunNext::Done,
+            },
+        )
+        .await
+        .expect("step");
+    let ready = follow_on
+        .iter()
+        .find_map(|j| j.ready.as_deref())
+        .expect("the step hands its worker the text, marked");
+    assert_eq!(
+        (
+            ready.status.as_str(),
+            ready.attempts,
+            ready.to_phone.as_str()
+        ),
+        ("submitting", 1, CALLER)
+    );
+    drop(follow_on);
+
+    app.drain().await;
+    assert_eq!(fake.create_requests(), 0, "still leased by the lost worker");
+    app.advance(lease + Duration::from_secs(1));
+    app.drain().await;
+    assert_eq!(
+        (fake.list_requests(), fake.create_requests()),
+        (1, 1),
+        "looked for at the carrier first, then sent"
+    );
+    let sent = fake.sent();
+    assert_eq!(
+        (sent.len(), sent[0].to.as_str(), sent[0].body.as_str()),
+        (1, CALLER, EXPECTED_TEXT)
+    );
+    assert_eq!(
+        call(&app, &sid).await.text_back_status.as_deref(),
+        Some("sent")
+    );
     finish(app, fake).await;
 }
 
