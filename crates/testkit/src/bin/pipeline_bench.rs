@@ -19,6 +19,19 @@ use tokio::task::JoinSet;
 
 #[tokio::main]
 async fn main() {
+    // On a runtime thread, not the main one: the generator is woken by every webhook
+    // answered and every text the stand-in takes, and a third thread woken ~15,000 times a
+    // second took the CPU from the two runtime threads (14.5% of their context switches
+    // were preemptions by it).
+    let ok = tokio::spawn(run()).await.expect("the benchmark task");
+    if !ok {
+        eprintln!("FAILED: every call must be texted exactly once");
+        std::process::exit(1);
+    }
+}
+
+/// Runs the benchmark; true if every call was texted exactly once.
+async fn run() -> bool {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -137,8 +150,5 @@ async fn main() {
     }
     let ok = sent.len() == calls && doubles == 0;
     textback_testkit::bench::stop(db, fake, app).await;
-    if !ok {
-        eprintln!("FAILED: every call must be texted exactly once");
-        std::process::exit(1);
-    }
+    ok
 }
