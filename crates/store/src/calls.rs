@@ -1,6 +1,6 @@
 //! Calls: recording them, settling the missed-call rule once, voicemail.
 
-use crate::events_out::emit_event;
+use crate::events_out::{emit_event, subscribed_sql};
 use crate::runs::{fire_event, resolve_contact};
 use crate::{Result, Store, in_write_tx, on_pool};
 
@@ -83,7 +83,7 @@ enum KnownCall {
 }
 
 macro_rules! insert_call_sql {
-    ($tail:literal) => {
+    ($tail:expr) => {
         concat!(
             "INSERT INTO calls (account_id, number_id, carrier, carrier_call_id, caller, caller_phone, ",
             "status, started_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'ringing', $7, $7, $7) ",
@@ -97,9 +97,10 @@ macro_rules! insert_call_sql {
 fn call_insert(known: KnownCall, c: &NewCall) -> crate::sql::Query<'static> {
     let sql = match known {
         KnownCall::Ignore => insert_call_sql!("DO NOTHING"),
-        KnownCall::ReturnLocked => insert_call_sql!(
-            "DO UPDATE SET updated_at = calls.updated_at RETURNING id, outcome, screen_accepted"
-        ),
+        KnownCall::ReturnLocked => insert_call_sql!(concat!(
+            "DO UPDATE SET updated_at = calls.updated_at RETURNING id, outcome, screen_accepted, ",
+            subscribed_sql!("calls.account_id")
+        )),
     };
     crate::sql::query(sql)
         .bind(c.account_id)
@@ -193,7 +194,7 @@ impl Store {
                         "caller": facts.call.caller,
                         "contact_id": contact_id,
                         "dial_status": facts.dial_status,
-                    }), now_ms);
+                    }), now_ms, subscribed: row.try_get("subscribed")?);
                 } else {
                     crate::sql::query(
                         "UPDATE calls SET outcome = 'answered', dial_status = $2, status = 'in-progress', \

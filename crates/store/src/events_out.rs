@@ -16,9 +16,32 @@ pub const EVENT_TYPES: &[&str] = &[
     "task.completed",
 ];
 
+/// Whether account `$account` (an SQL expression) has an active webhook subscription, as a
+/// column a statement the transaction runs anyway can return: `emit_event!`'s `subscribed`
+/// form then skips its read of the subscriptions when there are none (most accounts; that
+/// read was 3 of ~43 statements per missed call on PostgreSQL).
+macro_rules! subscribed_sql {
+    ($account:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.account_id = ",
+            $account,
+            " AND s.active) AS subscribed"
+        )
+    };
+}
+
+pub(crate) use subscribed_sql;
+
 /// Queues `$payload` (a `serde_json::Value` for `data`) to every active subscription of the
-/// account that wants `$event`.
+/// account that wants `$event`. With `subscribed: $known` (read earlier in the same
+/// transaction with `subscribed_sql!`), nothing is read or built when it is false.
 macro_rules! emit_event {
+    ($tx:expr, $account_id:expr, $event:expr, $payload:expr, $now:expr, subscribed: $known:expr) => {{
+        let known: bool = $known;
+        if known {
+            $crate::events_out::emit_event!($tx, $account_id, $event, $payload, $now);
+        }
+    }};
     ($tx:expr, $account_id:expr, $event:expr, $payload:expr, $now:expr) => {{
         let account_id: i64 = $account_id;
         let event: &str = $event;

@@ -1,7 +1,7 @@
 //! Outbound messages and what the carrier said about each.
 
 use crate::consent::apply_contact_effect;
-use crate::events_out::emit_event;
+use crate::events_out::{emit_event, subscribed_sql};
 use crate::sql::WriteTx;
 use crate::{Result, Store, in_write_tx, on_pool};
 
@@ -335,12 +335,14 @@ impl Store {
             ),
         };
         in_write_tx!(background self, tx => {
-            crate::sql::query(
+            let subscribed: Option<bool> = crate::sql::query_scalar(concat!(
                 "UPDATE messages SET status = $2, carrier_message_id = COALESCE($3, carrier_message_id), \
                  carrier_status = COALESCE($4, carrier_status), segments = COALESCE($5, segments), \
                  error_code = $6, error_message = $7, \
-                 sent_at = CASE WHEN $3 IS NULL THEN sent_at ELSE $8 END, updated_at = $8 WHERE id = $1",
-            )
+                 sent_at = CASE WHEN $3 IS NULL THEN sent_at ELSE $8 END, updated_at = $8 WHERE id = $1 \
+                 RETURNING ",
+                subscribed_sql!("messages.account_id")
+            ))
             .bind(msg.id)
             .bind(status)
             .bind(carrier_id)
@@ -349,7 +351,7 @@ impl Store {
             .bind(code)
             .bind(error)
             .bind(now_ms)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
             if let (Some(call_id), Some((call_status, reason))) = (msg.call_id, call_status) {
                 crate::sql::query(
@@ -369,7 +371,7 @@ impl Store {
                     "to": msg.to_phone,
                     "body": msg.body,
                     "carrier_message_id": carrier_message_id,
-                }), now_ms);
+                }), now_ms, subscribed: subscribed.unwrap_or(false));
             }
             if let SendOutcome::Rejected { effect: Some(effect), message, .. } = outcome {
                 apply_contact_effect!(tx, msg.id, effect, message, now_ms);

@@ -10,7 +10,7 @@ use crate::accounts::{
     ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
 };
 use crate::conversations::upsert_conversation;
-use crate::events_out::emit_event;
+use crate::events_out::{emit_event, subscribed_sql};
 use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
 use crate::messages::begin_send_in;
 use crate::sql::WriteTx;
@@ -829,6 +829,9 @@ async fn queue_send(
     Ok(Some(job))
 }
 
+/// Whether the run's account has webhook subscriptions, read with the run.
+const RUN_SUBSCRIBED: &str = subscribed_sql!("r.account_id");
+
 /// One step of run `run_id` inside `tx` (see `Store::advance_run`). `job_id` is the
 /// `advance_run` job being run, deleted with the step; None when the step runs in the
 /// transaction that started the run, which queued no job for it and read the run's
@@ -855,8 +858,8 @@ async fn advance_in(
          r.status, r.pc, r.waited, r.resume_at, r.started_at, r.wait_deadline, \
          (SELECT v.spec FROM workflow_versions v WHERE v.workflow_id = r.workflow_id AND v.version = r.version) AS spec, \
          (SELECT COUNT(*) > 0 FROM tasks t WHERE t.run_id = r.id AND t.status = 'done') AS task_done, \
-         c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at \
-         FROM workflow_runs r LEFT JOIN calls c ON c.id = r.call_id WHERE r.id = $1{lock_run}"
+         c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at, \
+         {RUN_SUBSCRIBED} FROM workflow_runs r LEFT JOIN calls c ON c.id = r.call_id WHERE r.id = $1{lock_run}"
     );
     let run = crate::sql::query(run_sql)
         .bind(run_id)
@@ -873,6 +876,7 @@ async fn advance_in(
         return Ok(Vec::new());
     }
     let account_id: i64 = run.try_get("account_id")?;
+    let subscribed: bool = run.try_get("subscribed")?;
     let contact_id: Option<i64> = run.try_get("contact_id")?;
     let call_id: Option<i64> = run.try_get("call_id")?;
     let mut number_id: Option<i64> = run.try_get("number_id")?;
@@ -1060,7 +1064,8 @@ async fn advance_in(
                             serde_json::json!({
                                 "call_id": call_id, "contact_id": contact_id, "status": status, "reason": reason,
                             }),
-                            now_ms
+                            now_ms,
+                            subscribed: subscribed
                         );
                     }
                 }
@@ -1132,7 +1137,8 @@ async fn advance_in(
                         "due_at": jiff::Timestamp::from_millisecond(*due_at_ms).map(|t| t.to_string()).unwrap_or_default(),
                         "assignee": assignee,
                     }),
-                    now_ms
+                    now_ms,
+                    subscribed: subscribed
                 );
                 logs.push(log("create_task", &format!("task {id}: {title}")));
             }

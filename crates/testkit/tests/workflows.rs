@@ -24,6 +24,7 @@ on_both_stores!(
     overdue_task_and_voicemail_triggers,
     an_answered_call_stops_the_follow_up,
     a_team_call_back_completes_the_task_and_stops_the_follow_up,
+    a_steps_events_reach_the_accounts_subscriptions,
 );
 
 const CALLER: &str = "+15125550123";
@@ -818,4 +819,38 @@ else = [{ type = "notify_team", message = "Nobody has called back {{contact.phon
     }
 
     on_both_stores!(a_reply_wakes_the_wait_at_once, a_done_task_wakes_the_wait);
+}
+
+/// The events a missed call raises (the call, the task the workflow creates, the text back
+/// sent) reach a subscription made after the account had none: whether the account has
+/// subscriptions is read with statements the transactions run anyway, so it is read fresh
+/// each time, not remembered.
+async fn a_steps_events_reach_the_accounts_subscriptions(url: &str) {
+    let (app, fake, account_id) = start(url, &[recommended()], TestAppOptions::default()).await;
+    let receiver = Receiver::start().await;
+    app.missed_call("+15125550150", "no-answer").await;
+    app.drain().await;
+    assert!(receiver.received().is_empty(), "no subscription yet");
+
+    let events = ["call.missed", "task.created", "text_back.sent"].map(String::from);
+    app.store
+        .save_subscription(account_id, &receiver.url, &events, true, 0)
+        .await
+        .unwrap();
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    let got = receiver.wait_for(3, Duration::from_secs(5)).await;
+    // Each delivery is a job of its own: they arrive in any order.
+    let mut bodies: Vec<serde_json::Value> = got
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    bodies.sort_by_key(|b| b["type"].as_str().unwrap().to_owned());
+    let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["call.missed", "task.created", "text_back.sent"]);
+    assert_eq!(bodies[0]["data"]["caller"], CALLER);
+    assert_eq!(bodies[1]["data"]["title"], format!("Call back {CALLER}"));
+    assert_eq!(bodies[2]["data"]["to"], CALLER);
+    assert_eq!(fake.sent().len(), 2, "both callers texted");
+    finish(app, fake).await;
 }
