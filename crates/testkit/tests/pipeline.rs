@@ -55,6 +55,15 @@ async fn with_fake(url: &str, options: TestAppOptions) -> (TestApp, FakeTwilio) 
     (app, fake)
 }
 
+/// `with_fake`, on a clock the test moves.
+async fn with_manual_clock(url: &str) -> (TestApp, FakeTwilio) {
+    let options = TestAppOptions {
+        manual_clock: true,
+        ..Default::default()
+    };
+    with_fake(url, options).await
+}
+
 async fn finish(app: TestApp, fake: FakeTwilio) {
     app.stop().await;
     fake.stop();
@@ -306,14 +315,7 @@ async fn shared_key_sha256_signature_is_accepted(url: &str) {
 }
 
 async fn carrier_500_then_201_sends_one_text(url: &str) {
-    let (app, fake) = with_fake(
-        url,
-        TestAppOptions {
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (app, fake) = with_manual_clock(url).await;
     fake.push_fault(Fault::ServerError);
     let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
@@ -340,14 +342,7 @@ async fn carrier_500_then_201_sends_one_text(url: &str) {
 /// Eight attempts, each a 500: the text is given up on, and the call says after how many
 /// (the count includes the last attempt: it said seven before).
 async fn a_carrier_that_keeps_failing_is_given_up_on_with_the_count(url: &str) {
-    let (app, fake) = with_fake(
-        url,
-        TestAppOptions {
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (app, fake) = with_manual_clock(url).await;
     for _ in 0..8 {
         fake.push_fault(Fault::ServerError);
     }
@@ -372,14 +367,7 @@ async fn a_carrier_that_keeps_failing_is_given_up_on_with_the_count(url: &str) {
 }
 
 async fn carrier_21211_is_not_retried_and_reason_is_kept(url: &str) {
-    let (app, fake) = with_fake(
-        url,
-        TestAppOptions {
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (app, fake) = with_manual_clock(url).await;
     fake.push_fault(Fault::Reject {
         code: 21211,
         message: "The 'To' number +15125550123 is not a valid phone number.".into(),
@@ -410,14 +398,7 @@ async fn carrier_21211_is_not_retried_and_reason_is_kept(url: &str) {
 }
 
 async fn carrier_429_waits_for_retry_after(url: &str) {
-    let (app, fake) = with_fake(
-        url,
-        TestAppOptions {
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (app, fake) = with_manual_clock(url).await;
     fake.push_fault(Fault::RateLimited {
         retry_after_secs: 120,
     });
@@ -499,14 +480,7 @@ async fn restart_between_webhook_and_send_sends_once(url: &str) {
 /// marked, with nothing sent: once the lease runs out another worker checks the carrier's
 /// message list, finds nothing, and sends it, once.
 async fn a_worker_lost_between_the_step_and_the_send_texts_once(url: &str) {
-    let (app, fake) = with_fake(
-        url,
-        TestAppOptions {
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (app, fake) = with_manual_clock(url).await;
     let sid = app.missed_call(CALLER, "no-answer").await;
     let now = app.state.now_ms();
     let lease = Duration::from_secs(60);
@@ -612,14 +586,7 @@ async fn background_workers_text_within_two_seconds(url: &str) {
 }
 
 async fn texting_rules_skip_with_reasons(url: &str) {
-    let (app, fake) = with_fake(
-        url,
-        TestAppOptions {
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (app, fake) = with_manual_clock(url).await;
     let cases = [
         ("anonymous", "anonymous_caller"),
         ("+266696687", "anonymous_caller"),
@@ -880,14 +847,7 @@ async fn delivery_reports_update_the_message(url: &str) {
 }
 
 async fn stop_opts_out_and_no_text_follows(url: &str) {
-    let (app, fake) = with_fake(
-        url,
-        TestAppOptions {
-            manual_clock: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (app, fake) = with_manual_clock(url).await;
     let text = |body: &'static str| {
         let app = &app;
         async move {
