@@ -30,11 +30,19 @@ pub fn rss_kib() -> Option<u64> {
 }
 
 /// Bytes glibc's malloc has handed out and not had back, in KiB: against the resident set,
-/// it tells memory in use from memory freed but kept by the allocator.
-pub fn heap_in_use_kib() -> u64 {
-    // SAFETY: mallinfo2 only reads the allocator's statistics.
-    let info = unsafe { libc::mallinfo2() };
-    ((info.uordblks + info.hblkhd) / 1024) as u64
+/// it tells memory in use from memory freed but kept by the allocator. None where the C
+/// library is not glibc (mallinfo2 is glibc's).
+pub fn heap_in_use_kib() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        Some(((info.uordblks + info.hblkhd) / 1024) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
 }
 
 fn proc_status_kib(field: &str) -> Option<u64> {

@@ -103,7 +103,7 @@ async fn main() {
                 "{:>9.0} {next:>5} {texts:>5} {duplicates:>10} {queued:>6} {oldest:>16} {:>7.1} {:>8.1} {:>10.1} {:>7.1} {:>14.2} {:>14.2}",
                 started.elapsed().as_secs_f64(),
                 rss_kib().unwrap_or(0) as f64 / 1024.0,
-                heap_in_use_kib() as f64 / 1024.0,
+                heap_in_use_kib().unwrap_or(0) as f64 / 1024.0,
                 app.store.sqlite_memory_bytes().unwrap_or(0) as f64 / 1024.0 / 1024.0,
                 wal_mib(),
                 percentile(&window, 0.50).as_secs_f64() * 1000.0,
