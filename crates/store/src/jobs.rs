@@ -297,22 +297,7 @@ const NEXT_DUE: &str = "SELECT MIN(t) FROM (\
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A migrated SQLite store in a temporary file, and the file's path.
-    async fn temp_store(name: &str) -> (crate::Store, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!("textback-{name}-{}.db", fastrand::u64(..)));
-        let store = crate::Store::connect(&format!("sqlite:{}", path.display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        (store, path)
-    }
-
-    fn remove_db(path: &std::path::Path) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
+    use crate::test_files::{migrated_store as temp_store, remove_db};
 
     /// Each idle worker woken runs a claim transaction: waking all of them for one job
     /// made four write transactions per missed call where one claims it.

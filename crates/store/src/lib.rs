@@ -35,6 +35,8 @@ mod settings;
 mod sql;
 mod sqlite_point_reads;
 mod sqlite_writer;
+#[cfg(test)]
+mod test_files;
 mod users;
 mod workflows;
 

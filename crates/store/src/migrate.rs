@@ -162,17 +162,11 @@ pub(crate) async fn run(db: &Db) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use crate::Store;
-
     /// Lookups every missed call makes (in `start_runs` and `advance_run`) must use an
     /// index: a full scan costs more with every call the business ever had.
     #[tokio::test]
     async fn the_pipelines_lookups_use_an_index() {
-        let path = std::env::temp_dir().join(format!("textback-plans-{}.db", fastrand::u64(..)));
-        let store = Store::connect(&format!("sqlite:{}", path.display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (store, path) = crate::test_files::migrated_store("plans").await;
         // These run inside the workers' write transactions: ask the writer's connection.
         let mut tx = store
             .begin_write(crate::sqlite_writer::Lane::Urgent)
@@ -203,8 +197,6 @@ mod tests {
         }
         drop(tx);
         store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        crate::test_files::remove_db(&path);
     }
 }

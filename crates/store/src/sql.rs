@@ -599,7 +599,7 @@ mod tests {
     /// without bound: neither sqlx's pool nor the reads by key may do that.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_left_idle_in_the_pool_do_not_pin_the_log() -> Result<()> {
-        let path = std::env::temp_dir().join(format!("textback-pin-{:016x}.db", fastrand::u64(..)));
+        let path = crate::test_files::temp_db_path("pin");
         let store = Store::connect(&format!("sqlite:{}", path.display())).await?;
         in_write_tx!(store, tx => {
             super::query("CREATE TABLE t (v INTEGER NOT NULL)").execute(&mut *tx).await?;
@@ -632,9 +632,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         drop(store);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        crate::test_files::remove_db(&path);
         assert_eq!(
             copied.0, copied.1,
             "the whole log can be copied: (log, copied) {copied:?}"

@@ -469,11 +469,7 @@ mod tests {
     struct TempDb(PathBuf);
     impl TempDb {
         fn new() -> TempDb {
-            let path = std::env::temp_dir().join(format!(
-                "textback-writer-{}-{}.db",
-                std::process::id(),
-                fastrand::u64(..)
-            ));
+            let path = crate::test_files::temp_db_path("writer");
             let conn = rusqlite::Connection::open(&path).expect("create");
             conn.execute_batch(
                 "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);",
@@ -492,9 +488,7 @@ mod tests {
     }
     impl Drop for TempDb {
         fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-            }
+            crate::test_files::remove_db(&self.0);
         }
     }
 
