@@ -1,7 +1,8 @@
 //! Sends one queued message through its carrier, exactly once.
 //!
-//! The message row is marked `sending` before the request leaves. Finding it still
-//! `sending` on a later attempt means an earlier one may have reached the carrier (a
+//! The message row is marked `submitting` before the request leaves (by `Store::begin_send`,
+//! or already by the run step that queued it: `Job::ready`). Finding it still
+//! `submitting` on a later attempt means an earlier one may have reached the carrier (a
 //! time-out, or a crash mid-request): the carrier's message list is checked for it before
 //! anything is sent again.
 
