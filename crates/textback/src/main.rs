@@ -345,6 +345,12 @@ enum CliError {
     DoctorFailed(usize),
 }
 
+/// mimalloc instead of glibc's allocator for Rust's allocations: per-thread heaps without
+/// arena locks, and freed pages handed back to the system on their own; measured in
+/// docs/PERFORMANCE.md (session 8). SQLite's own allocations still go through glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     memory::limit_malloc_arenas();
     let cli = Cli::parse();

@@ -932,3 +932,29 @@ async fn sqlite_killed_under_load_loses_and_doubles_nothing() {
     assert!(ok, "{log}");
     fake.stop();
 }
+
+/// `serve`'s resident set at 1,000 missed calls/s stays at glibc's level only with
+/// mimalloc committing on demand and handing freed pages back at once (docs/PERFORMANCE.md,
+/// session 8): the options are set by number before Rust's start-up, so this reads them back
+/// by name, as mimalloc itself prints them, and fails if a newer mimalloc renumbered them.
+#[test]
+fn the_allocator_hands_freed_memory_back() {
+    let dir = Workdir::new();
+    let run = |env: &[(&str, &str)]| {
+        let mut all = vec![("MIMALLOC_VERBOSE", "1")];
+        all.extend_from_slice(env);
+        let out = textback(&dir.0, &all, &["--version"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let options = run(&[]);
+    for line in ["option 'arena_eager_commit': 0", "option 'purge_delay': 0"] {
+        assert!(options.contains(line), "{line:?} not in:\n{options}");
+    }
+    // An operator's own setting still wins.
+    let options = run(&[("MIMALLOC_PURGE_DELAY", "250")]);
+    assert!(
+        options.contains("option 'purge_delay': 250"),
+        "the environment's value not kept:\n{options}"
+    );
+}
