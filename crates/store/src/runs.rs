@@ -434,6 +434,7 @@ impl Store {
             let input = TriggerInput { kind: kind.clone(), at_ms, account, number, contact_id, new_contact, tags, workflows, entered_before };
             let decided = plan(&input);
             let mut started = Vec::new();
+            let mut tags_unchanged = true;
             for run in &decided.runs {
                 let id: Option<i64> = crate::sql::query_scalar(
                     "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
@@ -458,7 +459,11 @@ impl Store {
                     // any transaction: it runs as its own job.
                     started.extend(enqueue_claimed!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, claim));
                 } else {
-                    started.extend(advance_in(&mut *tx, None, id, Some(&input.account), now_ms, claim, &mut advance).await?);
+                    // The contact's tags as read above, until a step of this transaction may
+                    // have changed them.
+                    let known = Known { account: &input.account, tags: tags_unchanged.then_some(input.tags.as_slice()) };
+                    tags_unchanged = false;
+                    started.extend(advance_in(&mut *tx, None, id, Some(known), now_ms, claim, &mut advance).await?);
                 }
             }
             if let (Some(call_id), true, Some(reason)) = (call_id, kind == "missed_call" && decided.runs.is_empty(), &decided.none_reason) {
@@ -832,15 +837,24 @@ async fn queue_send(
 /// Whether the run's account has webhook subscriptions, read with the run.
 const RUN_SUBSCRIBED: &str = subscribed_sql!("r.account_id");
 
+/// What the transaction that started a run read already, for its first step.
+struct Known<'a> {
+    /// Nothing in that transaction changes an account.
+    account: &'a AccountRecord,
+    /// The run's contact's tags; None once an earlier step of the transaction may have
+    /// changed them.
+    tags: Option<&'a [String]>,
+}
+
 /// One step of run `run_id` inside `tx` (see `Store::advance_run`). `job_id` is the
 /// `advance_run` job being run, deleted with the step; None when the step runs in the
-/// transaction that started the run, which queued no job for it and read the run's
-/// `account` already (nothing in that transaction changes an account).
+/// transaction that started the run, which queued no job for it and read what `known`
+/// holds already.
 async fn advance_in(
     tx: &mut WriteTx<'_>,
     job_id: Option<i64>,
     run_id: i64,
-    account: Option<&AccountRecord>,
+    known: Option<Known<'_>>,
     now_ms: i64,
     claim: &Claim<'_>,
     plan: impl FnOnce(&RunInput) -> RunPlan,
@@ -882,8 +896,8 @@ async fn advance_in(
     let mut number_id: Option<i64> = run.try_get("number_id")?;
     let started_at_ms: i64 = run.try_get("started_at")?;
     let spec: String = run.try_get("spec")?;
-    let account = match account {
-        Some(known) if known.id == account_id => known.clone(),
+    let account = match &known {
+        Some(known) if known.account.id == account_id => known.account.clone(),
         _ => {
             let a = crate::sql::query(format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
@@ -957,8 +971,9 @@ async fn advance_in(
         }
         None => None,
     };
-    let tags: Vec<String> = match contact_id {
-        Some(id) => {
+    let tags: Vec<String> = match (contact_id, known.and_then(|k| k.tags)) {
+        (Some(_), Some(tags)) => tags.to_vec(),
+        (Some(id), None) => {
             crate::sql::query_scalar(
                 "SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key",
             )
@@ -966,7 +981,7 @@ async fn advance_in(
             .fetch_all(&mut *tx)
             .await?
         }
-        None => Vec::new(),
+        (None, _) => Vec::new(),
     };
     let phone = contact.as_ref().map(|c| c.phone.clone());
     let input = RunInput {

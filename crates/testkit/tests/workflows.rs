@@ -25,6 +25,7 @@ on_both_stores!(
     an_answered_call_stops_the_follow_up,
     a_team_call_back_completes_the_task_and_stops_the_follow_up,
     a_steps_events_reach_the_accounts_subscriptions,
+    a_tag_added_by_one_automation_is_seen_by_the_next,
 );
 
 const CALLER: &str = "+15125550123";
@@ -852,5 +853,41 @@ async fn a_steps_events_reach_the_accounts_subscriptions(url: &str) {
     assert_eq!(bodies[1]["data"]["title"], format!("Call back {CALLER}"));
     assert_eq!(bodies[2]["data"]["to"], CALLER);
     assert_eq!(fake.sent().len(), 2, "both callers texted");
+    finish(app, fake).await;
+}
+
+/// The runs a missed call starts take their first steps in one transaction, one after the
+/// other: a later run's step sees the tags an earlier one added, though the transaction
+/// read the caller's tags once before either step.
+async fn a_tag_added_by_one_automation_is_seen_by_the_next(url: &str) {
+    let tagger = spec(
+        r#"
+name = "Tag missed callers"
+[trigger]
+type = "missed_call"
+[[steps]]
+type = "add_tag"
+tag = "Missed Call"
+"#,
+    );
+    let checker = spec(
+        r#"
+name = "Check the tag"
+[trigger]
+type = "missed_call"
+[[steps]]
+type = "if"
+condition = { type = "has_tag", tag = "Missed Call" }
+then = [{ type = "add_tag", tag = "Saw the tag" }]
+else = [{ type = "add_tag", tag = "Did not see the tag" }]
+"#,
+    );
+    let (app, fake, account_id) = start(url, &[tagger, checker], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert_eq!(
+        app.store.contact_tags(account_id, CALLER).await.unwrap(),
+        vec!["Missed Call".to_owned(), "Saw the tag".to_owned()]
+    );
     finish(app, fake).await;
 }
