@@ -49,6 +49,11 @@ pub(crate) const ACCOUNT_COLUMNS: &str = "id, slug, name, time_zone, booking_lin
     text_back_enabled, text_back_template, cooldown_secs, do_not_text, landline_lookup, quiet_hours";
 pub(crate) const NUMBER_COLUMNS: &str = "n.id, n.account_id, n.e164, n.carrier, n.ring_to, n.ring_seconds, n.call_screening, n.active, \
      n.registration";
+/// `NUMBER_COLUMNS` named `n_…`, to read beside an account's columns (from a subquery,
+/// so that the account's own `id` stays unambiguous).
+pub(crate) const NUMBER_COLUMNS_PREFIXED_N: &str = "n.id AS n_id, n.account_id AS n_account_id, n.e164 AS n_e164, \
+     n.carrier AS n_carrier, n.ring_to AS n_ring_to, n.ring_seconds AS n_ring_seconds, \
+     n.call_screening AS n_call_screening, n.active AS n_active, n.registration AS n_registration";
 
 macro_rules! account_from_row {
     ($row:expr) => {{
@@ -76,19 +81,24 @@ macro_rules! account_from_row {
     }};
 }
 
+/// A number from a row of `NUMBER_COLUMNS`, or of columns named with a prefix (as
+/// `NUMBER_COLUMNS_PREFIXED_N` names them).
 macro_rules! number_from_row {
-    ($row:expr) => {{
+    ($row:expr) => {
+        $crate::accounts::number_from_row!($row, prefix "")
+    };
+    ($row:expr, prefix $p:literal) => {{
         let row = $row;
         NumberRecord {
-            id: row.try_get("id")?,
-            account_id: row.try_get("account_id")?,
-            e164: row.try_get("e164")?,
-            carrier: row.try_get("carrier")?,
-            ring_to: $crate::from_json("ring_to", &row.try_get::<String, _>("ring_to")?)?,
-            ring_seconds: row.try_get("ring_seconds")?,
-            call_screening: row.try_get("call_screening")?,
-            active: row.try_get("active")?,
-            registration: row.try_get("registration")?,
+            id: row.try_get(concat!($p, "id"))?,
+            account_id: row.try_get(concat!($p, "account_id"))?,
+            e164: row.try_get(concat!($p, "e164"))?,
+            carrier: row.try_get(concat!($p, "carrier"))?,
+            ring_to: $crate::from_json("ring_to", &row.try_get::<String, _>(concat!($p, "ring_to"))?)?,
+            ring_seconds: row.try_get(concat!($p, "ring_seconds"))?,
+            call_screening: row.try_get(concat!($p, "call_screening"))?,
+            active: row.try_get(concat!($p, "active"))?,
+            registration: row.try_get(concat!($p, "registration"))?,
         }
     }};
 }

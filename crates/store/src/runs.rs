@@ -7,7 +7,8 @@
 //! 30-minute wait changes nothing.
 
 use crate::accounts::{
-    ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NumberRecord, account_from_row, number_from_row,
+    ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NUMBER_COLUMNS_PREFIXED_N, NumberRecord,
+    account_from_row, number_from_row,
 };
 use crate::conversations::upsert_conversation;
 use crate::events_out::{emit_event, subscribed_sql};
@@ -377,14 +378,20 @@ impl Store {
                     }
                 }
             };
+            // The account with the event's number, for the plan and the first steps.
             let a = crate::sql::query(format!(
-                "SELECT {ACCOUNT_COLUMNS}, (SELECT n.e164 FROM numbers n WHERE n.id = $2) AS number_e164 FROM accounts WHERE id = $1"
+                "SELECT {ACCOUNT_COLUMNS}, n.* FROM accounts \
+                 LEFT JOIN (SELECT {NUMBER_COLUMNS_PREFIXED_N} FROM numbers n WHERE n.id = $2) n ON true WHERE id = $1"
             ))
             .bind(account_id)
             .bind(number_id)
             .fetch_one(&mut *tx)
             .await?;
-            let number: Option<String> = a.try_get("number_e164")?;
+            let number_record = match a.try_get::<Option<i64>, _>("n_id")? {
+                Some(_) => Some(number_from_row!(&a, prefix "n_")),
+                None => None,
+            };
+            let number = number_record.as_ref().map(|n| n.e164.clone());
             let account = account_from_row!(a);
             let (tags, new_contact, entered_before) = match contact_id {
                 Some(cid) => {
@@ -461,7 +468,11 @@ impl Store {
                 } else {
                     // The contact's tags as read above, until a step of this transaction may
                     // have changed them.
-                    let known = Known { account: &input.account, tags: tags_unchanged.then_some(input.tags.as_slice()) };
+                    let known = Known {
+                        account: &input.account,
+                        number: number_record.as_ref(),
+                        tags: tags_unchanged.then_some(input.tags.as_slice()),
+                    };
                     tags_unchanged = false;
                     started.extend(advance_in(&mut *tx, None, id, Some(known), now_ms, claim, &mut advance).await?);
                 }
@@ -839,8 +850,10 @@ const RUN_SUBSCRIBED: &str = subscribed_sql!("r.account_id");
 
 /// What the transaction that started a run read already, for its first step.
 struct Known<'a> {
-    /// Nothing in that transaction changes an account.
+    /// Nothing in that transaction changes an account or a number.
     account: &'a AccountRecord,
+    /// The number the run's event came in on, when there is one.
+    number: Option<&'a NumberRecord>,
     /// The run's contact's tags; None once an earlier step of the transaction may have
     /// changed them.
     tags: Option<&'a [String]>,
@@ -916,7 +929,9 @@ async fn advance_in(
         .fetch_optional(&mut *tx)
         .await?;
     }
+    let known_number = known.as_ref().and_then(|k| k.number);
     let number = match number_id {
+        Some(id) if known_number.is_some_and(|n| n.id == id) => known_number.cloned(),
         Some(id) => {
             let n = crate::sql::query(format!(
                 "SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = $1"
