@@ -399,10 +399,12 @@ impl Store {
                         .bind(cid)
                         .fetch_all(&mut *tx)
                         .await?;
-                    // Called or texted before this event: one statement for both questions.
-                    let known: bool = crate::sql::query_scalar(
+                    // Called or texted before this event, and the workflows the contact
+                    // entered before: one statement for all three questions.
+                    let r = crate::sql::query(
                         "SELECT EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND ($2 IS NULL OR id <> $2) AND started_at <= $3) \
-                         OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $4 AND created_at <= $3)",
+                         OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $4 AND created_at <= $3) AS known, \
+                         (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1) d) AS entered",
                     )
                     .bind(cid)
                     .bind(call_id)
@@ -410,10 +412,14 @@ impl Store {
                     .bind(if kind == "message_received" { subject_id } else { -1 })
                     .fetch_one(&mut *tx)
                     .await?;
-                    let entered: Vec<i64> = crate::sql::query_scalar("SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1")
-                        .bind(cid)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                    let known: bool = r.try_get("known")?;
+                    let entered = r
+                        .try_get::<Option<&str>, _>("entered")?
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(|id| id.parse::<i64>().map_err(|e| StoreError::Corrupt(format!("workflow id {id:?}: {e}"))))
+                        .collect::<Result<Vec<i64>>>()?;
                     (tags, !known, entered)
                 }
                 None => (Vec::new(), true, Vec::new()),
