@@ -1,6 +1,8 @@
 # Sourced by the benchmark scripts (two-instances.sh, serve-soak.sh): the release binaries,
 # a scratch directory, the processes started (stopped, and the directory removed, on exit),
-# the carrier stand-in on 127.0.0.1:4010 and the credentials it and the server share.
+# the carrier stand-in and the credentials it and the server share. Ports are free ones
+# picked at start ($port1, $port2 for the servers; the stand-in's own), so a run does not
+# collide with a server already listening, as on 8080.
 # BENCH_BIN_DIR: where the binaries are (default target/release), to compare two builds.
 bin="${BENCH_BIN_DIR:-target/release}/textback"
 standin="${BENCH_BIN_DIR:-target/release}/carrier-standin"
@@ -13,10 +15,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$standin" 127.0.0.1:4010 >"$work/standin.out" 2>&1 &
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port1="$(free_port)" port2="$(free_port)" standin_port="$(free_port)"
+
+"$standin" "127.0.0.1:$standin_port" >"$work/standin.out" 2>&1 &
 pids+=($!)
-export TEXTBACK_PUBLIC_URL=http://127.0.0.1:8080 \
-  TEXTBACK_TWILIO_API_BASE=http://127.0.0.1:4010 TEXTBACK_LOG=warn \
+export TEXTBACK_LISTEN="127.0.0.1:$port1" TEXTBACK_PUBLIC_URL="http://127.0.0.1:$port1" \
+  TEXTBACK_TWILIO_API_BASE="http://127.0.0.1:$standin_port" TEXTBACK_LOG=warn \
   TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001 \
   TWILIO_AUTH_TOKEN=test_auth_token_0123456789abcdef
 

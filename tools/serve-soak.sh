@@ -20,13 +20,13 @@ export DATABASE_URL="sqlite:$work/soak.db"
 "$bin" serve >"$work/serve.log" 2>&1 &
 server=$!
 pids+=("$server")
-until curl -fs http://127.0.0.1:8080/readyz >/dev/null; do sleep 0.1; done
+until curl -fs "http://127.0.0.1:$port1/readyz" >/dev/null; do sleep 0.1; done
 
 mib() { awk -v k="$1" '$1 == k":" {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
 size() { stat -c %s "$1" 2>/dev/null | awk '{printf "%.1f", $1 / 1048576}' || echo 0; }
 sample() {
   local m
-  m="$(curl -fs http://127.0.0.1:8080/metrics || true)"
+  m="$(curl -fs "http://127.0.0.1:$port1/metrics" || true)"
   echo "$(($(date +%s) - start)) $(mib VmRSS) $(mib VmHWM)" \
     "$(echo "$m" | awk '/^textback_sqlite_memory_bytes/ {printf "%.1f", $2 / 1048576}')" \
     "$(echo "$m" | awk '/^textback_queue_depth/ {print $2}')" \
@@ -36,7 +36,7 @@ sample() {
 
 start=$(date +%s)
 echo "seconds rss_mib hwm_mib sqlite_mib queue_depth wal_mib db_mib cpu_s"
-python3 tools/loadgen.py --calls "$calls" --concurrency 16 --rate "$rate" \
+python3 tools/loadgen.py --url "http://127.0.0.1:$port1" --calls "$calls" --concurrency 16 --rate "$rate" \
   --token "$TWILIO_AUTH_TOKEN" --account-sid "$TWILIO_ACCOUNT_SID" >"$work/loadgen.out" 2>&1 &
 loadgen=$!
 while kill -0 "$loadgen" 2>/dev/null; do
@@ -51,7 +51,7 @@ sample
 cat "$work/loadgen.out"
 # From serve's own histogram (buckets of /metrics): the share of missed calls whose text
 # the carrier had accepted within 10, 25 and 50 ms (the bar: p99 within 50 ms).
-curl -fs http://127.0.0.1:8080/metrics | awk '
+curl -fs "http://127.0.0.1:$port1/metrics" | awk '
   /^textback_missed_call_to_carrier_seconds_bucket/ {
     for (le in want) if (index($0, "le=\"" le "\"")) n[le] = $2
   }

@@ -21,21 +21,21 @@ trap 'cleanup; psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORC
 psql -q "$pg/postgres" -c "CREATE DATABASE $db"
 export DATABASE_URL="$pg/$db"
 "$bin" apply examples/quickstart.toml >/dev/null
-for port in 8080 8081; do
+for port in "$port1" "$port2"; do
   TEXTBACK_LISTEN="127.0.0.1:$port" "$bin" serve >"$work/serve-$port.log" 2>&1 &
   pids+=($!)
 done
-for port in 8080 8081; do
+for port in "$port1" "$port2"; do
   until curl -fs "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.1; done
 done
 
 read -r _ u n s i w q sq _ < /proc/stat
 busy1=$((u + n + s + q + sq)) all1=$((u + n + s + i + w + q + sq))
 # Both instances sign with the one public URL, as behind a load balancer.
-python3 tools/loadgen.py --url http://127.0.0.1:8080 --calls "$calls" --concurrency 32 \
+python3 tools/loadgen.py --url "http://127.0.0.1:$port1" --calls "$calls" --concurrency 32 \
   --token "$TWILIO_AUTH_TOKEN" --account-sid "$TWILIO_ACCOUNT_SID" --offset 0 >"$work/lg1.out" &
 lg1=$!
-python3 tools/loadgen.py --url http://127.0.0.1:8081 --public-url http://127.0.0.1:8080 \
+python3 tools/loadgen.py --url "http://127.0.0.1:$port2" --public-url "http://127.0.0.1:$port1" \
   --calls "$calls" --concurrency 32 --token "$TWILIO_AUTH_TOKEN" \
   --account-sid "$TWILIO_ACCOUNT_SID" --offset 500000 >"$work/lg2.out" &
 lg2=$!
