@@ -44,6 +44,14 @@ const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 /// at 8 MiB the peak was 62 MB, at 4 MiB 57 MB, with throughput and latency unchanged
 /// within the noise (docs/PERFORMANCE.md).
 const SOFT_HEAP_LIMIT: i64 = 4 * 1024 * 1024;
+
+/// How much of a savepoint's journal (the pages a transaction body changes, kept to roll
+/// the body back alone) SQLite keeps in memory before it moves it to a temporary file. The
+/// journal grows in blocks of this size: with `temp_store = MEMORY` instead, the blocks
+/// are 1 KiB, and allocating and freeing five of them per page journalled took ~10% of the
+/// process at full load (docs/PERFORMANCE.md, session 8). A body rarely changes more
+/// than a few dozen pages of 4 KiB.
+const SAVEPOINT_JOURNAL_IN_MEMORY: usize = 1024 * 1024;
 /// How often the checkpointer copies the write-ahead log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -109,6 +117,15 @@ impl Writer {
             path: path.display().to_string(),
             why,
         };
+        // Before SQLite is initialised (the first connection of the process does that);
+        // afterwards it returns SQLITE_MISUSE and changes nothing, which only costs speed.
+        // SAFETY: sqlite3_config with this option takes one int, and only sets a global.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_STMTJRNL_SPILL,
+                SAVEPOINT_JOURNAL_IN_MEMORY as std::ffi::c_int,
+            );
+        }
         let conn = rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -147,11 +164,9 @@ impl Writer {
         conn.busy_timeout(Duration::ZERO)?;
         // Checkpoints happen on their own thread (`checkpoint_until`), not inside a commit
         // that callers are waiting for: a checkpoint syncs the database file. Each body's
-        // savepoint journals the pages it changes; in memory, not in a temporary file that
-        // SQLite would create, write and delete for every batch.
+        // savepoint journals the pages it changes in memory (`SAVEPOINT_JOURNAL_IN_MEMORY`).
         conn.execute_batch(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
-             PRAGMA temp_store = MEMORY;",
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         // Process-wide: every connection's page cache gives pages back before SQLite's
