@@ -52,6 +52,23 @@ const SOFT_HEAP_LIMIT: i64 = 4 * 1024 * 1024;
 /// process at full load (docs/PERFORMANCE.md, session 8). A body rarely changes more
 /// than a few dozen pages of 4 KiB.
 const SAVEPOINT_JOURNAL_IN_MEMORY: usize = 1024 * 1024;
+/// Sets SQLite's process-wide options, once, before the process's first connection
+/// initialises SQLite (the writer opens first; after that `sqlite3_config` returns
+/// SQLITE_MISUSE and changes nothing, which would only cost speed).
+fn configure_sqlite() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config with this option takes one int and only sets a global;
+        // `Once` keeps two threads from calling it together.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_STMTJRNL_SPILL,
+                SAVEPOINT_JOURNAL_IN_MEMORY as std::ffi::c_int,
+            );
+        }
+    });
+}
+
 /// How often the checkpointer copies the write-ahead log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -117,15 +134,7 @@ impl Writer {
             path: path.display().to_string(),
             why,
         };
-        // Before SQLite is initialised (the first connection of the process does that);
-        // afterwards it returns SQLITE_MISUSE and changes nothing, which only costs speed.
-        // SAFETY: sqlite3_config with this option takes one int, and only sets a global.
-        unsafe {
-            rusqlite::ffi::sqlite3_config(
-                rusqlite::ffi::SQLITE_CONFIG_STMTJRNL_SPILL,
-                SAVEPOINT_JOURNAL_IN_MEMORY as std::ffi::c_int,
-            );
-        }
+        configure_sqlite();
         let conn = rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -485,6 +494,8 @@ mod tests {
     impl TempDb {
         fn new() -> TempDb {
             let path = crate::test_files::temp_db_path("writer");
+            // The writer's SQLite settings, as in `serve`, whichever test opens SQLite first.
+            configure_sqlite();
             let conn = rusqlite::Connection::open(&path).expect("create");
             conn.execute_batch(
                 "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);",
@@ -607,6 +618,42 @@ mod tests {
         let values = db.values();
         assert_eq!(values.len(), 21, "{values:?}");
         assert!(values.iter().all(|v| v == "taken" || v.starts_with("kept")));
+    }
+
+    /// A body whose savepoint journal outgrows `SAVEPOINT_JOURNAL_IN_MEMORY` (SQLite moves
+    /// it to a temporary file) still rolls back alone when it fails, and the body beside it
+    /// in the batch commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_body_larger_than_the_journal_in_memory_rolls_back_alone() {
+        let db = TempDb::new();
+        // ~2.5 MB of rows: rewriting every one journals more than 1 MiB of pages.
+        rusqlite::Connection::open(&db.0)
+            .unwrap()
+            .execute_batch(
+                "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000) \
+                 INSERT INTO t (v) SELECT x || '-' || hex(randomblob(400)) FROM n",
+            )
+            .unwrap();
+        let before = db.values();
+        let writer = Arc::new(Writer::open(&db.0).unwrap());
+        let large = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let mut tx = writer.begin(Lane::Urgent).await?;
+                let changed = tx.run(|c| c.execute("UPDATE t SET v = v || 'x'", []))?;
+                assert_eq!(changed, 3000);
+                Err::<(), _>(StoreError::Corrupt("the body failed".into()))
+            })
+        };
+        let small = {
+            let writer = writer.clone();
+            tokio::spawn(async move { insert(&writer, "kept".into()).await })
+        };
+        assert!(large.await.unwrap().is_err());
+        small.await.unwrap().unwrap();
+        let mut after = db.values();
+        assert_eq!(after.pop().as_deref(), Some("kept"));
+        assert_eq!(after, before, "the large body left nothing behind");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
