@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::sqlite_writer::Lane;
 use crate::{Db, Result, Store, StoreError, in_write_tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +175,9 @@ impl Store {
         Ok(added)
     }
 
-    /// Claims up to `limit` due jobs for `lease`. PostgreSQL skips rows another instance
-    /// holds; SQLite serialises writers, so the IMMEDIATE transaction is enough.
+    /// Claims up to `limit` due jobs for `lease`, in one statement committed on its own.
+    /// PostgreSQL skips rows another instance holds; SQLite serialises writers, so the
+    /// IMMEDIATE transaction is enough.
     pub async fn claim_jobs(
         &self,
         worker: &str,
@@ -194,13 +196,13 @@ impl Store {
                AND (locked_until IS NULL OR locked_until <= $3) ORDER BY run_at, id LIMIT $4{skip_locked}) \
              RETURNING id, kind, subject_id, attempts, max_attempts"
         );
-        let rows = in_write_tx!(background self, tx => {
+        let rows = {
             let rows = crate::sql::query(sql)
                 .bind(until)
                 .bind(worker)
                 .bind(now_ms)
                 .bind(limit)
-                .fetch_all(&mut *tx)
+                .fetch_all(self.db.alone(Lane::Background))
                 .await?;
             let mut jobs = Vec::with_capacity(rows.len());
             for r in rows {
@@ -214,14 +216,15 @@ impl Store {
                 });
             }
             jobs
-        });
+        };
         Ok(rows)
     }
 
     pub async fn complete_job(&self, job_id: i64) -> Result<()> {
-        in_write_tx!(background self, tx => {
-            crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
-        });
+        crate::sql::query("DELETE FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .execute(self.db.alone(Lane::Background))
+            .await?;
         Ok(())
     }
 
@@ -229,18 +232,16 @@ impl Store {
     pub async fn retry_job(&self, job: &Job, error: &str, run_at_ms: i64) -> Result<bool> {
         let dead = job.attempts >= job.max_attempts;
         let status = if dead { "dead" } else { "queued" };
-        in_write_tx!(background self, tx => {
-            crate::sql::query(
-                "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, \
-                 last_error = $3 WHERE id = $4",
-            )
-            .bind(status)
-            .bind(run_at_ms)
-            .bind(error)
-            .bind(job.id)
-            .execute(&mut *tx)
-            .await?;
-        });
+        crate::sql::query(
+            "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, \
+             last_error = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(run_at_ms)
+        .bind(error)
+        .bind(job.id)
+        .execute(self.db.alone(Lane::Background))
+        .await?;
         if !dead {
             self.wake_workers();
         }

@@ -109,6 +109,14 @@ impl Db {
     pub(crate) fn by_key(&self) -> sql::ByKey<'_> {
         sql::ByKey(self)
     }
+
+    /// Where a statement that writes runs when it is the whole transaction: on PostgreSQL
+    /// outside any transaction, so it commits by itself without BEGIN and COMMIT round
+    /// trips; on SQLite on the writer, in the given lane. Atomic because it is one
+    /// statement: a body of two or more goes in `in_write_tx!`.
+    pub(crate) fn alone(&self, lane: sqlite_writer::Lane) -> sql::Alone<'_> {
+        sql::Alone(self, lane)
+    }
 }
 
 /// Runs the body with `$pool` naming the store's database, for reads outside a

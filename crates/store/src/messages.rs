@@ -2,7 +2,7 @@
 
 use crate::consent::apply_contact_effect;
 use crate::events_out::{emit_event, subscribed_sql};
-use crate::sql::WriteTx;
+use crate::sqlite_writer::Lane;
 use crate::{Result, Store, in_write_tx, on_pool};
 
 /// A message as the sender needs it.
@@ -49,43 +49,69 @@ fn outbound_from_row(r: &crate::sql::Row) -> Result<OutboundMessage> {
 /// Marks message `$1` as being handed to the carrier at `$2`; both ways of marking
 /// (`begin_send`, `mark_send_attempt`) append their own conditions.
 macro_rules! mark_submitting_sql {
-    ($tail:literal) => {
+    ($($tail:tt)*) => {
         concat!(
             "UPDATE messages SET status = 'submitting', attempts = attempts + 1, ",
             "last_attempt_at = $2, updated_at = $2 WHERE id = $1",
-            $tail
+            $($tail)*
         )
+    };
+}
+
+/// What a sender needs of a message marked for its send (`outbound_from_row`).
+macro_rules! outbound_returning {
+    () => {
+        " RETURNING id, call_id, account_id, from_phone, to_phone, body, status, carrier, carrier_message_id, \
+         attempts, last_attempt_at, FALSE AS opted_out, kind, created_at, \
+         (SELECT k.missed_at FROM calls k WHERE k.id = messages.call_id) AS missed_at"
     };
 }
 
 /// The send's fast path (`Store::begin_send`) as one statement: marks message `$1` as
 /// handed to the carrier at `$2` if it is still `pending`, not yet at the carrier and its
 /// contact has not opted out (the final opt-out check), and returns it as marked.
-const BEGIN_SEND: &str = mark_submitting_sql!(
+const BEGIN_SEND: &str = mark_submitting_sql!(concat!(
     " AND status = 'pending' AND carrier_message_id IS NULL \
-     AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = messages.contact_id AND c.opted_out) \
-     RETURNING id, call_id, account_id, from_phone, to_phone, body, status, carrier, carrier_message_id, \
-     attempts, last_attempt_at, FALSE AS opted_out, kind, created_at, \
-     (SELECT k.missed_at FROM calls k WHERE k.id = messages.call_id) AS missed_at"
-);
+     AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = messages.contact_id AND c.opted_out)",
+    outbound_returning!()
+));
 
-/// `Store::begin_send` inside the transaction that queued the message's send, for a
-/// worker that sends it as soon as that transaction commits: the check and the mark
-/// commit with the step that decided to text, and the text leaves right after, as it
-/// would after `begin_send`'s own commit. One write (a transaction on PostgreSQL) fewer
-/// per text.
-pub(crate) async fn begin_send_in(
-    tx: &mut WriteTx<'_>,
-    id: i64,
-    now_ms: i64,
-) -> Result<Option<OutboundMessage>> {
-    let row = crate::sql::query(BEGIN_SEND)
-        .bind(id)
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-    row.as_ref().map(outbound_from_row).transpose()
+/// The `status, attempts, last_attempt_at` values of an outbound message inserted for a
+/// worker to send as soon as the inserting transaction commits (`queue_send`): marked as
+/// handed to the carrier at `$now`, as `begin_send` would mark it, unless contact `$c`
+/// has opted out (the final opt-out check), which leaves it `pending` for its send job to
+/// cancel. Marking it in the insert saves the statement that marked it after.
+macro_rules! send_now_values {
+    ($c:literal, $now:literal) => {
+        concat!(
+            "CASE WHEN EXISTS (SELECT 1 FROM contacts c WHERE c.id = ",
+            $c,
+            " AND c.opted_out) ",
+            "THEN 'pending' ELSE 'submitting' END, ",
+            "CASE WHEN EXISTS (SELECT 1 FROM contacts c WHERE c.id = ",
+            $c,
+            " AND c.opted_out) THEN 0 ELSE 1 END, ",
+            "CASE WHEN EXISTS (SELECT 1 FROM contacts c WHERE c.id = ",
+            $c,
+            " AND c.opted_out) THEN NULL ELSE ",
+            $now,
+            " END"
+        )
+    };
 }
+
+/// The message a `send_now_values!` insert returned (`outbound_returning!`), when it was
+/// marked for its send; None when it was left `pending`.
+pub(crate) fn marked_for_send(row: &crate::sql::Row) -> Result<Option<OutboundMessage>> {
+    let status: &str = row.try_get("status")?;
+    if status == "submitting" {
+        Ok(Some(outbound_from_row(row)?))
+    } else {
+        Ok(None)
+    }
+}
+
+pub(crate) use {outbound_returning, send_now_values};
 
 /// How one send attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,29 +251,24 @@ impl Store {
     /// carrier and whose contact has not opted out as `submitting` (see
     /// `mark_send_attempt`), and returns it as marked. None when any of that is not so: the
     /// sender then reads the message and decides (`outbound_message`). One statement where
-    /// the read and the mark took two, and on PostgreSQL a transaction of its own.
+    /// the read and the mark took two, committed on its own (`Db::alone`).
     pub async fn begin_send(&self, id: i64, now_ms: i64) -> Result<Option<OutboundMessage>> {
-        let q = crate::sql::query(BEGIN_SEND).bind(id).bind(now_ms);
-        let row = match &self.db {
-            // One statement outside a transaction commits on its own: no BEGIN, no COMMIT.
-            crate::Db::Postgres(_) => q.fetch_optional(&self.db).await?,
-            crate::Db::Sqlite(_) => {
-                in_write_tx!(background self, tx => q.fetch_optional(&mut *tx).await?)
-            }
-        };
+        let row = crate::sql::query(BEGIN_SEND)
+            .bind(id)
+            .bind(now_ms)
+            .fetch_optional(self.db.alone(Lane::Background))
+            .await?;
         row.as_ref().map(outbound_from_row).transpose()
     }
 
     /// Marks the message as being handed to the carrier. A message found `submitting` later
     /// may or may not have left: the sender reconciles with the carrier before resending.
     pub async fn mark_send_attempt(&self, id: i64, now_ms: i64) -> Result<()> {
-        in_write_tx!(background self, tx => {
-            crate::sql::query(mark_submitting_sql!(""))
+        crate::sql::query(mark_submitting_sql!(""))
             .bind(id)
             .bind(now_ms)
-            .execute(&mut *tx)
+            .execute(self.db.alone(Lane::Background))
             .await?;
-        });
         Ok(())
     }
 

@@ -13,10 +13,23 @@ use crate::accounts::{
 use crate::conversations::upsert_conversation;
 use crate::events_out::{emit_event, subscribed_sql};
 use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
-use crate::messages::begin_send_in;
+use crate::messages::{marked_for_send, outbound_returning, send_now_values};
 use crate::sql::WriteTx;
 use crate::workflows::WorkflowRecord;
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
+
+/// The contact a step is about, with its last text back for another call (the cooldown)
+/// and its line type: `$1` the contact, `$2` the account, `$3` the run's call or -1. The
+/// caller appends `FROM contacts WHERE id = $1` and its row lock.
+macro_rules! contact_for_step_columns {
+    () => {
+        "id, phone, first_name, last_name, opted_out, textable, last_replied_at, \
+         (SELECT MAX(m.created_at) FROM messages m WHERE m.account_id = $2 AND m.to_phone = contacts.phone \
+          AND m.kind = 'text_back' AND m.status <> 'canceled' AND (m.call_id IS NULL OR m.call_id <> $3)) \
+          AS last_text_back_at, \
+         (SELECT l.line_type FROM phone_lookups l WHERE l.phone = contacts.phone) AS line_type"
+    };
+}
 
 /// Records a trigger event and queues the job that starts its runs.
 macro_rules! fire_event {
@@ -341,11 +354,13 @@ impl Store {
     ) -> Result<Vec<Job>> {
         let started = in_write_tx!(background self, tx => 'done: {
             // The event with its call, for the kinds about a call, in one statement.
-            let event = crate::sql::query(
-                "SELECT e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, c.number_id AS call_number_id \
-                 FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left') \
+            let event = crate::sql::query(concat!(
+                "SELECT e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, c.number_id AS call_number_id, \
+                 c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at, ",
+                subscribed_sql!("e.account_id"),
+                " FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left') \
                  WHERE e.id = $1",
-            )
+            ))
             .bind(job.subject_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -358,9 +373,20 @@ impl Store {
             let kind: String = event.try_get("kind")?;
             let subject_id: i64 = event.try_get("subject_id")?;
             let at_ms: i64 = event.try_get("at")?;
+            let subscribed: bool = event.try_get("subscribed")?;
+            // The runs' call as their steps see it; None for a task's call, not read here.
+            let mut call: Option<RunCall> = None;
             let (call_id, number_id): (Option<i64>, Option<i64>) = match kind.as_str() {
                 "missed_call" | "voicemail_left" => match event.try_get::<Option<i64>, _>("call_id")? {
-                    Some(id) => (Some(id), Some(event.try_get("call_number_id")?)),
+                    Some(id) => {
+                        call = Some(RunCall {
+                            id,
+                            caller: event.try_get("call_caller")?,
+                            caller_phone: event.try_get("call_caller_phone")?,
+                            started_at_ms: event.try_get("call_started_at")?,
+                        });
+                        (Some(id), Some(event.try_get("call_number_id")?))
+                    }
                     None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
                 },
                 "message_received" => {
@@ -393,21 +419,29 @@ impl Store {
             };
             let number = number_record.as_ref().map(|n| n.e164.clone());
             let account = account_from_row!(a);
-            let (tags, new_contact, entered_before) = match contact_id {
+            let (tags, new_contact, entered_before, contact) = match contact_id {
                 Some(cid) => {
                     let tags: Vec<String> = crate::sql::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
                         .bind(cid)
                         .fetch_all(&mut *tx)
                         .await?;
-                    // Called or texted before this event, and the workflows the contact
-                    // entered before: one statement for all three questions.
-                    let r = crate::sql::query(
-                        "SELECT EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND ($2 IS NULL OR id <> $2) AND started_at <= $3) \
-                         OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $4 AND created_at <= $3) AS known, \
-                         (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1) d) AS entered",
-                    )
+                    // The contact, locked, as the first step reads it, with whether it
+                    // called or texted before this event and the workflows it entered
+                    // before: one statement for all of it.
+                    let r = crate::sql::query(format!(
+                        concat!(
+                            "SELECT ",
+                            contact_for_step_columns!(),
+                            ", EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND id <> $3 AND started_at <= $4) \
+                             OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $5 AND created_at <= $4) AS known, \
+                             (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1) d) AS entered \
+                             FROM contacts WHERE id = $1{}"
+                        ),
+                        tx.for_update()
+                    ))
                     .bind(cid)
-                    .bind(call_id)
+                    .bind(account_id)
+                    .bind(call_id.unwrap_or(-1))
                     .bind(at_ms)
                     .bind(if kind == "message_received" { subject_id } else { -1 })
                     .fetch_one(&mut *tx)
@@ -420,9 +454,9 @@ impl Store {
                         .filter(|id| !id.is_empty())
                         .map(|id| id.parse::<i64>().map_err(|e| StoreError::Corrupt(format!("workflow id {id:?}: {e}"))))
                         .collect::<Result<Vec<i64>>>()?;
-                    (tags, !known, entered)
+                    (tags, !known, entered, Some(ContactFacts::from_row(&r)?))
                 }
-                None => (Vec::new(), true, Vec::new()),
+                None => (Vec::new(), true, Vec::new(), None),
             };
             let rows = crate::sql::query(
                 "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
@@ -447,7 +481,7 @@ impl Store {
             let input = TriggerInput { kind: kind.clone(), at_ms, account, number, contact_id, new_contact, tags, workflows, entered_before };
             let decided = plan(&input);
             let mut started = Vec::new();
-            let mut tags_unchanged = true;
+            let mut first_step = true;
             for run in &decided.runs {
                 let id: Option<i64> = crate::sql::query_scalar(
                     "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
@@ -474,12 +508,35 @@ impl Store {
                 } else {
                     // The contact's tags as read above, until a step of this transaction may
                     // have changed them.
+                    // The run as inserted, when the start read all of it.
+                    let spec = input.workflows.iter().find(|w| w.id == run.workflow_id && w.version == run.version).map(|w| w.spec.clone());
+                    let facts = match (spec, &call, call_id) {
+                        (Some(spec), call, id) if call.as_ref().map(|c| c.id) == id => Some(RunFacts {
+                            account_id,
+                            subscribed,
+                            trigger: kind.clone(),
+                            contact_id,
+                            number_id,
+                            pc: 0,
+                            waited: false,
+                            started_at_ms: now_ms,
+                            wait_deadline_ms: None,
+                            spec,
+                            task_done: false,
+                            call: call.clone(),
+                        }),
+                        _ => None,
+                    };
+                    // The contact's tags and row as read above, until a step of this
+                    // transaction may have changed them.
                     let known = Known {
+                        run: facts,
                         account: &input.account,
                         number: number_record.as_ref(),
-                        tags: tags_unchanged.then_some(input.tags.as_slice()),
+                        tags: first_step.then_some(input.tags.as_slice()),
+                        contact: contact.as_ref().filter(|_| first_step),
                     };
-                    tags_unchanged = false;
+                    first_step = false;
                     started.extend(advance_in(&mut *tx, None, id, Some(known), now_ms, claim, &mut advance).await?);
                 }
             }
@@ -828,14 +885,16 @@ async fn delete_job(tx: &mut WriteTx<'_>, job_id: Option<i64>) -> Result<()> {
     Ok(())
 }
 
-/// Queues message `id`'s send for this worker to run as soon as `tx` commits, the message
-/// already marked for it (`begin_send_in`): None only if its send was queued already.
+/// Queues the send of a message just inserted (`send_now_values!`, `outbound_returning!`)
+/// for this worker to run as soon as `tx` commits, with the message as marked for it
+/// (`Job::ready`) unless it was left `pending`: None only if its send was queued already.
 async fn queue_send(
     tx: &mut WriteTx<'_>,
-    id: i64,
+    inserted: &crate::sql::Row,
     now_ms: i64,
     claim: &Claim<'_>,
 ) -> Result<Option<Job>> {
+    let id: i64 = inserted.try_get("id")?;
     let queued = enqueue_claimed!(
         tx,
         JobKind::SendMessage,
@@ -847,15 +906,133 @@ async fn queue_send(
     let Some(mut job) = queued else {
         return Ok(None);
     };
-    job.ready = begin_send_in(tx, id, now_ms).await?.map(Box::new);
+    job.ready = marked_for_send(inserted)?.map(Box::new);
     Ok(Some(job))
 }
 
 /// Whether the run's account has webhook subscriptions, read with the run.
 const RUN_SUBSCRIBED: &str = subscribed_sql!("r.account_id");
 
-/// What the transaction that started a run read already, for its first step.
+/// A run's contact as a step reads it (`contact_for_step_columns!`).
+#[derive(Clone)]
+struct ContactFacts {
+    id: i64,
+    phone: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    opted_out: bool,
+    textable: bool,
+    last_replied_at_ms: Option<i64>,
+    last_text_back_at_ms: Option<i64>,
+    line_type: Option<String>,
+}
+
+impl ContactFacts {
+    fn from_row(c: &crate::sql::Row) -> Result<ContactFacts> {
+        Ok(ContactFacts {
+            id: c.try_get("id")?,
+            phone: c.try_get("phone")?,
+            first_name: c.try_get("first_name")?,
+            last_name: c.try_get("last_name")?,
+            opted_out: c.try_get("opted_out")?,
+            textable: c.try_get("textable")?,
+            last_replied_at_ms: c.try_get("last_replied_at")?,
+            last_text_back_at_ms: c.try_get("last_text_back_at")?,
+            line_type: c.try_get("line_type")?,
+        })
+    }
+
+    fn for_run(&self, started_at_ms: i64) -> RunContact {
+        RunContact {
+            id: self.id,
+            phone: self.phone.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            opted_out: self.opted_out,
+            textable: self.textable,
+            replied_since_start: self.last_replied_at_ms.is_some_and(|t| t >= started_at_ms),
+        }
+    }
+}
+
+/// A run as a step reads it (`read_run`), or as the transaction that started it knows it.
+struct RunFacts {
+    account_id: i64,
+    /// The account has webhook subscriptions.
+    subscribed: bool,
+    trigger: String,
+    contact_id: Option<i64>,
+    number_id: Option<i64>,
+    pc: i64,
+    waited: bool,
+    started_at_ms: i64,
+    wait_deadline_ms: Option<i64>,
+    /// The spec of the version the run is pinned to.
+    spec: String,
+    /// A task this run created is done.
+    task_done: bool,
+    call: Option<RunCall>,
+}
+
+/// Reads run `run_id`, locked, with what it is pinned to (its version's spec, its call)
+/// and whether a task it created is done, in one statement. None when it is gone, ended,
+/// or not due yet.
+async fn read_run(tx: &mut WriteTx<'_>, run_id: i64, now_ms: i64) -> Result<Option<RunFacts>> {
+    let lock_run = if tx.for_update().is_empty() {
+        ""
+    } else {
+        " FOR UPDATE OF r"
+    };
+    let run_sql = format!(
+        "SELECT r.id, r.account_id, r.workflow_id, r.version, r.trigger, r.contact_id, r.call_id, r.number_id, \
+         r.status, r.pc, r.waited, r.resume_at, r.started_at, r.wait_deadline, \
+         (SELECT v.spec FROM workflow_versions v WHERE v.workflow_id = r.workflow_id AND v.version = r.version) AS spec, \
+         (SELECT COUNT(*) > 0 FROM tasks t WHERE t.run_id = r.id AND t.status = 'done') AS task_done, \
+         c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at, \
+         {RUN_SUBSCRIBED} FROM workflow_runs r LEFT JOIN calls c ON c.id = r.call_id WHERE r.id = $1{lock_run}"
+    );
+    let Some(run) = crate::sql::query(run_sql)
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let status: String = run.try_get("status")?;
+    let resume_at: Option<i64> = run.try_get("resume_at")?;
+    if !matches!(status.as_str(), "active" | "waiting") || resume_at.is_some_and(|t| t > now_ms) {
+        return Ok(None);
+    }
+    // A run's call_id references calls(id): the joined columns are there when it is set.
+    let call = match run.try_get::<Option<i64>, _>("call_id")? {
+        Some(id) => Some(RunCall {
+            id,
+            caller: run.try_get("call_caller")?,
+            caller_phone: run.try_get("call_caller_phone")?,
+            started_at_ms: run.try_get("call_started_at")?,
+        }),
+        None => None,
+    };
+    Ok(Some(RunFacts {
+        account_id: run.try_get("account_id")?,
+        subscribed: run.try_get("subscribed")?,
+        trigger: run.try_get("trigger")?,
+        contact_id: run.try_get("contact_id")?,
+        number_id: run.try_get("number_id")?,
+        pc: run.try_get("pc")?,
+        waited: run.try_get("waited")?,
+        started_at_ms: run.try_get("started_at")?,
+        wait_deadline_ms: run.try_get("wait_deadline")?,
+        spec: run.try_get("spec")?,
+        task_done: run.try_get("task_done")?,
+        call,
+    }))
+}
+
+/// What the transaction that started a run knows already, for its first step.
 struct Known<'a> {
+    /// The run as inserted; None when the start could not tell all of it.
+    run: Option<RunFacts>,
     /// Nothing in that transaction changes an account or a number.
     account: &'a AccountRecord,
     /// The number the run's event came in on, when there is one.
@@ -863,6 +1040,9 @@ struct Known<'a> {
     /// The run's contact's tags; None once an earlier step of the transaction may have
     /// changed them.
     tags: Option<&'a [String]>,
+    /// The run's contact, locked; None likewise (a step's text back is a later step's
+    /// last text back).
+    contact: Option<&'a ContactFacts>,
 }
 
 /// One step of run `run_id` inside `tx` (see `Store::advance_run`). `job_id` is the
@@ -878,43 +1058,23 @@ async fn advance_in(
     claim: &Claim<'_>,
     plan: impl FnOnce(&RunInput) -> RunPlan,
 ) -> Result<Vec<Job>> {
-    // The run with what it is pinned to (its version's spec, its call) and whether a task
-    // it created is done: one statement, where each was a round trip on PostgreSQL.
-    let for_update = tx.for_update();
-    let lock_run = if for_update.is_empty() {
-        ""
-    } else {
-        " FOR UPDATE OF r"
+    let mut known = known;
+    let run = match known.as_mut().and_then(|k| k.run.take()) {
+        Some(run) => run,
+        None => match read_run(tx, run_id, now_ms).await? {
+            Some(run) => run,
+            None => {
+                delete_job(tx, job_id).await?;
+                return Ok(Vec::new());
+            }
+        },
     };
-    let run_sql = format!(
-        "SELECT r.id, r.account_id, r.workflow_id, r.version, r.trigger, r.contact_id, r.call_id, r.number_id, \
-         r.status, r.pc, r.waited, r.resume_at, r.started_at, r.wait_deadline, \
-         (SELECT v.spec FROM workflow_versions v WHERE v.workflow_id = r.workflow_id AND v.version = r.version) AS spec, \
-         (SELECT COUNT(*) > 0 FROM tasks t WHERE t.run_id = r.id AND t.status = 'done') AS task_done, \
-         c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at, \
-         {RUN_SUBSCRIBED} FROM workflow_runs r LEFT JOIN calls c ON c.id = r.call_id WHERE r.id = $1{lock_run}"
-    );
-    let run = crate::sql::query(run_sql)
-        .bind(run_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(run) = run else {
-        delete_job(tx, job_id).await?;
-        return Ok(Vec::new());
-    };
-    let status: String = run.try_get("status")?;
-    let resume_at: Option<i64> = run.try_get("resume_at")?;
-    if !matches!(status.as_str(), "active" | "waiting") || resume_at.is_some_and(|t| t > now_ms) {
-        delete_job(tx, job_id).await?;
-        return Ok(Vec::new());
-    }
-    let account_id: i64 = run.try_get("account_id")?;
-    let subscribed: bool = run.try_get("subscribed")?;
-    let contact_id: Option<i64> = run.try_get("contact_id")?;
-    let call_id: Option<i64> = run.try_get("call_id")?;
-    let mut number_id: Option<i64> = run.try_get("number_id")?;
-    let started_at_ms: i64 = run.try_get("started_at")?;
-    let spec: String = run.try_get("spec")?;
+    let account_id = run.account_id;
+    let subscribed = run.subscribed;
+    let contact_id = run.contact_id;
+    let call_id = run.call.as_ref().map(|c| c.id);
+    let mut number_id = run.number_id;
+    let started_at_ms = run.started_at_ms;
     let account = match &known {
         Some(known) if known.account.id == account_id => known.account.clone(),
         _ => {
@@ -949,50 +1109,31 @@ async fn advance_in(
         }
         None => None,
     };
-    // A run's call_id references calls(id): the joined columns are there when it is set.
-    let call = match call_id {
-        Some(id) => Some(RunCall {
-            id,
-            caller: run.try_get("call_caller")?,
-            caller_phone: run.try_get("call_caller_phone")?,
-            started_at_ms: run.try_get("call_started_at")?,
-        }),
-        None => None,
-    };
-    // The contact, locked, with its last text back (for the cooldown) and its line type.
-    let mut last_text_back_at_ms: Option<i64> = None;
-    let mut caller_line_type: Option<String> = None;
-    let contact = match contact_id {
-        Some(id) => {
+    let contact = match (contact_id, known.as_ref().and_then(|k| k.contact)) {
+        (Some(id), Some(c)) if c.id == id => Some(c.clone()),
+        (Some(id), _) => {
+            let for_update = tx.for_update();
             let c = crate::sql::query(format!(
-                "SELECT id, phone, first_name, last_name, opted_out, textable, last_replied_at, \
-                 (SELECT MAX(m.created_at) FROM messages m WHERE m.account_id = $2 AND m.to_phone = contacts.phone \
-                  AND m.kind = 'text_back' AND m.status <> 'canceled' AND (m.call_id IS NULL OR m.call_id <> $3)) \
-                  AS last_text_back_at, \
-                 (SELECT l.line_type FROM phone_lookups l WHERE l.phone = contacts.phone) AS line_type \
-                 FROM contacts WHERE id = $1{for_update}"
+                concat!(
+                    "SELECT ",
+                    contact_for_step_columns!(),
+                    " FROM contacts WHERE id = $1{}"
+                ),
+                for_update
             ))
             .bind(id)
             .bind(account_id)
             .bind(call_id.unwrap_or(-1))
             .fetch_one(&mut *tx)
             .await?;
-            last_text_back_at_ms = c.try_get("last_text_back_at")?;
-            caller_line_type = c.try_get("line_type")?;
-            let replied: Option<i64> = c.try_get("last_replied_at")?;
-            Some(RunContact {
-                id: c.try_get("id")?,
-                phone: c.try_get("phone")?,
-                first_name: c.try_get("first_name")?,
-                last_name: c.try_get("last_name")?,
-                opted_out: c.try_get("opted_out")?,
-                textable: c.try_get("textable")?,
-                replied_since_start: replied.is_some_and(|t| t >= started_at_ms),
-            })
+            Some(ContactFacts::from_row(&c)?)
         }
-        None => None,
+        (None, _) => None,
     };
-    let tags: Vec<String> = match (contact_id, known.and_then(|k| k.tags)) {
+    let last_text_back_at_ms = contact.as_ref().and_then(|c| c.last_text_back_at_ms);
+    let caller_line_type = contact.as_ref().and_then(|c| c.line_type.clone());
+    let contact = contact.map(|c| c.for_run(started_at_ms));
+    let tags: Vec<String> = match (contact_id, known.as_ref().and_then(|k| k.tags)) {
         (Some(_), Some(tags)) => tags.to_vec(),
         (Some(id), None) => {
             crate::sql::query_scalar(
@@ -1006,17 +1147,17 @@ async fn advance_in(
     };
     let phone = contact.as_ref().map(|c| c.phone.clone());
     let input = RunInput {
-        task_done: run.try_get("task_done")?,
-        wait_deadline_ms: run.try_get("wait_deadline")?,
+        task_done: run.task_done,
+        wait_deadline_ms: run.wait_deadline_ms,
         run_id,
-        trigger: run.try_get("trigger")?,
-        pc: run.try_get("pc")?,
-        waited: run.try_get("waited")?,
+        trigger: run.trigger,
+        pc: run.pc,
+        waited: run.waited,
         started_at_ms,
-        spec,
+        spec: run.spec,
         account,
         number: number.clone(),
-        call,
+        call: run.call,
         contact,
         tags,
         last_text_back_at_ms,
@@ -1039,12 +1180,15 @@ async fn advance_in(
                 variant,
                 step,
             } => {
-                let inserted: Option<i64> = crate::sql::query_scalar(
+                let inserted = crate::sql::query(concat!(
                     "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
-                     direction, from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) \
-                     ON CONFLICT DO NOTHING RETURNING id",
-                )
+                     direction, from_phone, to_phone, body, carrier, created_at, updated_at, variant, step, \
+                     status, attempts, last_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, $10, $11, $11, $12, $13, ",
+                    send_now_values!("$3", "$11"),
+                    ") ON CONFLICT DO NOTHING",
+                    outbound_returning!()
+                ))
                 .bind(account_id)
                 .bind(number_id)
                 .bind(contact_id)
@@ -1061,8 +1205,8 @@ async fn advance_in(
                 .fetch_optional(&mut *tx)
                 .await?;
                 match inserted {
-                    Some(id) => {
-                        queued.extend(queue_send(tx, id, now_ms, claim).await?);
+                    Some(inserted) => {
+                        queued.extend(queue_send(tx, &inserted, now_ms, claim).await?);
                         crate::sql::query(
                             "UPDATE calls SET text_back_status = 'queued', text_back_reason = NULL, updated_at = $2 WHERE id = $1",
                         )
@@ -1114,11 +1258,15 @@ async fn advance_in(
                 variant,
                 step,
             } => {
-                let id: i64 = crate::sql::query_scalar(
+                let inserted = crate::sql::query(concat!(
                     "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
-                     from_phone, to_phone, body, status, carrier, created_at, updated_at, variant, step) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, 'pending', $10, $11, $11, $12, $13) RETURNING id",
-                )
+                     from_phone, to_phone, body, carrier, created_at, updated_at, variant, step, \
+                     status, attempts, last_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, $10, $11, $11, $12, $13, ",
+                    send_now_values!("$3", "$11"),
+                    ")",
+                    outbound_returning!()
+                ))
                 .bind(account_id)
                 .bind(number_id)
                 .bind(contact_id)
@@ -1134,7 +1282,7 @@ async fn advance_in(
                 .bind(step)
                 .fetch_one(&mut *tx)
                 .await?;
-                queued.extend(queue_send(tx, id, now_ms, claim).await?);
+                queued.extend(queue_send(tx, &inserted, now_ms, claim).await?);
                 logs.push(log(kind, "queued"));
             }
             RunAction::Task {
@@ -1207,11 +1355,13 @@ async fn advance_in(
             }
             RunAction::Notify { to, body, carrier } => {
                 for phone_to in to {
-                    let id: i64 = crate::sql::query_scalar(
+                    // A team phone: no contact, so nothing to check for an opt-out.
+                    let inserted = crate::sql::query(concat!(
                         "INSERT INTO messages (account_id, number_id, run_id, kind, direction, from_phone, to_phone, \
-                         body, status, carrier, created_at, updated_at) \
-                         VALUES ($1, $2, $3, 'notify', 'outbound', $4, $5, $6, 'pending', $7, $8, $8) RETURNING id",
-                    )
+                         body, carrier, created_at, updated_at, status, attempts, last_attempt_at) \
+                         VALUES ($1, $2, $3, 'notify', 'outbound', $4, $5, $6, $7, $8, $8, 'submitting', 1, $8)",
+                        outbound_returning!()
+                    ))
                     .bind(account_id)
                     .bind(number_id)
                     .bind(run_id)
@@ -1222,7 +1372,7 @@ async fn advance_in(
                     .bind(now_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    queued.extend(queue_send(tx, id, now_ms, claim).await?);
+                    queued.extend(queue_send(tx, &inserted, now_ms, claim).await?);
                 }
                 logs.push(log("notify_team", &format!("{} team phone(s)", to.len())));
             }

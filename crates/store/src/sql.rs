@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use sqlx::{Column, TypeInfo, ValueRef};
 
-use crate::sqlite_writer::SqliteTx;
+use crate::sqlite_writer::{Lane, SqliteTx};
 use crate::{Db, Result, StoreError};
 
 /// The type a NULL parameter has: PostgreSQL is told each parameter's type.
@@ -226,6 +226,15 @@ pub(crate) enum Target<'a, 't> {
     Pool(&'a Db),
     ByKey(&'a Db),
     Tx(&'a mut WriteTx<'t>),
+    Alone(&'a Db, Lane),
+}
+
+/// One statement that writes, committed on its own; see `Db::alone`.
+pub(crate) struct Alone<'a>(pub(crate) &'a Db, pub(crate) Lane);
+impl<'a> From<Alone<'a>> for Target<'a, 'static> {
+    fn from(alone: Alone<'a>) -> Self {
+        Target::Alone(alone.0, alone.1)
+    }
 }
 
 /// A read of a few rows by key; see `Db::by_key`.
@@ -370,6 +379,15 @@ impl Query<'_> {
             Target::ByKey(Db::Sqlite(sqlite)) => sqlite
                 .point_reads
                 .run(|conn| run_rusqlite(conn, &self, mode)),
+            // A statement outside a transaction commits by itself: no BEGIN and COMMIT
+            // round trips.
+            Target::Alone(Db::Postgres(pool), _) => run_sqlx!(pool, self, mode),
+            Target::Alone(Db::Sqlite(sqlite), lane) => {
+                let mut tx = sqlite.writer.begin(lane).await?;
+                let out = tx.run(|conn| run_rusqlite(conn, &self, mode))?;
+                tx.commit().await?;
+                Ok(out)
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ on_both_stores!(
     ambiguous_timeout_is_reconciled_not_resent,
     restart_between_webhook_and_send_sends_once,
     a_worker_lost_between_the_step_and_the_send_texts_once,
+    a_text_to_an_opted_out_caller_is_never_marked_for_sending,
     background_workers_text_within_two_seconds,
     texting_rules_skip_with_reasons,
     unknown_number_is_told_and_nothing_is_stored,
@@ -490,40 +491,7 @@ async fn a_worker_lost_between_the_step_and_the_send_texts_once(url: &str) {
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1, "the missed call's trigger");
-    let claim = textback_store::Claim {
-        worker: "lost-worker",
-        until_ms: now + lease.as_millis() as i64,
-    };
-    let follow_on = app
-        .store
-        .start_runs(
-            &claimed[0],
-            now,
-            &claim,
-            |input| textback_store::StartPlan {
-                runs: input
-                    .workflows
-                    .iter()
-                    .map(|w| textback_store::StartRun {
-                        workflow_id: w.id,
-                        version: w.version,
-                        stop_on_reply: false,
-                    })
-                    .collect(),
-                ..Default::default()
-            },
-            |_| textback_store::RunPlan {
-                actions: vec![textback_store::RunAction::TextBack {
-                    body: EXPECTED_TEXT.into(),
-                    carrier: "twilio".into(),
-                    variant: None,
-                    step: "0".into(),
-                }],
-                next: textback_store::RunNext::Done,
-            },
-        )
-        .await
-        .expect("step");
+    let follow_on = take_step_by_hand(&app, &claimed[0], now, lease).await;
     let ready = follow_on
         .iter()
         .find_map(|j| j.ready.as_deref())
@@ -557,6 +525,110 @@ async fn a_worker_lost_between_the_step_and_the_send_texts_once(url: &str) {
         Some("sent")
     );
     finish(app, fake).await;
+}
+
+/// Takes a trigger job's step as worker "lost-worker" would, with a plan that texts the
+/// caller back whatever the rules say; returns the jobs the step hands its worker.
+async fn take_step_by_hand(
+    app: &TestApp,
+    trigger: &textback_store::Job,
+    now: i64,
+    lease: Duration,
+) -> Vec<textback_store::Job> {
+    let claim = textback_store::Claim {
+        worker: "lost-worker",
+        until_ms: now + lease.as_millis() as i64,
+    };
+    app.store
+        .start_runs(
+            trigger,
+            now,
+            &claim,
+            |input| textback_store::StartPlan {
+                runs: input
+                    .workflows
+                    .iter()
+                    .map(|w| textback_store::StartRun {
+                        workflow_id: w.id,
+                        version: w.version,
+                        stop_on_reply: false,
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            |_| textback_store::RunPlan {
+                actions: vec![textback_store::RunAction::TextBack {
+                    body: EXPECTED_TEXT.into(),
+                    carrier: "twilio".into(),
+                    variant: None,
+                    step: "0".into(),
+                }],
+                next: textback_store::RunNext::Done,
+            },
+        )
+        .await
+        .expect("step")
+}
+
+/// The step marks its text for the send as it inserts it, unless the contact has opted
+/// out: then the text is left `pending` and unmarked, and its send job cancels it. (The
+/// rules never text an opted-out caller; this is the last check, made with the plan
+/// forced to text.)
+async fn a_text_to_an_opted_out_caller_is_never_marked_for_sending(url: &str) {
+    let (app, fake) = with_manual_clock(url).await;
+    assert_eq!(text_in(&app, "STOP").await, 200);
+    app.drain().await;
+    let sid = app.missed_call(CALLER, "no-answer").await;
+    let now = app.state.now_ms();
+    let lease = Duration::from_secs(60);
+    let claimed = app
+        .store
+        .claim_jobs("lost-worker", now, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "the missed call's trigger");
+    let follow_on = take_step_by_hand(&app, &claimed[0], now, lease).await;
+    assert_eq!(follow_on.len(), 1, "the text's send job");
+    assert!(
+        follow_on[0].ready.is_none(),
+        "not handed over as ready to send"
+    );
+    let m = &app.store.recent_messages(1).await.unwrap()[0];
+    assert_eq!((m.status.as_str(), m.to.as_str()), ("pending", CALLER));
+    drop(follow_on);
+
+    app.advance(lease + Duration::from_secs(1));
+    app.drain().await;
+    let m = &app.store.recent_messages(1).await.unwrap()[0];
+    assert_eq!(m.status, "canceled");
+    let c = call(&app, &sid).await;
+    assert_eq!(
+        (c.text_back_status.as_deref(), c.text_back_reason.as_deref()),
+        (Some("canceled"), Some("opted_out"))
+    );
+    assert_eq!(
+        (fake.list_requests(), fake.create_requests()),
+        (0, 0),
+        "nothing asked of the carrier"
+    );
+    finish(app, fake).await;
+}
+
+/// An inbound text from the caller to the business number; the webhook's status code.
+async fn text_in(app: &TestApp, body: &str) -> u16 {
+    let sid = format!("SM{:032x}", fastrand::u128(..));
+    app.post_signed(
+        "/webhooks/twilio/sms",
+        &[
+            ("MessageSid", &sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", CALLER),
+            ("To", BUSINESS_NUMBER),
+            ("Body", body),
+        ],
+    )
+    .await
+    .0
 }
 
 async fn background_workers_text_within_two_seconds(url: &str) {
@@ -848,24 +920,7 @@ async fn delivery_reports_update_the_message(url: &str) {
 
 async fn stop_opts_out_and_no_text_follows(url: &str) {
     let (app, fake) = with_manual_clock(url).await;
-    let text = |body: &'static str| {
-        let app = &app;
-        async move {
-            let sid = format!("SM{:032x}", fastrand::u128(..));
-            app.post_signed(
-                "/webhooks/twilio/sms",
-                &[
-                    ("MessageSid", &sid),
-                    ("AccountSid", ACCOUNT_SID),
-                    ("From", CALLER),
-                    ("To", BUSINESS_NUMBER),
-                    ("Body", body),
-                ],
-            )
-            .await
-            .0
-        }
-    };
+    let text = |body: &'static str| text_in(&app, body);
     assert_eq!(text("Stop").await, 200);
     let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
