@@ -112,7 +112,8 @@ impl FakeTelnyx {
     }
 
     pub fn stop(&self) {
-        self.shutdown.notify_waiters();
+        // notify_one keeps the wake-up for a server not yet waiting for it.
+        self.shutdown.notify_one();
     }
 }
 

@@ -211,7 +211,8 @@ impl FakeTwilio {
     }
 
     pub fn stop(&self) {
-        self.shutdown.notify_waiters();
+        // notify_one keeps the wake-up for a server not yet waiting for it.
+        self.shutdown.notify_one();
     }
 }
 

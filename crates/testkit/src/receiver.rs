@@ -99,7 +99,8 @@ impl Receiver {
     }
 
     pub fn stop(&self) {
-        self.shutdown.notify_waiters();
+        // notify_one keeps the wake-up for a server not yet waiting for it.
+        self.shutdown.notify_one();
     }
 }
 

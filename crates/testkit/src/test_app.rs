@@ -9,7 +9,7 @@ use textback_carriers::twilio::{TwilioCredentials, sign};
 use textback_core::{Clock, ManualClock, SystemClock};
 use textback_server::{App, AppState, ServerConfig, Worker};
 use textback_store::{AccountRecord, NumberRecord, Store};
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::fake_twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
@@ -64,7 +64,10 @@ pub struct TestApp {
     pub options: TestAppOptions,
     pub db_url: String,
     http: reqwest::Client,
-    shutdown: Arc<Notify>,
+    /// Stops the server when sent or dropped. A oneshot, not a `Notify`: `notify_waiters`
+    /// reached only a server already waiting for it, and one still loading its routes
+    /// (nothing had called it since a restart) never stopped.
+    shutdown: oneshot::Sender<()>,
     server: JoinHandle<()>,
     spool_dir: std::path::PathBuf,
 }
@@ -137,12 +140,13 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let shutdown = Arc::new(Notify::new());
-        let stop = shutdown.clone();
+        let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            app.serve(listener, async move { stop.notified().await })
-                .await
-                .expect("serve");
+            app.serve(listener, async move {
+                let _ = stop.await;
+            })
+            .await
+            .expect("serve");
         });
         TestApp {
             base_url: format!("http://{addr}"),
@@ -167,7 +171,7 @@ impl TestApp {
     }
 
     pub async fn stop(self) {
-        self.shutdown.notify_waiters();
+        let _ = self.shutdown.send(());
         let _ = self.server.await;
         self.store.close().await;
         let _ = std::fs::remove_dir_all(&self.spool_dir);

@@ -959,6 +959,21 @@ async fn stop_opts_out_and_no_text_follows(url: &str) {
     finish(app, fake).await;
 }
 
+/// A test app stopped before anything reached its server stops: the stop once went to a
+/// server still loading its routes, which then served forever (the `workflows` test that
+/// restarts and stops without a request hung about one run in thirty).
+#[tokio::test]
+async fn a_test_app_stopped_at_once_stops() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+    for _ in 0..5 {
+        let app = TestApp::start(&db.url, TestAppOptions::default()).await;
+        tokio::time::timeout(Duration::from_secs(20), app.stop())
+            .await
+            .expect("the server stopped");
+    }
+    db.drop_db().await;
+}
+
 /// `--role worker` answers only health and metrics: its webhooks and pages belong to the API
 /// instances, so a misrouted carrier request is refused rather than half-handled.
 #[tokio::test]
