@@ -421,22 +421,19 @@ impl Store {
             let account = account_from_row!(a);
             let (tags, new_contact, entered_before, contact) = match contact_id {
                 Some(cid) => {
-                    let tags: Vec<String> = crate::sql::query_scalar("SELECT tag FROM contact_tags WHERE contact_id = $1 ORDER BY tag_key")
-                        .bind(cid)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    // The contact, locked, as the first step reads it, with whether it
-                    // called or texted before this event and the workflows it entered
-                    // before: one statement for all of it.
+                    // The contact, locked, as the first step reads it, with its tags,
+                    // whether it called or texted before this event and the workflows it
+                    // entered before: one statement for all of it.
                     let r = crate::sql::query(format!(
                         concat!(
                             "SELECT ",
                             contact_for_step_columns!(),
-                            ", EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND id <> $3 AND started_at <= $4) \
+                            ", {} AS tags, EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND id <> $3 AND started_at <= $4) \
                              OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $5 AND created_at <= $4) AS known, \
                              (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1) d) AS entered \
                              FROM contacts WHERE id = $1{}"
                         ),
+                        tags_json_sql(tx),
                         tx.for_update()
                     ))
                     .bind(cid)
@@ -454,6 +451,7 @@ impl Store {
                         .filter(|id| !id.is_empty())
                         .map(|id| id.parse::<i64>().map_err(|e| StoreError::Corrupt(format!("workflow id {id:?}: {e}"))))
                         .collect::<Result<Vec<i64>>>()?;
+                    let tags = tags_from_json(r.try_get("tags")?)?;
                     (tags, !known, entered, Some(ContactFacts::from_row(&r)?))
                 }
                 None => (Vec::new(), true, Vec::new(), None),
@@ -912,6 +910,30 @@ async fn queue_send(
 
 /// Whether the run's account has webhook subscriptions, read with the run.
 const RUN_SUBSCRIBED: &str = subscribed_sql!("r.account_id");
+
+/// Contact `$1`'s tags as a JSON array of strings (NULL or `[]` for none), read with the
+/// contact instead of by a statement of their own: the aggregate is spelled per backend.
+fn tags_json_sql(tx: &WriteTx<'_>) -> &'static str {
+    match tx {
+        WriteTx::Postgres(_) => {
+            "(SELECT CAST(json_agg(tag) AS TEXT) FROM contact_tags WHERE contact_id = $1)"
+        }
+        WriteTx::Sqlite(_) => {
+            "(SELECT json_group_array(tag) FROM contact_tags WHERE contact_id = $1)"
+        }
+    }
+}
+
+/// The tags `tags_json_sql` read, in tag order (by `tag_key`, as a tag query's
+/// `ORDER BY tag_key` gives them).
+fn tags_from_json(json: Option<&str>) -> Result<Vec<String>> {
+    let mut tags: Vec<String> = match json {
+        Some(json) => crate::from_json("contact tags", json)?,
+        None => Vec::new(),
+    };
+    tags.sort_by_cached_key(|t| t.to_lowercase());
+    Ok(tags)
+}
 
 /// A run's contact as a step reads it (`contact_for_step_columns!`).
 #[derive(Clone)]

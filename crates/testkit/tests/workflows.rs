@@ -26,6 +26,7 @@ on_both_stores!(
     a_team_call_back_completes_the_task_and_stops_the_follow_up,
     a_steps_events_reach_the_accounts_subscriptions,
     a_tag_added_by_one_automation_is_seen_by_the_next,
+    a_tag_with_commas_and_quotes_is_read_back_whole,
 );
 
 const CALLER: &str = "+15125550123";
@@ -888,6 +889,36 @@ else = [{ type = "add_tag", tag = "Did not see the tag" }]
     assert_eq!(
         app.store.contact_tags(account_id, CALLER).await.unwrap(),
         vec!["Missed Call".to_owned(), "Saw the tag".to_owned()]
+    );
+    finish(app, fake).await;
+}
+
+/// The first step reads the caller's tags with the contact, as a JSON array: a tag with a
+/// comma, quotes and a backslash comes back whole.
+async fn a_tag_with_commas_and_quotes_is_read_back_whole(url: &str) {
+    let marker = spec(
+        r#"
+name = "Mark repeat callers"
+[trigger]
+type = "missed_call"
+[[steps]]
+type = "if"
+condition = { type = "has_tag", tag = 'Called, "before" \ once' }
+then = [{ type = "add_tag", tag = "Seen again" }]
+else = [{ type = "add_tag", tag = 'Called, "before" \ once' }]
+"#,
+    );
+    let (app, fake, account_id) = start(url, &[marker], TestAppOptions::default()).await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    app.missed_call(CALLER, "no-answer").await;
+    app.drain().await;
+    assert_eq!(
+        app.store.contact_tags(account_id, CALLER).await.unwrap(),
+        vec![
+            r#"Called, "before" \ once"#.to_owned(),
+            "Seen again".to_owned()
+        ]
     );
     finish(app, fake).await;
 }
