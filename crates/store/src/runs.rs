@@ -508,8 +508,10 @@ impl Store {
                     // have changed them.
                     // The run as inserted, when the start read all of it.
                     let spec = input.workflows.iter().find(|w| w.id == run.workflow_id && w.version == run.version).map(|w| w.spec.clone());
-                    let facts = match (spec, &call, call_id) {
-                        (Some(spec), call, id) if call.as_ref().map(|c| c.id) == id => Some(RunFacts {
+                    // A task's call is not read above: that run's step reads the run itself.
+                    let call_known = call.as_ref().map(|c| c.id) == call_id;
+                    let facts = match spec {
+                        Some(spec) if call_known => Some(RunFacts {
                             account_id,
                             subscribed,
                             trigger: kind.clone(),
