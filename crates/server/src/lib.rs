@@ -187,6 +187,7 @@ impl App {
         config: ServerConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartError> {
+        metrics::handle();
         let twilio = match &config.twilio {
             Some(creds) => Some(
                 TwilioClient::new(

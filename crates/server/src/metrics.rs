@@ -14,9 +14,17 @@ use crate::AppState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// The process-wide recorder (several apps in one test process share it).
+/// The process-wide recorder (several apps in one test process share it). `App::new`
+/// installs it, before any request or worker runs.
+///
+/// Installing it also calibrates the clock the exporter stamps every histogram sample
+/// with (`quanta`'s, against the TSC): a spin of at least half a millisecond that gives up
+/// only after 200 ms when the samples keep disagreeing, as they do while other threads
+/// start. Left to the first sample, it ran while the workers started, and about one
+/// start in forty answered its first request 200 ms late (docs/PERFORMANCE.md, session 9).
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
+        let _calibrated = quanta::Instant::now();
         let recorder = PrometheusBuilder::new()
             .set_buckets(&[
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
