@@ -421,6 +421,22 @@ impl TestApp {
         (status, resp.text().await.unwrap_or_default())
     }
 
+    /// Twilio's messaging webhook for a text from `from` to the business number.
+    pub async fn text_in(&self, from: &str, body: &str) -> (u16, String) {
+        let sid = format!("SM{:032x}", fastrand::u128(..));
+        self.post_signed(
+            "/webhooks/twilio/sms",
+            &[
+                ("MessageSid", &sid),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", from),
+                ("To", BUSINESS_NUMBER),
+                ("Body", body),
+            ],
+        )
+        .await
+    }
+
     /// Twilio's voice webhook for a new inbound call.
     pub async fn ring(&self, sid: &str, from: &str, to: &str) -> (u16, String) {
         self.post_signed(

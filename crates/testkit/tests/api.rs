@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 use textback_store::{AccountRecord, NumberRecord};
-use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::on_both_stores;
 use textback_testkit::test_app::BUSINESS_NUMBER;
 use textback_testkit::{FakeTwilio, Receiver, TestApp};
@@ -534,18 +533,7 @@ async fn replies_are_idempotent(url: &str) {
         "sent once"
     );
     // An opted-out contact cannot be texted.
-    let sid = format!("SM{:032x}", fastrand::u128(..));
-    app.post_signed(
-        "/webhooks/twilio/sms",
-        &[
-            ("MessageSid", &sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", CALLER),
-            ("To", BUSINESS_NUMBER),
-            ("Body", "STOP"),
-        ],
-    )
-    .await;
+    app.text_in(CALLER, "STOP").await;
     let (status, _, p) = app
         .api(
             "POST",
@@ -693,18 +681,7 @@ async fn event_webhooks_are_signed_and_delivered(url: &str) {
 
     app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
-    let sid = format!("SM{:032x}", fastrand::u128(..));
-    app.post_signed(
-        "/webhooks/twilio/sms",
-        &[
-            ("MessageSid", &sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", CALLER),
-            ("To", BUSINESS_NUMBER),
-            ("Body", "stop"),
-        ],
-    )
-    .await;
+    app.text_in(CALLER, "stop").await;
     app.drain().await;
     let got = receiver.received();
     let types: Vec<String> = got
@@ -777,18 +754,7 @@ async fn the_report_counts_the_funnel(url: &str) {
     app.drain().await;
     // A minute later one caller replies, one text is delivered, one callback task is done.
     app.advance(std::time::Duration::from_secs(60));
-    let sid = format!("SM{:032x}", fastrand::u128(..));
-    app.post_signed(
-        "/webhooks/twilio/sms",
-        &[
-            ("MessageSid", &sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", CALLER),
-            ("To", BUSINESS_NUMBER),
-            ("Body", "yes please"),
-        ],
-    )
-    .await;
+    app.text_in(CALLER, "yes please").await;
     let first = fake.sent()[0].sid.clone();
     app.post_signed(
         "/webhooks/twilio/sms/status",
@@ -1030,18 +996,7 @@ async fn smart_lists_filter_contacts(url: &str) {
     app.missed_call("+15125550124", "no-answer").await;
     app.drain().await;
     app.advance(std::time::Duration::from_secs(60));
-    let sid = format!("SM{:032x}", fastrand::u128(..));
-    app.post_signed(
-        "/webhooks/twilio/sms",
-        &[
-            ("MessageSid", &sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", CALLER),
-            ("To", BUSINESS_NUMBER),
-            ("Body", "thanks!"),
-        ],
-    )
-    .await;
+    app.text_in(CALLER, "thanks!").await;
     let body = json!({"name": "Missed, no reply, last 7 days", "filter": {"tags": ["Missed Call"], "replied": false, "last_call_within": "7d"}});
     let (status, _, list) = app
         .api("POST", "/api/v1/smart-lists", Some(&key), Some(body), &[])

@@ -483,15 +483,8 @@ async fn restart_between_webhook_and_send_sends_once(url: &str) {
 async fn a_worker_lost_between_the_step_and_the_send_texts_once(url: &str) {
     let (app, fake) = with_manual_clock(url).await;
     let sid = app.missed_call(CALLER, "no-answer").await;
-    let now = app.state.now_ms();
     let lease = Duration::from_secs(60);
-    let claimed = app
-        .store
-        .claim_jobs("lost-worker", now, lease, 10)
-        .await
-        .expect("claim");
-    assert_eq!(claimed.len(), 1, "the missed call's trigger");
-    let follow_on = take_step_by_hand(&app, &claimed[0], now, lease).await;
+    let follow_on = take_step_by_hand(&app, lease).await;
     let ready = follow_on
         .iter()
         .find_map(|j| j.ready.as_deref())
@@ -527,14 +520,18 @@ async fn a_worker_lost_between_the_step_and_the_send_texts_once(url: &str) {
     finish(app, fake).await;
 }
 
-/// Takes a trigger job's step as worker "lost-worker" would, with a plan that texts the
-/// caller back whatever the rules say; returns the jobs the step hands its worker.
-async fn take_step_by_hand(
-    app: &TestApp,
-    trigger: &textback_store::Job,
-    now: i64,
-    lease: Duration,
-) -> Vec<textback_store::Job> {
+/// Claims the missed call's trigger job and takes its step as worker "lost-worker" would,
+/// with a plan that texts the caller back whatever the rules say; returns the jobs the
+/// step hands its worker.
+async fn take_step_by_hand(app: &TestApp, lease: Duration) -> Vec<textback_store::Job> {
+    let now = app.state.now_ms();
+    let claimed = app
+        .store
+        .claim_jobs("lost-worker", now, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "the missed call's trigger");
+    let trigger = &claimed[0];
     let claim = textback_store::Claim {
         worker: "lost-worker",
         until_ms: now + lease.as_millis() as i64,
@@ -576,18 +573,11 @@ async fn take_step_by_hand(
 /// forced to text.)
 async fn a_text_to_an_opted_out_caller_is_never_marked_for_sending(url: &str) {
     let (app, fake) = with_manual_clock(url).await;
-    assert_eq!(text_in(&app, "STOP").await, 200);
+    assert_eq!(app.text_in(CALLER, "STOP").await.0, 200);
     app.drain().await;
     let sid = app.missed_call(CALLER, "no-answer").await;
-    let now = app.state.now_ms();
     let lease = Duration::from_secs(60);
-    let claimed = app
-        .store
-        .claim_jobs("lost-worker", now, lease, 10)
-        .await
-        .expect("claim");
-    assert_eq!(claimed.len(), 1, "the missed call's trigger");
-    let follow_on = take_step_by_hand(&app, &claimed[0], now, lease).await;
+    let follow_on = take_step_by_hand(&app, lease).await;
     assert_eq!(follow_on.len(), 1, "the text's send job");
     assert!(
         follow_on[0].ready.is_none(),
@@ -612,23 +602,6 @@ async fn a_text_to_an_opted_out_caller_is_never_marked_for_sending(url: &str) {
         "nothing asked of the carrier"
     );
     finish(app, fake).await;
-}
-
-/// An inbound text from the caller to the business number; the webhook's status code.
-async fn text_in(app: &TestApp, body: &str) -> u16 {
-    let sid = format!("SM{:032x}", fastrand::u128(..));
-    app.post_signed(
-        "/webhooks/twilio/sms",
-        &[
-            ("MessageSid", &sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", CALLER),
-            ("To", BUSINESS_NUMBER),
-            ("Body", body),
-        ],
-    )
-    .await
-    .0
 }
 
 async fn background_workers_text_within_two_seconds(url: &str) {
@@ -920,7 +893,10 @@ async fn delivery_reports_update_the_message(url: &str) {
 
 async fn stop_opts_out_and_no_text_follows(url: &str) {
     let (app, fake) = with_manual_clock(url).await;
-    let text = |body: &'static str| text_in(&app, body);
+    let text = |body: &'static str| {
+        let app = &app;
+        async move { app.text_in(CALLER, body).await.0 }
+    };
     assert_eq!(text("Stop").await, 200);
     let sid = app.missed_call(CALLER, "no-answer").await;
     app.drain().await;
