@@ -196,28 +196,25 @@ impl Store {
                AND (locked_until IS NULL OR locked_until <= $3) ORDER BY run_at, id LIMIT $4{skip_locked}) \
              RETURNING id, kind, subject_id, attempts, max_attempts"
         );
-        let rows = {
-            let rows = crate::sql::query(sql)
-                .bind(until)
-                .bind(worker)
-                .bind(now_ms)
-                .bind(limit)
-                .fetch_all(self.db.alone(Lane::Background))
-                .await?;
-            let mut jobs = Vec::with_capacity(rows.len());
-            for r in rows {
-                jobs.push(Job {
-                    id: r.try_get("id")?,
-                    kind: JobKind::parse(r.try_get::<&str, _>("kind")?)?,
-                    subject_id: r.try_get("subject_id")?,
-                    attempts: r.try_get("attempts")?,
-                    max_attempts: r.try_get("max_attempts")?,
-                    ready: None,
-                });
-            }
-            jobs
-        };
-        Ok(rows)
+        let rows = crate::sql::query(sql)
+            .bind(until)
+            .bind(worker)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.db.alone(Lane::Background))
+            .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in rows {
+            jobs.push(Job {
+                id: r.try_get("id")?,
+                kind: JobKind::parse(r.try_get::<&str, _>("kind")?)?,
+                subject_id: r.try_get("subject_id")?,
+                attempts: r.try_get("attempts")?,
+                max_attempts: r.try_get("max_attempts")?,
+                ready: None,
+            });
+        }
+        Ok(jobs)
     }
 
     pub async fn complete_job(&self, job_id: i64) -> Result<()> {
