@@ -76,31 +76,37 @@ const BEGIN_SEND: &str = mark_submitting_sql!(concat!(
     outbound_returning!()
 ));
 
-/// The `status, attempts, last_attempt_at` values of an outbound message inserted for a
-/// worker to send as soon as the inserting transaction commits (`queue_send`): marked as
-/// handed to the carrier at `$now`, as `begin_send` would mark it, unless contact `$c`
-/// has opted out (the final opt-out check), which leaves it `pending` for its send job to
-/// cancel. Marking it in the insert saves the statement that marked it after.
-macro_rules! send_now_values {
-    ($c:literal, $now:literal) => {
-        concat!(
-            "CASE WHEN EXISTS (SELECT 1 FROM contacts c WHERE c.id = ",
-            $c,
-            " AND c.opted_out) ",
-            "THEN 'pending' ELSE 'submitting' END, ",
-            "CASE WHEN EXISTS (SELECT 1 FROM contacts c WHERE c.id = ",
-            $c,
-            " AND c.opted_out) THEN 0 ELSE 1 END, ",
-            "CASE WHEN EXISTS (SELECT 1 FROM contacts c WHERE c.id = ",
-            $c,
-            " AND c.opted_out) THEN NULL ELSE ",
-            $now,
-            " END"
-        )
-    };
+/// The `status, attempts, last_attempt_at` of an outbound message inserted for a worker to
+/// send as soon as the inserting transaction commits (`queue_send`): marked as handed to
+/// the carrier at `now_ms`, as `begin_send` would mark it, unless its contact has opted out
+/// (the final opt-out check, made on the contact row the step holds locked), which leaves
+/// it `pending` for its send job to cancel. Marking it in the insert saves the statement
+/// that marked it after.
+pub(crate) struct SendNow {
+    pub(crate) status: &'static str,
+    pub(crate) attempts: i64,
+    pub(crate) last_attempt_at_ms: Option<i64>,
 }
 
-/// The message a `send_now_values!` insert returned (`outbound_returning!`), when it was
+impl SendNow {
+    pub(crate) fn new(contact_opted_out: bool, now_ms: i64) -> SendNow {
+        if contact_opted_out {
+            SendNow {
+                status: "pending",
+                attempts: 0,
+                last_attempt_at_ms: None,
+            }
+        } else {
+            SendNow {
+                status: "submitting",
+                attempts: 1,
+                last_attempt_at_ms: Some(now_ms),
+            }
+        }
+    }
+}
+
+/// The message a `SendNow` insert returned (`outbound_returning!`), when it was
 /// marked for its send; None when it was left `pending`.
 pub(crate) fn marked_for_send(row: &crate::sql::Row) -> Result<Option<OutboundMessage>> {
     let status: &str = row.try_get("status")?;
@@ -111,7 +117,7 @@ pub(crate) fn marked_for_send(row: &crate::sql::Row) -> Result<Option<OutboundMe
     }
 }
 
-pub(crate) use {outbound_returning, send_now_values};
+pub(crate) use outbound_returning;
 
 /// How one send attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::accounts::{
 use crate::conversations::upsert_conversation;
 use crate::events_out::{emit_event, subscribed_sql};
 use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
-use crate::messages::{marked_for_send, outbound_returning, send_now_values};
+use crate::messages::{SendNow, marked_for_send, outbound_returning};
 use crate::sql::WriteTx;
 use crate::workflows::WorkflowRecord;
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
@@ -504,8 +504,6 @@ impl Store {
                     // any transaction: it runs as its own job.
                     started.extend(enqueue_claimed!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, claim));
                 } else {
-                    // The contact's tags as read above, until a step of this transaction may
-                    // have changed them.
                     // The run as inserted, when the start read all of it.
                     let spec = input.workflows.iter().find(|w| w.id == run.workflow_id && w.version == run.version).map(|w| w.spec.clone());
                     // A task's call is not read above: that run's step reads the run itself.
@@ -885,7 +883,7 @@ async fn delete_job(tx: &mut WriteTx<'_>, job_id: Option<i64>) -> Result<()> {
     Ok(())
 }
 
-/// Queues the send of a message just inserted (`send_now_values!`, `outbound_returning!`)
+/// Queues the send of a message just inserted (`SendNow`, `outbound_returning!`)
 /// for this worker to run as soon as `tx` commits, with the message as marked for it
 /// (`Job::ready`) unless it was left `pending`: None only if its send was queued already.
 async fn queue_send(
@@ -1188,6 +1186,7 @@ async fn advance_in(
         caller_line_type,
     };
     let decided = plan(&input);
+    let send_now = SendNow::new(input.contact.as_ref().is_some_and(|c| c.opted_out), now_ms);
     let mut queued: Vec<Job> = Vec::new();
     let conversation_id: Option<i64> = match (contact_id, number_id) {
         (Some(c), Some(n)) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
@@ -1208,9 +1207,8 @@ async fn advance_in(
                     "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
                      direction, from_phone, to_phone, body, carrier, created_at, updated_at, variant, step, \
                      status, attempts, last_attempt_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, $10, $11, $11, $12, $13, ",
-                    send_now_values!("$3", "$11"),
-                    ") ON CONFLICT DO NOTHING",
+                     VALUES ($1, $2, $3, $4, $5, $6, 'text_back', 'outbound', $7, $8, $9, $10, $11, $11, $12, $13, \
+                     $14, $15, $16) ON CONFLICT DO NOTHING",
                     outbound_returning!()
                 ))
                 .bind(account_id)
@@ -1226,6 +1224,9 @@ async fn advance_in(
                 .bind(now_ms)
                 .bind(variant)
                 .bind(step)
+                .bind(send_now.status)
+                .bind(send_now.attempts)
+                .bind(send_now.last_attempt_at_ms)
                 .fetch_optional(&mut *tx)
                 .await?;
                 match inserted {
@@ -1286,9 +1287,7 @@ async fn advance_in(
                     "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
                      from_phone, to_phone, body, carrier, created_at, updated_at, variant, step, \
                      status, attempts, last_attempt_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, $10, $11, $11, $12, $13, ",
-                    send_now_values!("$3", "$11"),
-                    ")",
+                     VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16)",
                     outbound_returning!()
                 ))
                 .bind(account_id)
@@ -1304,6 +1303,9 @@ async fn advance_in(
                 .bind(now_ms)
                 .bind(variant)
                 .bind(step)
+                .bind(send_now.status)
+                .bind(send_now.attempts)
+                .bind(send_now.last_attempt_at_ms)
                 .fetch_one(&mut *tx)
                 .await?;
                 queued.extend(queue_send(tx, &inserted, now_ms, claim).await?);

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use textback_core::workflow::WorkflowSpec;
 use textback_store::TaskFilter;
-use textback_testkit::fake_twilio::ACCOUNT_SID;
 use textback_testkit::on_both_stores;
 use textback_testkit::test_app::{BUSINESS_NUMBER, MESSAGE, TEAM_PHONE};
 use textback_testkit::{Backend, FakeTwilio, Receiver, TestApp, TestAppOptions, TestDb};
@@ -71,20 +70,7 @@ async fn finish(app: TestApp, fake: FakeTwilio) {
 }
 
 async fn text(app: &TestApp, from: &str, body: &str) {
-    let sid = format!("SM{:032x}", fastrand::u128(..));
-    let (status, _) = app
-        .post_signed(
-            "/webhooks/twilio/sms",
-            &[
-                ("MessageSid", &sid),
-                ("AccountSid", ACCOUNT_SID),
-                ("From", from),
-                ("To", BUSINESS_NUMBER),
-                ("Body", body),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(app.text_in(from, body).await.0, 200);
 }
 
 fn bodies(fake: &FakeTwilio) -> Vec<String> {
