@@ -348,8 +348,53 @@ fn checkpoint_until(conn: &rusqlite::Connection, wal: &Path, shared: &Shared, st
             // the restart then holds it only for the last few frames and the syncs (at
             // 1,000 missed calls/s: held a median 6.6 → 4.5 ms).
             checkpoint(conn, "PASSIVE");
+            // The rounds above copied pages into the database file without syncing it
+            // (SQLite syncs it only when a round reaches the log's end, which under steady
+            // writes none does); the restart must, while it holds the writer. Synced here,
+            // it flushes only what the restart itself copies: the writer was held ~4-5 ms
+            // for that sync alone at 1,000 missed calls/s (docs/PERFORMANCE.md, session 10).
+            if let Err(e) = sync_database_file(conn) {
+                tracing::warn!(error = %e, "syncing the database file before the log restart failed");
+            }
             restart_log(conn, shared);
         }
+    }
+}
+
+/// Flushes what has been written to the database file to disk, through the connection's
+/// own file handle: a second descriptor of ours, once closed, would drop the POSIX locks
+/// SQLite holds on the file for the whole process.
+fn sync_database_file(conn: &rusqlite::Connection) -> std::result::Result<(), String> {
+    use rusqlite::ffi;
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: the handle is this open connection's, used by this thread alone;
+    // SQLITE_FCNTL_FILE_POINTER writes the main database's file object through the
+    // pointer, which lives across the call.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&raw mut file).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK || file.is_null() {
+        return Err(format!(
+            "no file object for the database (SQLite error {rc})"
+        ));
+    }
+    // SAFETY: `file` is the connection's open file object; its methods stay valid while
+    // the connection is open, and xSync is what SQLite itself calls to sync it.
+    let rc = unsafe {
+        match (*file).pMethods.as_ref().and_then(|m| m.xSync) {
+            Some(sync) => sync(file, ffi::SQLITE_SYNC_NORMAL),
+            None => ffi::SQLITE_MISUSE,
+        }
+    };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(format!("SQLite error {rc}"))
     }
 }
 
@@ -746,6 +791,23 @@ mod tests {
 
     /// Writes that never pause: the log is started over again and again instead of growing
     /// by every commit (it grew by ~20 MB a second at 100 missed calls/s).
+    #[tokio::test]
+    async fn the_database_file_syncs_through_sqlites_own_handle() {
+        let db = TempDb::new();
+        let writer = Writer::open(&db.0).unwrap();
+        insert(&writer, "kept".into()).await.unwrap();
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        // Copies the committed row into the database file, which the sync then flushes.
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        assert_eq!(sync_database_file(&conn), Ok(()));
+        // The sync leaves the connection and the writer as they were.
+        conn.query_row("SELECT COUNT(*) FROM t", [], |_| Ok(()))
+            .unwrap();
+        insert(&writer, "after".into()).await.unwrap();
+        assert_eq!(db.values(), ["kept", "after"]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_starts_over_under_steady_writes() {
         let db = TempDb::new();
