@@ -332,6 +332,8 @@ enum CliError {
     Simulate(#[from] simulate::SimulateError),
     #[error(transparent)]
     Start(#[from] textback_server::StartError),
+    #[error("cannot listen for SIGTERM and SIGINT: {0}")]
+    Signals(std::io::Error),
     #[error("cannot listen on {addr}: {error}")]
     Bind { addr: String, error: std::io::Error },
     #[error("cannot read {path}: {error}")]
@@ -465,6 +467,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             } else {
                 "sandbox (no Twilio credentials)"
             };
+            let shutdown = shutdown_signal().map_err(CliError::Signals)?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|error| CliError::Bind {
@@ -479,7 +482,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             App::new(store.clone(), config, clock)?
-                .serve(listener, shutdown_signal())
+                .serve(listener, shutdown)
                 .await?;
             store.close().await;
             tracing::info!("stopped");
@@ -1364,31 +1367,50 @@ fn format_time_inner(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listens for SIGTERM and SIGINT from the moment it is called; the future resolves at the
+/// first. axum first polls the shutdown future on a task of its own, which can run after
+/// the first requests are answered: a listener made only then loses a SIGTERM that comes in
+/// between (seen: a `serve` stopped right after `/readyz` answered kept serving).
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+            tracing::info!("shutting down: finishing requests in flight");
+        })
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::progress_bar;
+
+    /// Regression: the listener used to be made when the future was first polled, and a
+    /// SIGTERM before that was lost (or, before any listener, killed the process at once).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_sigterm_before_the_shutdown_future_runs_still_stops_the_server() {
+        let stop = super::shutdown_signal().expect("signal listeners");
+        // SAFETY: kill with our own pid and a signal the listeners above now handle.
+        let sent = unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        assert_eq!(sent, 0);
+        tokio::time::timeout(std::time::Duration::from_secs(10), stop)
+            .await
+            .expect("the SIGTERM sent before the first poll stops the server");
+    }
 
     #[test]
     fn progress_bar_fills_with_the_rows_done() {
