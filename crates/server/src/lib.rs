@@ -285,10 +285,20 @@ impl App {
     ) -> Result<(), StartError> {
         // Know every number's routing before the first call, so the phone keeps ringing even
         // if the database fails later.
-        match self.state.store.all_routes().await {
-            Ok(routes) => routes.iter().for_each(|r| self.state.routes.remember(r)),
-            Err(e) => tracing::warn!(error = %e, "could not preload number routing"),
-        }
+        let routes = match self.state.store.all_routes().await {
+            Ok(routes) => routes,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not preload number routing");
+                Vec::new()
+            }
+        };
+        routes.iter().for_each(|r| self.state.routes.remember(r));
+        // Beside serving, not before: readiness waits for none of it, and a webhook that
+        // comes first waits for the load it would otherwise do itself.
+        let numbers: Vec<String> = routes.into_iter().map(|r| r.number.e164).collect();
+        tokio::task::spawn_blocking(move || {
+            textback_core::phone::warm_up(numbers.iter().map(String::as_str))
+        });
         let (stop_tx, stop_rx) = watch::channel(false);
         // Other instances' new jobs wake this one's workers (PostgreSQL LISTEN/NOTIFY).
         let listening = (self.state.workers > 0)
