@@ -176,11 +176,11 @@ pub enum StartError {
     Serve(#[from] std::io::Error),
 }
 
-/// One running Textback: the router plus its workers.
 /// How long after it starts serving `serve` loads the phone number metadata
 /// (`textback_core::phone::warm_up`).
 const PHONE_WARM_UP_AFTER: Duration = Duration::from_millis(200);
 
+/// One running Textback: the router plus its workers.
 pub struct App {
     state: AppState,
 }
@@ -298,8 +298,8 @@ impl App {
         };
         routes.iter().for_each(|r| self.state.routes.remember(r));
         // After start-up, not in it: run at once beside it, the ~150 ms of work slowed the
-        // start itself on two cores (median +5 ms, the slowest of 200 starts 115 ms instead
-        // of 52); a webhook that comes first does the load itself, as it would anyway.
+        // start itself on two cores (median +5 ms); a webhook that comes first does the
+        // load itself, as it would anyway.
         let numbers: Vec<String> = routes.into_iter().map(|r| r.number.e164).collect();
         tokio::spawn(async move {
             tokio::time::sleep(PHONE_WARM_UP_AFTER).await;

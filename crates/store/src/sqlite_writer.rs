@@ -789,8 +789,6 @@ mod tests {
         assert_eq!(db.values().len(), 81);
     }
 
-    /// Writes that never pause: the log is started over again and again instead of growing
-    /// by every commit (it grew by ~20 MB a second at 100 missed calls/s).
     #[tokio::test]
     async fn the_database_file_syncs_through_sqlites_own_handle() {
         let db = TempDb::new();
@@ -808,6 +806,8 @@ mod tests {
         assert_eq!(db.values(), ["kept", "after"]);
     }
 
+    /// Writes that never pause: the log is started over again and again instead of growing
+    /// by every commit (it grew by ~20 MB a second at 100 missed calls/s).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_starts_over_under_steady_writes() {
         let db = TempDb::new();
