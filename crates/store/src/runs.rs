@@ -1006,7 +1006,7 @@ async fn read_run(tx: &mut WriteTx<'_>, run_id: i64, now_ms: i64) -> Result<Opti
         " FOR UPDATE OF r"
     };
     let run_sql = format!(
-        "SELECT r.id, r.account_id, r.workflow_id, r.version, r.trigger, r.contact_id, r.call_id, r.number_id, \
+        "SELECT r.account_id, r.trigger, r.contact_id, r.call_id, r.number_id, \
          r.status, r.pc, r.waited, r.resume_at, r.started_at, r.wait_deadline, \
          (SELECT v.spec FROM workflow_versions v WHERE v.workflow_id = r.workflow_id AND v.version = r.version) AS spec, \
          (SELECT COUNT(*) > 0 FROM tasks t WHERE t.run_id = r.id AND t.status = 'done') AS task_done, \
