@@ -35,6 +35,27 @@ wait_for_texts() {
   done
 }
 
+# Waits (up to two minutes) until the stand-in has texted $1 distinct numbers.
+wait_for_callers() {
+  for _ in $(seq 1 120); do
+    case "$(tail -1 "$work/standin.out")" in *", distinct numbers $1,"*) return ;; esac
+    sleep 1
+  done
+}
+
+# Prints the stand-in's last line; fails unless all $1 numbers were texted and none got the
+# same text twice: for runs longer than the workflow's follow-up wait, whose follow-ups are
+# second texts by design.
+expect_each_texted_no_text_twice() {
+  local last
+  last="$(tail -1 "$work/standin.out")"
+  echo "stand-in: $last"
+  case "$last" in
+    *", distinct numbers $1, "*", same text twice 0,"*) ;;
+    *) echo "FAILED: expected all $1 numbers texted, none the same text twice" >&2; exit 1 ;;
+  esac
+}
+
 # Prints the stand-in's last line; fails unless $1 texts went to $1 numbers, none twice.
 expect_each_texted_once() {
   local last
