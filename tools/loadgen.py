@@ -27,6 +27,10 @@ import urllib.parse
 PATH = "/webhooks/twilio/voice/dial-status"
 
 
+# How many distinct callers `caller` can make: exchanges 200-999, 10,000 lines each.
+CALLERS = 8_000_000
+
+
 def caller(i):
     """A valid NANP number per index (exchanges 200-999), distinct per call."""
     return "+1512%03d%04d" % (200 + i // 10_000, i % 10_000)
@@ -112,6 +116,8 @@ async def main():
     parser.add_argument("--rate", type=float, default=0, help="calls per second (0: as fast as possible)")
     parser.add_argument("--offset", type=int, default=0, help="first caller index, so runs do not repeat callers")
     args = parser.parse_args()
+    if args.offset < 0 or args.calls < 0 or args.offset + args.calls > CALLERS:
+        parser.error(f"--offset plus --calls must be at most {CALLERS:,}: the distinct callers there are")
 
     target = urllib.parse.urlsplit(args.url)
     host, port = target.hostname, target.port or 80

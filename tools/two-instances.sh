@@ -6,6 +6,9 @@
 #   cargo build --release -p textback -p textback-testkit
 #   tools/two-instances.sh [CALLS_PER_INSTANCE] [POSTGRES_URL_WITHOUT_DATABASE]
 #
+# The URL may end in a query, e.g. postgres://postgres@localhost?host=/var/run/postgresql
+# for PostgreSQL's Unix socket.
+#
 # Prints each generator's summary, the stand-in's last line (texts, distinct numbers,
 # numbers texted twice, texts/s) and how busy the machine was. Fails if any caller was
 # not texted exactly once.
@@ -15,11 +18,13 @@ cd "$(dirname "$0")/.."
 calls="${1:-3000}"
 pg="${2:-postgres://postgres@127.0.0.1:5432}"
 db="textback_two_$$"
+pg_query=""
+if [[ "$pg" == *\?* ]]; then pg_query="?${pg#*\?}"; pg="${pg%%\?*}"; fi
 source tools/bench-common.sh
-trap 'cleanup; psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true' EXIT
+trap 'cleanup; psql -q "$pg/postgres$pg_query" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true' EXIT
 
-psql -q "$pg/postgres" -c "CREATE DATABASE $db"
-export DATABASE_URL="$pg/$db"
+psql -q "$pg/postgres$pg_query" -c "CREATE DATABASE $db"
+export DATABASE_URL="$pg/$db$pg_query"
 "$bin" apply examples/quickstart.toml >/dev/null
 for port in "$port1" "$port2"; do
   TEXTBACK_LISTEN="127.0.0.1:$port" "$bin" serve >"$work/serve-$port.log" 2>&1 &
