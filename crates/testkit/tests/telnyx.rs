@@ -299,6 +299,12 @@ async fn a_missed_call_on_telnyx_is_texted_back_once(url: &str) {
     .await;
     assert_eq!(status, 200);
     assert!(greeting.contains(&format!("<Record maxLength=\"120\" playBeep=\"true\" action=\"{PUBLIC_URL}/webhooks/telnyx/voice/recording\"")), "{greeting}");
+    assert!(
+        greeting.contains(&format!(
+            "transcription=\"true\" transcriptionCallback=\"{PUBLIC_URL}/webhooks/telnyx/voice/transcription\""
+        )),
+        "TeXML's own attribute names, not Twilio's: {greeting}"
+    );
     assert_eq!(
         texml(
             &app,
@@ -326,6 +332,50 @@ async fn a_missed_call_on_telnyx_is_texted_back_once(url: &str) {
         .unwrap()
         .unwrap();
     assert_eq!(c.outcome.as_deref(), Some("missed"));
+
+    // The caller left a voicemail; Telnyx transcribed it later, to the callback the
+    // <Record> named, with the fields of its TexmlTranscriptionWebhook.
+    let recording_url = "https://api.telnyx.com/v2/recordings/35094891.wav";
+    let (status, _) = texml(
+        &app,
+        &telnyx,
+        now + 60,
+        "/webhooks/telnyx/voice/recording",
+        &with(&[
+            ("CallStatus", "in-progress"),
+            ("RecordingSid", "35094891-3290-4142-b2c2-b2eda57534cf"),
+            ("RecordingUrl", recording_url),
+            ("RecordingDuration", "9"),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let words = "Hi, it's Dana, the kitchen sink is leaking, please call me back.";
+    let (status, _) = texml(
+        &app,
+        &telnyx,
+        now + 90,
+        "/webhooks/telnyx/voice/transcription",
+        &with(&[
+            ("CallSidLegacy", call[1].1),
+            ("CallStatus", "completed"),
+            ("RecordingSid", "35094891-3290-4142-b2c2-b2eda57534cf"),
+            ("RecordingUrl", recording_url),
+            ("TranscriptionSid", "b08f0fa1-a32c-4218-b3b5-9cf78941ccac"),
+            ("TranscriptionStatus", "completed"),
+            ("TranscriptionText", words),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let c = app
+        .store
+        .call_by_carrier_id(call[1].1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.recording_url.as_deref(), Some(recording_url));
+    assert_eq!(c.voicemail_transcript.as_deref(), Some(words));
 
     // The Telnyx path takes only Telnyx's signature, and a stale one is a replay.
     assert_eq!(

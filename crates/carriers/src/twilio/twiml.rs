@@ -76,17 +76,34 @@ pub fn hangup() -> String {
     wrap("<Hangup/>")
 }
 
-/// After a miss: a greeting, then a voicemail recording.
-/// Twilio transcribes recordings of up to two minutes (English), posting the text to
-/// `transcribe_callback` some time after the call; `None` records without transcribing.
+/// Who transcribes a voicemail, and the callback that gets the words some time after the
+/// call. The two carriers name `<Record>`'s attributes differently, and post the same form
+/// fields (`CallSid`, `TranscriptionStatus`, `TranscriptionText`) to the callback.
+#[derive(Debug, Clone, Copy)]
+pub enum Transcribe<'a> {
+    /// Twilio transcribes recordings of up to two minutes (English).
+    Twilio(&'a str),
+    /// TeXML: Telnyx transcribes the recording once it is complete.
+    Telnyx(&'a str),
+}
+
+/// After a miss: a greeting, then a voicemail recording, transcribed to `transcribe`'s
+/// callback when given.
 pub fn voicemail(
     business: &str,
     recording_action: &str,
-    transcribe_callback: Option<&str>,
+    transcribe: Option<Transcribe<'_>>,
 ) -> String {
-    let transcribe = transcribe_callback
-        .map(|cb| format!(" transcribe=\"true\" transcribeCallback=\"{}\"", escape(cb)))
-        .unwrap_or_default();
+    let transcribe = match transcribe {
+        Some(Transcribe::Twilio(cb)) => {
+            format!(" transcribe=\"true\" transcribeCallback=\"{}\"", escape(cb))
+        }
+        Some(Transcribe::Telnyx(cb)) => format!(
+            " transcription=\"true\" transcriptionCallback=\"{}\"",
+            escape(cb)
+        ),
+        None => String::new(),
+    };
     wrap(&format!(
         "<Say>Sorry, nobody at {} can take your call right now. We will text you shortly. You can also leave a message after the tone.</Say><Record maxLength=\"120\" playBeep=\"true\" action=\"{}\" method=\"POST\"{transcribe}/><Hangup/>",
         escape(business),
@@ -137,11 +154,28 @@ mod tests {
         let x = voicemail(
             "Acme & Sons",
             "https://tb.example.com/webhooks/twilio/voice/recording",
-            Some("https://tb.example.com/webhooks/twilio/voice/transcription"),
+            Some(Transcribe::Twilio(
+                "https://tb.example.com/webhooks/twilio/voice/transcription",
+            )),
         );
         assert!(x.contains("nobody at Acme &amp; Sons"));
         assert!(x.contains("action=\"https://tb.example.com/webhooks/twilio/voice/recording\""));
         assert!(x.contains("transcribe=\"true\" transcribeCallback=\"https://tb.example.com/webhooks/twilio/voice/transcription\""));
+    }
+
+    #[test]
+    fn texml_names_the_transcription_attributes_its_own_way() {
+        let x = voicemail(
+            "Acme",
+            "https://tb.example.com/webhooks/telnyx/voice/recording",
+            Some(Transcribe::Telnyx(
+                "https://tb.example.com/webhooks/telnyx/voice/transcription?a=1&b=2",
+            )),
+        );
+        assert!(x.contains("transcription=\"true\" transcriptionCallback=\"https://tb.example.com/webhooks/telnyx/voice/transcription?a=1&amp;b=2\""), "{x}");
+        assert!(!x.contains("transcribe="), "{x}");
+        let untranscribed = voicemail("Acme", "https://tb.example.com/r", None);
+        assert!(!untranscribed.contains("transcri"), "{untranscribed}");
     }
 
     #[test]

@@ -359,21 +359,26 @@ pub async fn replay_spool(state: AppState, mut stop: tokio::sync::watch::Receive
     }
 }
 
-/// The greeting and `<Record>` a missed caller hears.
-/// Twilio transcribes the recording; on Telnyx the recording is kept without a transcript
-/// (its transcription callback is not wired yet).
+/// The greeting and `<Record>` a missed caller hears; the carrier transcribes the recording
+/// to our `transcription` callback on its own path.
 fn voicemail(state: &AppState, carrier: VoiceCarrier, business: &str) -> String {
     let base = carrier.voice_base();
-    let transcription = state.public(&format!("{base}/transcription"));
+    let callback = state.public(&format!("{base}/transcription"));
+    let transcribe = match carrier {
+        VoiceCarrier::Twilio => twiml::Transcribe::Twilio(&callback),
+        VoiceCarrier::Telnyx => twiml::Transcribe::Telnyx(&callback),
+    };
     twiml::voicemail(
         business,
         &state.public(&format!("{base}/recording")),
-        (carrier == VoiceCarrier::Twilio).then_some(transcription.as_str()),
+        Some(transcribe),
     )
 }
 
-/// Twilio's `transcribeCallback`: the voicemail's words attach to the call (and so show on
-/// its callback task). A failed transcription leaves the recording to be listened to.
+/// The carrier's transcription callback (Twilio's `transcribeCallback`, TeXML's
+/// `transcriptionCallback`, the same form fields): the voicemail's words attach to the call
+/// (and so show on its callback task). A failed transcription leaves the recording to be
+/// listened to.
 async fn transcription(
     State(state): State<AppState>,
     form: CarrierForm,
