@@ -1,5 +1,6 @@
 //! Account identity: slugs and time zones that are known to be valid.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -70,6 +71,39 @@ impl fmt::Display for TimeZoneName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
     }
+}
+
+/// An account as stored: what an account file or the web UI sets up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub time_zone: String,
+    pub booking_link: Option<String>,
+    pub business_hours: BTreeMap<String, String>,
+    pub text_back_enabled: bool,
+    pub text_back_template: String,
+    pub cooldown_secs: i64,
+    pub do_not_text: Vec<String>,
+    /// Look up each new caller's line type (Twilio Lookup) and skip landlines.
+    pub landline_lookup: bool,
+    /// Local times follow-ups are not sent, like `21:00-08:00`.
+    pub quiet_hours: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRecord {
+    pub id: i64,
+    pub account_id: i64,
+    pub e164: String,
+    pub carrier: String,
+    pub ring_to: Vec<String>,
+    pub ring_seconds: i64,
+    pub call_screening: bool,
+    pub active: bool,
+    /// A2P 10DLC or toll-free verification: unregistered, pending, approved, rejected.
+    pub registration: String,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! everything in this crate is tested without a database, a network or a real clock.
 
 pub mod account;
+pub mod account_file;
 pub mod call;
 pub mod carrier_error;
 pub mod clock;
@@ -21,7 +22,7 @@ pub mod text_back;
 pub mod variants;
 pub mod workflow;
 
-pub use account::{AccountSlug, TimeZoneName};
+pub use account::{AccountRecord, AccountSlug, NumberRecord, TimeZoneName};
 pub use call::{CallOutcome, DialStatus};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::HumanDuration;
