@@ -105,7 +105,9 @@ pub(crate) struct SqliteDb {
 
 impl Db {
     /// Where a read of a few rows by key runs: on SQLite, inline on the calling thread
-    /// (`sqlite_point_reads`); on PostgreSQL, the pool. Never for a read that may scan.
+    /// (`sqlite_point_reads`); on PostgreSQL, the pool. Never for a read that may scan:
+    /// debug builds (every test) check each statement's SQLite query plan the first time it
+    /// runs here.
     pub(crate) fn by_key(&self) -> sql::ByKey<'_> {
         sql::ByKey(self)
     }

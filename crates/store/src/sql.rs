@@ -376,9 +376,11 @@ impl Query<'_> {
                 run_sqlx!(pool, self, mode)
             }
             Target::Pool(Db::Sqlite(sqlite)) => run_sqlx!(&sqlite.readers, self, mode),
-            Target::ByKey(Db::Sqlite(sqlite)) => sqlite
-                .point_reads
-                .run(|conn| run_rusqlite(conn, &self, mode)),
+            Target::ByKey(Db::Sqlite(sqlite)) => sqlite.point_reads.run(|conn| {
+                #[cfg(debug_assertions)]
+                reads_by_key(conn, &self.sql)?;
+                run_rusqlite(conn, &self, mode)
+            }),
             // A statement outside a transaction commits by itself: no BEGIN and COMMIT
             // round trips.
             Target::Alone(Db::Postgres(pool), _) => run_sqlx!(pool, self, mode),
@@ -531,6 +533,42 @@ where
 }
 
 /// Runs a query on the SQLite writer connection, inside the open transaction.
+/// Checks, once per statement in debug builds (every test), that a read sent to
+/// `Db::by_key` finds its rows through an index: a read that scans a table there would run
+/// on the async runtime's thread and grow slower with every call the database keeps.
+#[cfg(debug_assertions)]
+fn reads_by_key(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> std::result::Result<(), rusqlite::Error> {
+    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if CHECKED
+        .lock()
+        .map(|c| c.iter().any(|s| s == sql))
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    // Unbound parameters are NULL: the plan does not depend on them.
+    let mut rows = stmt.raw_query();
+    let mut plan = Vec::new();
+    while let Some(row) = rows.next()? {
+        plan.push(row.get::<_, String>(3)?);
+    }
+    // A bug in the store, not bad input: loud in tests, absent from release builds.
+    if let Some(scan) = plan
+        .iter()
+        .find(|step| step.starts_with("SCAN") && *step != "SCAN CONSTANT ROW")
+    {
+        panic!("a read by key scans ({scan}): give it an index or run it on the pool\n{sql}");
+    }
+    if let Ok(mut c) = CHECKED.lock() {
+        c.push(sql.to_owned());
+    }
+    Ok(())
+}
+
 fn run_rusqlite(
     conn: &rusqlite::Connection,
     q: &Query<'_>,
@@ -620,7 +658,7 @@ mod tests {
         let path = crate::test_files::temp_db_path("pin");
         let store = Store::connect(&format!("sqlite:{}", path.display())).await?;
         in_write_tx!(store, tx => {
-            super::query("CREATE TABLE t (v INTEGER NOT NULL)").execute(&mut *tx).await?;
+            super::query("CREATE TABLE t (v INTEGER PRIMARY KEY)").execute(&mut *tx).await?;
         });
         for v in 0..3 {
             insert(&store, v).await?;
@@ -656,5 +694,29 @@ mod tests {
             "the whole log can be copied: (log, copied) {copied:?}"
         );
         Ok(())
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_read_by_key_that_scans_is_caught_in_tests() {
+        let conn = rusqlite::Connection::open_in_memory().expect("in memory");
+        conn.execute_batch(
+            "CREATE TABLE keyed (v INTEGER PRIMARY KEY); CREATE TABLE unkeyed (v INTEGER);",
+        )
+        .expect("tables");
+        assert!(super::reads_by_key(&conn, "SELECT v FROM keyed WHERE v = $1").is_ok());
+        let scan = "SELECT v FROM unkeyed WHERE v = $1";
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::reads_by_key(&conn, scan)
+        }));
+        let why = caught.expect_err("a scan is refused");
+        let why = why
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("");
+        assert!(
+            why.contains("scans (SCAN unkeyed)") && why.contains(scan),
+            "{why}"
+        );
     }
 }
