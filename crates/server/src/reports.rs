@@ -2,9 +2,9 @@
 
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
-use textback_core::reports::{CallFacts, funnel};
+use textback_core::reports::{CallFacts, Report, funnel};
 use textback_core::variants::{VariantCounts, compare};
-use textback_store::{Store, StoreError};
+use textback_store::{AccountRecord, Store, StoreError};
 
 /// The account's report over the last `days` days, as JSON.
 pub async fn build(
@@ -16,22 +16,7 @@ pub async fn build(
     let Some(account) = store.account_by_id(account_id).await? else {
         return Ok(None);
     };
-    let tz = TimeZone::get(&account.time_zone).unwrap_or(TimeZone::UTC);
-    let since = now_ms - days * 24 * 3600 * 1000;
-    let calls: Vec<CallFacts> = store
-        .funnel_rows(account_id, since)
-        .await?
-        .into_iter()
-        .map(|r| CallFacts {
-            started_at_ms: r.started_at_ms,
-            missed: r.missed,
-            texted_at_ms: r.texted_at_ms,
-            delivered: r.delivered,
-            replied_at_ms: r.replied_at_ms,
-            called_back_at_ms: r.called_back_at_ms,
-        })
-        .collect();
-    let report = funnel(&calls, &tz);
+    let report = funnel_of(store, &account, days, now_ms).await?;
     let mut variants: Vec<Value> = Vec::new();
     let rows = store.variant_counts(account_id).await?;
     let mut keys: Vec<(String, String)> = rows
@@ -62,4 +47,30 @@ pub async fn build(
         "median_seconds_to_call_back": report.median_seconds_to_call_back,
         "variants": variants,
     })))
+}
+
+/// The account's funnel over the last `days` days, without the variant comparison (which
+/// counts every text the account ever sent with a variant): what the Today page shows.
+pub async fn funnel_of(
+    store: &Store,
+    account: &AccountRecord,
+    days: i64,
+    now_ms: i64,
+) -> Result<Report, StoreError> {
+    let tz = TimeZone::get(&account.time_zone).unwrap_or(TimeZone::UTC);
+    let since = now_ms - days * 24 * 3600 * 1000;
+    let calls: Vec<CallFacts> = store
+        .funnel_rows(account.id, since)
+        .await?
+        .into_iter()
+        .map(|r| CallFacts {
+            started_at_ms: r.started_at_ms,
+            missed: r.missed,
+            texted_at_ms: r.texted_at_ms,
+            delivered: r.delivered,
+            replied_at_ms: r.replied_at_ms,
+            called_back_at_ms: r.called_back_at_ms,
+        })
+        .collect();
+    Ok(funnel(&calls, &tz))
 }

@@ -424,6 +424,13 @@ async fn today_shows_the_missed_call_and_its_callback(url: &str) {
     );
     assert!(today.body.contains(CALLER));
     assert!(today.body.contains("Texted back"));
+    // The week's funnel: the one missed call, texted back.
+    for step in [
+        "<strong>1</strong> Missed",
+        "<strong>1</strong> Texted back <small>(100% of missed)</small>",
+    ] {
+        assert!(today.body.contains(step), "{step}: {}", today.body);
+    }
     assert!(
         today.body.contains("Callbacks to make (1)"),
         "{}",

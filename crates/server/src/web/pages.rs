@@ -217,12 +217,8 @@ pub async fn today(
         .map(|t| task_card(&t, &tz, now.as_millisecond()))
         .collect();
     let task_count = state.store.count_tasks(&open).await?;
-    let report = crate::reports::build(&state.store, account.id, 7, now.as_millisecond()).await?;
-    let funnel = super::reports::funnel_cards(
-        report
-            .as_ref()
-            .map_or(&serde_json::Value::Null, |r| &r["funnel"]),
-    );
+    let week = crate::reports::funnel_of(&state.store, &account, 7, now.as_millisecond()).await?;
+    let funnel = super::reports::funnel_cards(&serde_json::json!(week.totals));
     Ok(render(
         "today.html",
         context! {
