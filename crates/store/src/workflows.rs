@@ -137,13 +137,35 @@ impl Store {
 
     /// Every workflow of the account with its current version.
     pub async fn workflows_of_account(&self, account_id: i64) -> Result<Vec<WorkflowRecord>> {
+        self.workflow_records(account_id, None).await
+    }
+
+    /// One workflow of the account, or `None` when it is not the account's.
+    pub async fn workflow_of_account(
+        &self,
+        account_id: i64,
+        workflow_id: i64,
+    ) -> Result<Option<WorkflowRecord>> {
+        Ok(self
+            .workflow_records(account_id, Some(workflow_id))
+            .await?
+            .pop())
+    }
+
+    /// The account's workflows with their current versions: all, or the one `only` names.
+    async fn workflow_records(
+        &self,
+        account_id: i64,
+        only: Option<i64>,
+    ) -> Result<Vec<WorkflowRecord>> {
         on_pool!(self, pool => {
             let rows = crate::sql::query(
                 "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
                  JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
-                 WHERE w.account_id = $1 ORDER BY w.builtin DESC, w.name",
+                 WHERE w.account_id = $1 AND ($2 IS NULL OR w.id = $2) ORDER BY w.builtin DESC, w.name",
             )
             .bind(account_id)
+            .bind(only)
             .fetch_all(pool)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -160,19 +182,6 @@ impl Store {
             }
             Ok(out)
         })
-    }
-
-    /// One workflow of the account, or `None` when it is not the account's.
-    pub async fn workflow_of_account(
-        &self,
-        account_id: i64,
-        workflow_id: i64,
-    ) -> Result<Option<WorkflowRecord>> {
-        Ok(self
-            .workflows_of_account(account_id)
-            .await?
-            .into_iter()
-            .find(|w| w.id == workflow_id))
     }
 
     /// Every version of a workflow, newest first.

@@ -209,7 +209,7 @@ pub struct EventsQuery {
 }
 
 /// Server-sent events: one `message` event each time the thread gains a message (a reply
-/// arriving, a status changing is picked up on the next swap). The database is checked once
+/// arriving, a status changing is picked up on the next swap). The database is checked twice
 /// a second, which works the same across instances without a broker.
 pub async fn events(
     State(state): State<AppState>,
