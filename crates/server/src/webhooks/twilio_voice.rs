@@ -135,20 +135,17 @@ async fn settle(
     };
     // The rule is decided from the webhook's facts; the closure runs inside the store's
     // transaction, so keep what it saw for the spool.
-    let decided = std::sync::Arc::new(std::sync::Mutex::new(None::<bool>));
-    let seen = decided.clone();
-    let decide_and_keep = move |accepted: bool| {
+    let mut decided = None::<bool>;
+    let decide_and_keep = |accepted: bool| {
         let missed = decide(accepted);
-        if let Ok(mut d) = seen.lock() {
-            *d = Some(missed);
-        }
+        decided = Some(missed);
         missed
     };
-    let (missed, newly) = match state
+    let settled = state
         .store
         .record_dial_result(&facts, decide_and_keep, state.now_ms())
-        .await
-    {
+        .await;
+    let (missed, newly) = match settled {
         Ok(settled) => settled,
         Err(e) => return spool_call(state, route, facts, decided, e),
     };
@@ -276,7 +273,7 @@ fn spool_call(
     state: &AppState,
     route: &NumberRoute,
     facts: DialFacts,
-    decided: std::sync::Arc<std::sync::Mutex<Option<bool>>>,
+    decided: Option<bool>,
     error: textback_store::StoreError,
 ) -> Result<bool, WebhookError> {
     let Some(spool) = &state.spool else {
@@ -284,11 +281,8 @@ fn spool_call(
     };
     // Screening acceptance lives in the database: without it, a completed dial on a
     // screening number counts as not accepted (missed), as the rule says.
-    let missed = decided
-        .lock()
-        .ok()
-        .and_then(|d| *d)
-        .unwrap_or_else(|| missed_without_database(&facts, route.number.call_screening));
+    let missed =
+        decided.unwrap_or_else(|| missed_without_database(&facts, route.number.call_screening));
     let entry = crate::spool::Spooled {
         facts,
         call_screening: route.number.call_screening,
