@@ -2,10 +2,13 @@
 //! the database in DATABASE_URL) and the workers, out to the local Twilio stand-in. Counts
 //! every text and checks each caller got exactly one.
 //!
-//!     cargo run --release -p textback-testkit --bin pipeline-bench -- [CALLS] [CONCURRENCY] [WORKERS] [RATE]
+//!     cargo run --release -p textback-testkit --bin pipeline-bench -- [CALLS] [CONCURRENCY] [WORKERS] [RATE] [--recommended]
 //!
 //! RATE (calls per second) paces the calls open-loop for latency figures; 0 or absent
-//! sends as fast as CONCURRENCY allows, for throughput.
+//! sends as fast as CONCURRENCY allows, for throughput. `--recommended` runs the account
+//! as setup and the quick start leave it (the recommended workflow: text back, callback
+//! task, tag, and a follow-up 30 minutes later, which a run this short never reaches)
+//! instead of the built-in text back alone.
 //!
 //! The load generator, the stand-in and the server share this one process and its two
 //! cores, so the figures are a floor for the server alone.
@@ -37,27 +40,46 @@ async fn main() {
 
 /// Runs the benchmark; true if every call was texted exactly once.
 async fn run() -> bool {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let mut args: Vec<usize> = Vec::new();
+    let mut recommended = false;
+    for arg in std::env::args().skip(1) {
+        match (arg.as_str(), arg.parse()) {
+            (_, Ok(n)) => args.push(n),
+            ("--recommended", _) => recommended = true,
+            _ => {
+                eprintln!(
+                    "pipeline-bench: {arg:?} is not a count; usage: pipeline-bench [CALLS] [CONCURRENCY] [WORKERS] [RATE] [--recommended]"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
     let calls = args.first().copied().unwrap_or(5_000);
     let concurrency = args.get(1).copied().unwrap_or(64);
     let workers = args.get(2).copied().unwrap_or(4);
     let rate = args.get(3).copied().unwrap_or(0);
 
     let (db, fake, app) = textback_testkit::bench::start(workers).await;
-    app.seed_account(MESSAGE).await;
+    if recommended {
+        app.seed_recommended(MESSAGE).await;
+    } else {
+        app.seed_account(MESSAGE).await;
+    }
     let app = std::sync::Arc::new(app);
 
     println!(
-        "pipeline-bench: {calls} missed calls, {concurrency} in flight, {workers} workers, {}, {} store",
+        "pipeline-bench: {calls} missed calls, {concurrency} in flight, {workers} workers, {}, {} store, {}",
         if rate == 0 {
             "unpaced".to_owned()
         } else {
             format!("paced at {rate}/s")
         },
-        app.store.backend()
+        app.store.backend(),
+        if recommended {
+            "the recommended workflow"
+        } else {
+            "the built-in text back"
+        }
     );
     let started = Instant::now();
     let mut set = JoinSet::new();
