@@ -532,7 +532,6 @@ where
     })
 }
 
-/// Runs a query on the SQLite writer connection, inside the open transaction.
 /// Checks, once per statement in debug builds (every test), that a read sent to
 /// `Db::by_key` finds its rows through an index: a read that scans a table there would run
 /// on the async runtime's thread and grow slower with every call the database keeps.
@@ -569,6 +568,8 @@ fn reads_by_key(
     Ok(())
 }
 
+/// Runs a query on a rusqlite connection: the writer's, inside its open transaction, or a
+/// point read's.
 fn run_rusqlite(
     conn: &rusqlite::Connection,
     q: &Query<'_>,
