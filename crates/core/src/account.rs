@@ -92,6 +92,8 @@ pub struct AccountRecord {
     pub quiet_hours: String,
 }
 
+/// A number customers call, as stored: which account it belongs to, its carrier, and the
+/// team phones it rings before a call counts as missed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberRecord {
     pub id: i64,
