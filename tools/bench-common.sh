@@ -27,6 +27,17 @@ export TEXTBACK_LISTEN="127.0.0.1:$port1" TEXTBACK_PUBLIC_URL="http://127.0.0.1:
   TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001 \
   TWILIO_AUTH_TOKEN=test_auth_token_0123456789abcdef
 
+# Starts `serve` on a new SQLite database at $1 with the quick start applied, and waits
+# until it is ready; $server is its pid.
+start_quickstart_serve() {
+  export DATABASE_URL="sqlite:$1"
+  "$bin" apply examples/quickstart.toml >/dev/null
+  "$bin" serve >"$work/serve.log" 2>&1 &
+  server=$!
+  pids+=("$server")
+  until curl -fs "http://127.0.0.1:$port1/readyz" >/dev/null; do sleep 0.1; done
+}
+
 # Waits (up to two minutes) until the stand-in has counted $1 texts.
 wait_for_texts() {
   for _ in $(seq 1 120); do

@@ -17,12 +17,7 @@ fill="${1:-1000000}"
 measure="${2:-30000}"
 source tools/bench-common.sh
 
-export DATABASE_URL="sqlite:$work/grown.db"
-"$bin" apply examples/quickstart.toml >/dev/null
-"$bin" serve >"$work/serve.log" 2>&1 &
-server=$!
-pids+=("$server")
-until curl -fs "http://127.0.0.1:$port1/readyz" >/dev/null; do sleep 0.1; done
+start_quickstart_serve "$work/grown.db"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 db_mib() { stat -c %s "$work/grown.db" | awk '{printf "%.0f", $1 / 1048576}'; }
