@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 
 runs="${1:-5}"
 pause="${2:-0.5}"
+[[ "$runs" =~ ^[1-9][0-9]*$ && "$pause" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+  { echo "usage: tools/first-call.sh [RUNS] [PAUSE]: a number of starts, seconds" >&2; exit 2; }
 source tools/bench-common.sh
 export DATABASE_URL="sqlite:$work/first.db"
 "$bin" apply examples/quickstart.toml >/dev/null

@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 
 fill="${1:-1000000}"
 measure="${2:-30000}"
+[[ "$fill" =~ ^[0-9]+$ && "$measure" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "usage: tools/grown-db.sh [FILL] [MEASURE]: numbers of calls" >&2; exit 2; }
 source tools/bench-common.sh
 
 start_quickstart_serve "$work/grown.db"

@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 calls="${1:-3000}"
+[[ "$calls" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "usage: tools/two-instances.sh [CALLS_PER_INSTANCE] [POSTGRES_URL]: CALLS is a number" >&2; exit 2; }
 pg="${2:-postgres://postgres@127.0.0.1:5432}"
 db="textback_two_$$"
 pg_query=""
