@@ -2,8 +2,9 @@
 # A soak of `textback serve` itself (SQLite, the recommended workflow of
 # examples/quickstart.toml), driven by tools/loadgen.py from another process through the
 # carrier stand-in. Every 30 s it prints the resident set, its high-water mark, SQLite's
-# memory and the jobs due (from /metrics), the -wal and database file sizes and serve's CPU
-# seconds so far; then the generator's summary, how soon the carrier had each missed call's
+# memory and the jobs due (from /metrics), the -wal and database file sizes, serve's CPU
+# seconds so far, and the resident set split into anonymous memory (the heaps) and file
+# pages (mostly the executable's code, faulted in as paths first run); then the generator's summary, how soon the carrier had each missed call's
 # text (serve's own histogram) and the stand-in's summary. Fails unless every
 # caller was texted exactly once; a run of 30 minutes or more also sends the workflow's
 # follow-ups, and fails unless every caller was texted and none got the same text twice.
@@ -15,13 +16,10 @@ cd "$(dirname "$0")/.."
 
 calls="${1:-120000}"
 rate="${2:-100}"
+[[ "$calls" =~ ^[1-9][0-9]*$ && "$rate" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "usage: tools/serve-soak.sh [CALLS] [CALLS_PER_SECOND]: numbers" >&2; exit 2; }
 source tools/bench-common.sh
-export DATABASE_URL="sqlite:$work/soak.db"
-"$bin" apply examples/quickstart.toml >/dev/null
-"$bin" serve >"$work/serve.log" 2>&1 &
-server=$!
-pids+=("$server")
-until curl -fs "http://127.0.0.1:$port1/readyz" >/dev/null; do sleep 0.1; done
+start_quickstart_serve "$work/soak.db"
 
 mib() { awk -v k="$1" '$1 == k":" {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
 size() { stat -c %s "$1" 2>/dev/null | awk '{printf "%.1f", $1 / 1048576}' || echo 0; }
@@ -32,11 +30,12 @@ sample() {
     "$(echo "$m" | awk '/^textback_sqlite_memory_bytes/ {printf "%.1f", $2 / 1048576}')" \
     "$(echo "$m" | awk '/^textback_queue_depth/ {print $2}')" \
     "$(size "$work/soak.db-wal") $(size "$work/soak.db")" \
-    "$(awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$server/stat")"
+    "$(awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$server/stat")" \
+    "$(mib RssAnon) $(mib RssFile)"
 }
 
 start=$(date +%s)
-echo "seconds rss_mib hwm_mib sqlite_mib queue_depth wal_mib db_mib cpu_s"
+echo "seconds rss_mib hwm_mib sqlite_mib queue_depth wal_mib db_mib cpu_s anon_mib file_mib"
 python3 tools/loadgen.py --url "http://127.0.0.1:$port1" --calls "$calls" --concurrency 16 --rate "$rate" \
   --token "$TWILIO_AUTH_TOKEN" --account-sid "$TWILIO_ACCOUNT_SID" >"$work/loadgen.out" 2>&1 &
 loadgen=$!
