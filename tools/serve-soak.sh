@@ -4,8 +4,9 @@
 # carrier stand-in. Every 30 s it prints the resident set, its high-water mark, SQLite's
 # memory and the jobs due (from /metrics), the -wal and database file sizes, serve's CPU
 # seconds so far, and the resident set split into anonymous memory (the heaps) and file
-# pages (mostly the executable's code, faulted in as paths first run); then the generator's summary, how soon the carrier had each missed call's
-# text (serve's own histogram) and the stand-in's summary. Fails unless every
+# pages (mostly the executable's code, faulted in as paths first run); then the
+# generator's summary, how soon the carrier had each missed call's text (serve's own
+# histogram) and the stand-in's summary. Fails unless every
 # caller was texted exactly once; a run of 30 minutes or more also sends the workflow's
 # follow-ups, and fails unless every caller was texted and none got the same text twice.
 #
