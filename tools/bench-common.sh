@@ -1,6 +1,7 @@
 # Sourced by the benchmark scripts (two-instances.sh, serve-soak.sh, grown-db.sh,
-# first-call.sh): the release binaries, a scratch directory, the processes started (stopped, and the directory removed, on exit),
-# the carrier stand-in and the credentials it and the server share. Ports are free ones
+# first-call.sh): the release binaries, a scratch directory, the processes started
+# (stopped, and the directory removed, on exit), the carrier stand-in and the credentials
+# it and the server share. Ports are free ones
 # picked at start ($port1, $port2 for the servers; the stand-in's own), so a run does not
 # collide with a server already listening, as on 8080.
 # BENCH_BIN_DIR: where the binaries are (default target/release), to compare two builds.
