@@ -47,9 +47,10 @@ wait_for_texts() {
   done
 }
 
-# Waits (up to two minutes) until the stand-in has texted $1 distinct numbers.
+# Waits (up to $2 seconds, default two minutes) until the stand-in has texted $1 distinct
+# numbers.
 wait_for_callers() {
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 "${2:-120}"); do
     case "$(tail -1 "$work/standin.out")" in *", distinct numbers $1,"*) return ;; esac
     sleep 1
   done

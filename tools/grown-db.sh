@@ -29,7 +29,12 @@ send() {
   python3 tools/loadgen.py --url "http://127.0.0.1:$port1" --calls "$1" --concurrency 32 \
     --offset "$2" --token "$TWILIO_AUTH_TOKEN" --account-sid "$TWILIO_ACCOUNT_SID" >"$work/loadgen.out"
   texted=$((texted + $1))
-  wait_for_callers "$texted"
+  # A measure taken while serve still works off the fill's backlog would not be its own.
+  wait_for_callers "$texted" 900
+  case "$(tail -1 "$work/standin.out")" in
+    *", distinct numbers $texted,"*) ;;
+    *) echo "FAILED: serve had not texted all $texted callers 15 minutes after the last call" >&2; exit 1 ;;
+  esac
 }
 # Times $2 calls from callers numbered from $3, labelled $1.
 timed() {

@@ -97,7 +97,7 @@ fn twilio() -> String {
 /// missed call, offers a next step, one GSM-7 segment.
 pub const DEFAULT_MESSAGE: &str = "Hi {{contact.first_name | default(\"there\")}}, this is {{business.name}}. Sorry we missed your call! How can we help? Reply here and we'll get right back to you.";
 
-pub const DEFAULT_COOLDOWN_SECS: i64 = 15 * 60;
+const DEFAULT_COOLDOWN_SECS: i64 = 15 * 60;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountFileError {
     #[error("the account file is not valid TOML: {0}")]
@@ -171,7 +171,7 @@ fn lint_steps(
     Ok(())
 }
 
-pub fn parse(text: &str) -> Result<AccountFile, AccountFileError> {
+fn parse(text: &str) -> Result<AccountFile, AccountFileError> {
     toml::from_str(text).map_err(|e| AccountFileError::Toml(e.to_string()))
 }
 
@@ -181,7 +181,7 @@ pub fn plan(text: &str) -> Result<Vec<Planned>, AccountFileError> {
     validate(&parse(text)?)
 }
 
-pub fn validate(file: &AccountFile) -> Result<Vec<Planned>, AccountFileError> {
+fn validate(file: &AccountFile) -> Result<Vec<Planned>, AccountFileError> {
     let mut planned = Vec::new();
     let mut seen_numbers: BTreeMap<String, String> = BTreeMap::new();
     let mut seen_slugs = std::collections::BTreeSet::new();

@@ -336,17 +336,21 @@ async fn a_missed_call_on_telnyx_is_texted_back_once(url: &str) {
     // The caller left a voicemail; Telnyx transcribed it later, to the callback the
     // <Record> named, with the fields of its TexmlTranscriptionWebhook.
     let recording_url = "https://api.telnyx.com/v2/recordings/35094891.wav";
+    // Both callbacks name the recording.
+    let of_recording = |extra: &[(&'static str, &'static str)]| {
+        let mut v = with(&[
+            ("RecordingSid", "35094891-3290-4142-b2c2-b2eda57534cf"),
+            ("RecordingUrl", recording_url),
+        ]);
+        v.extend_from_slice(extra);
+        v
+    };
     let (status, _) = texml(
         &app,
         &telnyx,
         now + 60,
         "/webhooks/telnyx/voice/recording",
-        &with(&[
-            ("CallStatus", "in-progress"),
-            ("RecordingSid", "35094891-3290-4142-b2c2-b2eda57534cf"),
-            ("RecordingUrl", recording_url),
-            ("RecordingDuration", "9"),
-        ]),
+        &of_recording(&[("CallStatus", "in-progress"), ("RecordingDuration", "9")]),
     )
     .await;
     assert_eq!(status, 200);
@@ -356,11 +360,9 @@ async fn a_missed_call_on_telnyx_is_texted_back_once(url: &str) {
         &telnyx,
         now + 90,
         "/webhooks/telnyx/voice/transcription",
-        &with(&[
+        &of_recording(&[
             ("CallSidLegacy", call[1].1),
             ("CallStatus", "completed"),
-            ("RecordingSid", "35094891-3290-4142-b2c2-b2eda57534cf"),
-            ("RecordingUrl", recording_url),
             ("TranscriptionSid", "b08f0fa1-a32c-4218-b3b5-9cf78941ccac"),
             ("TranscriptionStatus", "completed"),
             ("TranscriptionText", words),
