@@ -1,7 +1,10 @@
 //! Calls: recording them, settling the missed-call rule once, voicemail.
 
+use textback_core::call::{DialStatus, dial_outcome};
+
 use crate::events_out::{emit_event, subscribed_sql};
 use crate::runs::{fire_event, resolve_contact};
+use crate::sql::WriteTx;
 use crate::{Result, Store, in_write_tx, on_pool};
 
 /// An inbound call as first reported by the carrier.
@@ -23,6 +26,18 @@ pub struct NewCall {
 pub struct DialFacts {
     pub call: NewCall,
     pub dial_status: Option<String>,
+}
+
+impl DialFacts {
+    /// The missed-call rule on these facts: `dial_outcome` for a dial result; without one
+    /// (the status callback settled the call, or nobody was rung) the caller reached no
+    /// one, which is a miss.
+    pub fn missed(&self, screening: bool, screen_accepted: bool) -> bool {
+        match self.dial_status.as_deref().map(DialStatus::parse) {
+            Some(Ok(status)) => dial_outcome(status, screening, screen_accepted).is_missed(),
+            _ => true,
+        }
+    }
 }
 
 /// A call as shown by the CLI and (later) the API.
@@ -123,6 +138,62 @@ macro_rules! insert_call {
 
 pub(crate) use call_view_from_row;
 
+/// Queues `call.missed` to the account's webhook subscriptions.
+pub(crate) async fn emit_call_missed(
+    tx: &mut WriteTx<'_>,
+    facts: &DialFacts,
+    call_id: i64,
+    contact_id: Option<i64>,
+    now_ms: i64,
+) -> Result<()> {
+    emit_event!(
+        tx,
+        facts.call.account_id,
+        "call.missed",
+        serde_json::json!({
+            "call_id": call_id,
+            "carrier_call_id": facts.call.carrier_call_id,
+            "caller": facts.call.caller,
+            "contact_id": contact_id,
+            "dial_status": facts.dial_status,
+        }),
+        now_ms
+    );
+    Ok(())
+}
+
+/// Settles a locked, unsettled call as answered.
+pub(crate) async fn settle_answered(
+    tx: &mut WriteTx<'_>,
+    facts: &DialFacts,
+    call_id: i64,
+    now_ms: i64,
+) -> Result<()> {
+    crate::sql::query(
+        "UPDATE calls SET outcome = 'answered', dial_status = $2, status = 'in-progress', \
+         updated_at = $3 WHERE id = $1",
+    )
+    .bind(call_id)
+    .bind(&facts.dial_status)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    // The contact reached a person: what was still waiting to text them is moot.
+    if let Some(phone) = &facts.call.caller_phone {
+        let contact: Option<i64> = crate::sql::query_scalar(
+            "SELECT id FROM contacts WHERE account_id = $1 AND phone = $2",
+        )
+        .bind(facts.call.account_id)
+        .bind(phone)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(cid) = contact {
+            resolve_contact!(tx, cid, "call_answered", now_ms);
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Records a call the moment the carrier reports it ringing.
     pub async fn record_incoming_call(&self, call: &NewCall) -> Result<()> {
@@ -143,14 +214,30 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Settles the call's outcome once: `decide` gets whether screening was accepted and
-    /// returns "missed?" For a missed call the contact, the outcome and the job that will
-    /// text it back commit together, before the webhook answers. A call whose outcome is
-    /// already settled (a retried webhook) changes nothing; returns (missed, newly settled).
+    /// Settles the call's outcome once, by the missed-call rule (`DialFacts::missed`, with
+    /// whether screening was accepted as the call's row says). For a missed call the
+    /// contact, the outcome and the job that will text it back commit together, before the
+    /// webhook answers. A call whose outcome is already settled (a retried webhook) changes
+    /// nothing; returns (missed, newly settled). On PostgreSQL the dial results that arrive
+    /// together are settled in one transaction (`dial_batch`).
     pub async fn record_dial_result(
         &self,
         facts: &DialFacts,
-        decide: impl FnOnce(bool) -> bool,
+        screening: bool,
+        now_ms: i64,
+    ) -> Result<(bool, bool)> {
+        if let Some(batch) = &self.dial_batch {
+            return batch.settle(facts.clone(), screening, now_ms).await;
+        }
+        self.record_dial_result_alone(facts, screening, now_ms)
+            .await
+    }
+
+    /// `record_dial_result` in a transaction of its own.
+    pub(crate) async fn record_dial_result_alone(
+        &self,
+        facts: &DialFacts,
+        screening: bool,
         now_ms: i64,
     ) -> Result<(bool, bool)> {
         let result = in_write_tx!(self, tx => {
@@ -160,7 +247,7 @@ impl Store {
             if let Some(existing) = outcome {
                 (existing != "answered", false)
             } else {
-                let missed = decide(row.try_get("screen_accepted")?);
+                let missed = facts.missed(screening, row.try_get("screen_accepted")?);
                 if missed {
                     let contact_id: Option<i64> = match &facts.call.caller_phone {
                         Some(phone) => Some(
@@ -188,34 +275,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     let _event = fire_event!(tx, facts.call.account_id, contact_id, "missed_call", call_id, now_ms);
-                    emit_event!(tx, facts.call.account_id, "call.missed", serde_json::json!({
-                        "call_id": call_id,
-                        "carrier_call_id": facts.call.carrier_call_id,
-                        "caller": facts.call.caller,
-                        "contact_id": contact_id,
-                        "dial_status": facts.dial_status,
-                    }), now_ms, subscribed: row.try_get("subscribed")?);
-                } else {
-                    crate::sql::query(
-                        "UPDATE calls SET outcome = 'answered', dial_status = $2, status = 'in-progress', \
-                         updated_at = $3 WHERE id = $1",
-                    )
-                    .bind(call_id)
-                    .bind(&facts.dial_status)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                    // The contact reached a person: what was still waiting to text them is moot.
-                    if let Some(phone) = &facts.call.caller_phone {
-                        let contact: Option<i64> = crate::sql::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
-                            .bind(facts.call.account_id)
-                            .bind(phone)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if let Some(cid) = contact {
-                            resolve_contact!(tx, cid, "call_answered", now_ms);
-                        }
+                    if row.try_get("subscribed")? {
+                        emit_call_missed(tx, facts, call_id, contact_id, now_ms).await?;
                     }
+                } else {
+                    settle_answered(tx, facts, call_id, now_ms).await?;
                 }
                 (missed, true)
             }

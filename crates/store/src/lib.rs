@@ -24,6 +24,7 @@ mod consent;
 mod conversations;
 mod deliveries;
 mod diagnostics;
+mod dial_batch;
 mod events_out;
 mod housekeeping;
 mod jobs;
@@ -156,6 +157,8 @@ pub(crate) use {in_write_tx, on_pool};
 pub struct Store {
     pub(crate) db: Db,
     wake: Arc<Notify>,
+    /// PostgreSQL: where dial results go to be settled together (`dial_batch`).
+    dial_batch: Option<dial_batch::DialBatch>,
 }
 
 impl std::fmt::Debug for Store {
@@ -204,10 +207,15 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        Ok(Store {
+        let mut store = Store {
             db,
             wake: Arc::new(Notify::new()),
-        })
+            dial_batch: None,
+        };
+        if let Db::Postgres(_) = store.db {
+            store.dial_batch = Some(dial_batch::DialBatch::start(store.clone()));
+        }
+        Ok(store)
     }
 
     pub fn backend(&self) -> &'static str {

@@ -43,6 +43,8 @@ on_both_stores!(
     unique_key_keeps_one_queued_job,
     concurrent_claims_never_share_a_job,
     a_call_is_settled_once,
+    dial_results_arriving_together_settle_each_once,
+    a_call_the_database_refuses_fails_alone,
     settings_keep_the_first_value,
 );
 
@@ -204,7 +206,8 @@ async fn concurrent_claims_never_share_a_job(store: Store) {
     assert_eq!(unique.len(), 200);
 }
 
-async fn a_call_is_settled_once(store: Store) {
+/// An account with one number that rings nobody: (account id, number id).
+async fn account_with_number(store: &Store) -> (i64, i64) {
     let account = textback_store::AccountRecord {
         id: 0,
         slug: "a".into(),
@@ -237,25 +240,34 @@ async fn a_call_is_settled_once(store: Store) {
         )
         .await
         .unwrap();
-    let facts = DialFacts {
+    (account_id, number_id)
+}
+
+fn missed_call(account_id: i64, number_id: i64, call: &str, caller: &str) -> DialFacts {
+    DialFacts {
         call: NewCall {
             account_id,
             number_id,
             carrier: "twilio".into(),
-            carrier_call_id: "CA1".into(),
-            caller: "+15125550123".into(),
-            caller_phone: Some("+15125550123".into()),
+            carrier_call_id: call.into(),
+            caller: caller.into(),
+            caller_phone: Some(caller.into()),
             at_ms: 0,
         },
         dial_status: Some("no-answer".into()),
-    };
+    }
+}
+
+async fn a_call_is_settled_once(store: Store) {
+    let (account_id, number_id) = account_with_number(&store).await;
+    let facts = missed_call(account_id, number_id, "CA1", "+15125550123");
     // Many concurrent deliveries of the same webhook: one settles, one job.
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
         let facts = facts.clone();
         tasks.push(tokio::spawn(async move {
-            store.record_dial_result(&facts, |_| true, 1).await.unwrap()
+            store.record_dial_result(&facts, false, 1).await.unwrap()
         }));
     }
     let mut newly = 0;
@@ -267,11 +279,128 @@ async fn a_call_is_settled_once(store: Store) {
     assert_eq!(newly, 1);
     assert_eq!(store.job_counts().await.unwrap(), (1, 0));
     // A later "answered" report cannot flip a settled miss.
-    let (missed, fresh) = store
-        .record_dial_result(&facts, |_| false, 2)
-        .await
-        .unwrap();
+    let answered = DialFacts {
+        dial_status: Some("completed".into()),
+        ..facts
+    };
+    let (missed, fresh) = store.record_dial_result(&answered, false, 2).await.unwrap();
     assert_eq!((missed, fresh), (true, false));
+}
+
+/// Dial results arriving at once (on PostgreSQL, settled together in one transaction):
+/// each call settled once by the rule, one contact per caller, one workflow trigger per miss.
+async fn dial_results_arriving_together_settle_each_once(store: Store) {
+    let (account_id, number_id) = account_with_number(&store).await;
+    // Screening accepted on one of the two completed calls of a screening number: the
+    // call was recorded ringing, then the team member pressed the key.
+    let ringing = missed_call(account_id, number_id, "CA-screen-yes", "+15125558000");
+    store.record_incoming_call(&ringing.call).await.unwrap();
+    assert!(
+        store
+            .record_screen_accepted("CA-screen-yes", 0)
+            .await
+            .unwrap()
+    );
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        // Callers 0–4 call twice, on two different calls.
+        let caller = format!("+1512555{:04}", 1000 + i % 25);
+        sent.push((
+            missed_call(account_id, number_id, &format!("CA{i:02}"), &caller),
+            false,
+        ));
+    }
+    for i in 0..3 {
+        let mut f = missed_call(
+            account_id,
+            number_id,
+            &format!("CA-ans{i}"),
+            &format!("+15125559{i:03}"),
+        );
+        f.dial_status = Some("completed".into());
+        sent.push((f, false));
+    }
+    for call in ["CA-screen-yes", "CA-screen-no"] {
+        let mut f = missed_call(account_id, number_id, call, "+15125558000");
+        f.dial_status = Some("completed".into());
+        sent.push((f, true));
+    }
+    // Four webhooks delivered twice.
+    for i in 0..4 {
+        sent.push(sent[i].clone());
+    }
+    let mut tasks = Vec::new();
+    for (facts, screening) in sent.clone() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = store
+                .record_dial_result(&facts, screening, 1)
+                .await
+                .unwrap();
+            (facts.call.carrier_call_id, r)
+        }));
+    }
+    let mut newly = BTreeSet::new();
+    for t in tasks {
+        let (call, (missed, fresh)) = t.await.unwrap();
+        let answered = call.starts_with("CA-ans") || call == "CA-screen-yes";
+        assert_eq!(missed, !answered, "{call}");
+        if fresh {
+            assert!(newly.insert(call.clone()), "{call} settled twice");
+        }
+    }
+    assert_eq!(newly.len(), 35, "each call settled once");
+    let calls = store.recent_calls(100).await.unwrap();
+    assert_eq!(calls.len(), 35);
+    let mut contacts = BTreeSet::new();
+    for c in &calls {
+        let answered =
+            c.carrier_call_id.starts_with("CA-ans") || c.carrier_call_id == "CA-screen-yes";
+        let want = if answered { "answered" } else { "missed" };
+        assert_eq!(c.outcome.as_deref(), Some(want), "{}", c.carrier_call_id);
+        if !answered {
+            assert!(
+                c.contact_id.is_some(),
+                "{} has its contact",
+                c.carrier_call_id
+            );
+            contacts.insert((c.caller.clone(), c.contact_id));
+        }
+    }
+    // 25 callers from the 30 calls, and the screening number's caller: one contact each.
+    assert_eq!(contacts.len(), 26, "one contact per caller: {contacts:?}");
+    // 30 misses and the unaccepted screening call: a trigger job each.
+    assert_eq!(store.job_counts().await.unwrap(), (31, 0));
+}
+
+/// A call the database refuses (its number does not exist) fails alone: the calls that
+/// arrived with it are settled.
+async fn a_call_the_database_refuses_fails_alone(store: Store) {
+    let (account_id, number_id) = account_with_number(&store).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let number = if i == 5 { number_id + 1000 } else { number_id };
+        let facts = missed_call(
+            account_id,
+            number,
+            &format!("CA{i}"),
+            &format!("+1512555{:04}", 2000 + i),
+        );
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            (i, store.record_dial_result(&facts, false, 1).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        if i == 5 {
+            assert!(r.is_err(), "a call on an unknown number is refused");
+        } else {
+            assert_eq!(r.unwrap(), (true, true), "call {i}");
+        }
+    }
+    assert_eq!(store.recent_calls(100).await.unwrap().len(), 11);
+    assert_eq!(store.job_counts().await.unwrap(), (11, 0));
 }
 
 async fn settings_keep_the_first_value(store: Store) {
@@ -332,5 +461,51 @@ async fn a_job_enqueued_by_one_instance_wakes_another() {
     for s in [a, b, c] {
         s.close().await;
     }
+    db.drop_db().await;
+}
+
+/// PostgreSQL settles dial results that arrive together in shared transactions: forty
+/// missed calls at once take fewer transactions than calls (each row's `xmin` names the
+/// transaction that last wrote it), and every one is settled with its trigger job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_settles_dial_results_arriving_together_in_shared_transactions() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let store = open(&db.url).await;
+    let (account_id, number_id) = account_with_number(&store).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let facts = missed_call(
+            account_id,
+            number_id,
+            &format!("CA{i}"),
+            &format!("+1512555{:04}", 3000 + i),
+        );
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.record_dial_result(&facts, false, 1).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), (true, true));
+    }
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let (calls, transactions): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT xmin::text) FROM calls WHERE outcome = 'missed'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(calls, 40);
+    assert!(
+        transactions < 40,
+        "{transactions} transactions for 40 calls"
+    );
+    assert_eq!(store.job_counts().await.unwrap(), (40, 0));
+    conn.close().await.unwrap();
+    store.close().await;
     db.drop_db().await;
 }

@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use textback_carriers::twilio::twiml;
-use textback_core::call::{DialStatus, dial_outcome};
+use textback_core::call::DialStatus;
 use textback_core::phone::redact;
 use textback_core::{CallerId, Phone};
 use textback_store::{DialFacts, NewCall, NumberRoute};
@@ -94,7 +94,7 @@ async fn voice(State(state): State<AppState>, form: CarrierForm) -> Result<Respo
     let call = new_call(&state, &route, &form)?;
     if route.number.ring_to.is_empty() {
         // Nobody to ring: this call is missed from the start.
-        settle(&state, &route, &call, None, |_| true).await?;
+        settle(&state, &route, &call, None).await?;
         return Ok(twiml_response(voicemail(
             &state,
             form.carrier,
@@ -127,27 +127,18 @@ async fn settle(
     route: &NumberRoute,
     call: &NewCall,
     dial_status: Option<&str>,
-    decide: impl FnOnce(bool) -> bool,
 ) -> Result<bool, WebhookError> {
     let facts = DialFacts {
         call: call.clone(),
         dial_status: dial_status.map(str::to_owned),
     };
-    // The rule is decided from the webhook's facts; the closure runs inside the store's
-    // transaction, so keep what it saw for the spool.
-    let mut decided = None::<bool>;
-    let decide_and_keep = |accepted: bool| {
-        let missed = decide(accepted);
-        decided = Some(missed);
-        missed
-    };
     let settled = state
         .store
-        .record_dial_result(&facts, decide_and_keep, state.now_ms())
+        .record_dial_result(&facts, route.number.call_screening, state.now_ms())
         .await;
     let (missed, newly) = match settled {
         Ok(settled) => settled,
-        Err(e) => return spool_call(state, route, facts, decided, e),
+        Err(e) => return spool_call(state, route, facts, e),
     };
     if newly {
         metrics::counter!("textback_calls_total", "outcome" => if missed { "missed" } else { "answered" }).increment(1);
@@ -176,11 +167,7 @@ async fn dial_status(
         return Ok(unknown_number(to));
     };
     let call = new_call(&state, &route, &form)?;
-    let screening = route.number.call_screening;
-    let missed = settle(&state, &route, &call, Some(status.as_str()), |accepted| {
-        dial_outcome(status, screening, accepted).is_missed()
-    })
-    .await?;
+    let missed = settle(&state, &route, &call, Some(status.as_str())).await?;
     if missed {
         Ok(twiml_response(voicemail(
             &state,
@@ -212,7 +199,7 @@ async fn call_status(
         .record_call_status(&call, call_status, duration, state.now_ms())
         .await?;
     if before.is_none() && FINAL_CALL_STATUSES.contains(&call_status) {
-        settle(&state, &route, &call, None, |_| true).await?;
+        settle(&state, &route, &call, None).await?;
     }
     Ok(twiml_response(twiml::connect()))
 }
@@ -273,7 +260,6 @@ fn spool_call(
     state: &AppState,
     route: &NumberRoute,
     facts: DialFacts,
-    decided: Option<bool>,
     error: textback_store::StoreError,
 ) -> Result<bool, WebhookError> {
     let Some(spool) = &state.spool else {
@@ -281,8 +267,7 @@ fn spool_call(
     };
     // Screening acceptance lives in the database: without it, a completed dial on a
     // screening number counts as not accepted (missed), as the rule says.
-    let missed =
-        decided.unwrap_or_else(|| missed_without_database(&facts, route.number.call_screening));
+    let missed = facts.missed(route.number.call_screening, false);
     let entry = crate::spool::Spooled {
         facts,
         call_screening: route.number.call_screening,
@@ -297,16 +282,6 @@ fn spool_call(
             tracing::error!(error = %error, spool_error = %io, "database unavailable and the spool could not be written");
             Err(error.into())
         }
-    }
-}
-
-/// The missed-call rule from a spooled call's own facts.
-fn missed_without_database(facts: &DialFacts, screening: bool) -> bool {
-    match facts.dial_status.as_deref().map(DialStatus::parse) {
-        Some(Ok(status)) => dial_outcome(status, screening, false).is_missed(),
-        // No dial result (the status callback settled it): the caller hung up or the dial
-        // never ran, which is a miss.
-        _ => true,
     }
 }
 
@@ -329,15 +304,9 @@ pub async fn replay_spool(state: AppState, mut stop: tokio::sync::watch::Receive
             }
         };
         for (path, entry) in pending {
-            let screening = entry.call_screening;
-            let decide =
-                |accepted: bool| match entry.facts.dial_status.as_deref().map(DialStatus::parse) {
-                    Some(Ok(status)) => dial_outcome(status, screening, accepted).is_missed(),
-                    _ => true,
-                };
             match state
                 .store
-                .record_dial_result(&entry.facts, decide, state.now_ms())
+                .record_dial_result(&entry.facts, entry.call_screening, state.now_ms())
                 .await
             {
                 Ok(_) => {
