@@ -227,7 +227,12 @@ impl Store {
         now_ms: i64,
     ) -> Result<(bool, bool)> {
         if let Some(batch) = &self.dial_batch {
-            return batch.settle(facts.clone(), screening, now_ms).await;
+            let item = crate::dial_batch::DialResult {
+                facts: facts.clone(),
+                screening,
+                now_ms,
+            };
+            return batch.submit(item).await;
         }
         self.record_dial_result_alone(facts, screening, now_ms)
             .await

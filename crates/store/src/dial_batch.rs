@@ -1,142 +1,53 @@
-//! PostgreSQL: the dial results that arrive together are settled in one transaction.
-//!
-//! A missed call's webhook transaction is five statements and a commit per call on its own
-//! (`Store::record_dial_result_alone`). Here one task settles one batch at a time: what
-//! arrived while the previous batch was written. It writes each table's rows for all of
-//! them with one statement: the calls (inserted or locked), the new contacts, the calls'
-//! outcomes, the events with their trigger jobs. Nothing is acknowledged before that
-//! commit, as before. Answered calls and webhook subscriptions, both rare on this path, run
-//! their statements per call in the same transaction. A batch of one is settled alone.
-//!
-//! If the database refuses the batch (a deadlock with another instance, one call it will
-//! not take), nothing of it is stored and each call is settled in a transaction of its
-//! own, so one bad call fails alone. If the database does not answer, every call of the
-//! batch gets the error at once (the webhook spools it) instead of waiting for it again.
-//! SQLite does not need this: its one writer commits what is waiting together already
-//! (`sqlite_writer`).
+//! PostgreSQL: the dial results that arrive together settled in one transaction
+//! (`pg_batch`). A missed call's webhook transaction is five statements and a commit per
+//! call on its own (`Store::record_dial_result_alone`); a batch writes the calls (inserted
+//! or locked), the new contacts, the calls' outcomes and the events with their trigger jobs
+//! with one statement each. Answered calls and webhook subscriptions, both rare on this
+//! path, run their statements per call in the same transaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
 
 use crate::calls::{DialFacts, emit_call_missed, settle_answered};
+use crate::pg_batch::Batched;
 use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
 use crate::{JobKind, Result, Store, StoreError};
 
-/// The most dial results one transaction settles; more wait for the next.
-const MAX_BATCH: usize = 128;
-
-/// The sender's side: what `Store::record_dial_result` hands its call to.
-#[derive(Clone)]
-pub(crate) struct DialBatch {
-    queue: mpsc::UnboundedSender<Pending>,
+/// A dial result to settle: the facts, whether the number screens calls, when.
+pub(crate) struct DialResult {
+    pub(crate) facts: DialFacts,
+    pub(crate) screening: bool,
+    pub(crate) now_ms: i64,
 }
 
-struct Pending {
-    facts: DialFacts,
-    screening: bool,
-    now_ms: i64,
-    reply: oneshot::Sender<Result<(bool, bool)>>,
-}
+impl Batched for DialResult {
+    type Item = DialResult;
+    /// (missed, newly settled)
+    type Out = (bool, bool);
+    type Key = String;
+    const WHAT: &'static str = "dial results";
 
-impl DialBatch {
-    /// Starts the task that settles batches on `store` (a store without a batch of its
-    /// own); it ends when every `DialBatch` is dropped.
-    pub(crate) fn start(store: Store) -> DialBatch {
-        let (queue, mut rx) = mpsc::unbounded_channel::<Pending>();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
-                    }
-                }
-                settle_batch(&store, batch).await;
-            }
-        });
-        DialBatch { queue }
+    fn key(item: &DialResult) -> String {
+        item.facts.call.carrier_call_id.clone()
     }
 
-    pub(crate) async fn settle(
-        &self,
-        facts: DialFacts,
-        screening: bool,
-        now_ms: i64,
-    ) -> Result<(bool, bool)> {
-        let (reply, answer) = oneshot::channel();
-        let stopped = || StoreError::Writer("the dial result batch stopped".into());
-        self.queue
-            .send(Pending {
-                facts,
-                screening,
-                now_ms,
-                reply,
-            })
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+    async fn together(store: &Store, items: &[DialResult]) -> Result<Vec<(bool, bool)>> {
+        settle_together(store, items).await
     }
-}
 
-async fn settle_batch(store: &Store, batch: Vec<Pending>) {
-    // A call id twice in one batch (a retried webhook) waits for the batch, then finds its
-    // call settled; one statement may not lock the same row twice.
-    let mut seen = HashSet::new();
-    let (mut together, again): (Vec<Pending>, Vec<Pending>) = batch
-        .into_iter()
-        .partition(|p| seen.insert(p.facts.call.carrier_call_id.clone()));
-    // Rows locked in one order by every instance cannot deadlock each other.
-    together.sort_by(|a, b| {
-        a.facts
-            .call
-            .carrier_call_id
-            .cmp(&b.facts.call.carrier_call_id)
-    });
-    let alone = if together.len() < 2 {
-        together
-    } else {
-        match settle_together(store, &together).await {
-            Ok(results) => {
-                if results.iter().any(|&(missed, newly)| missed && newly) {
-                    store.wake_workers();
-                }
-                for (p, r) in together.into_iter().zip(results) {
-                    let _gone = p.reply.send(Ok(r));
-                }
-                Vec::new()
-            }
-            // The database refused something in it: each call alone, so only that one fails.
-            Err(StoreError::Database(sqlx::Error::Database(e))) => {
-                tracing::warn!(error = %e, calls = together.len(), "a batch of dial results was refused; settling each alone");
-                together
-            }
-            // The database did not answer: alone, each would wait for it again.
-            Err(e) => {
-                let why = e.to_string();
-                for p in together {
-                    let _gone = p.reply.send(Err(StoreError::NotCommitted(why.clone())));
-                }
-                Vec::new()
-            }
+    async fn alone(store: &Store, item: &DialResult) -> Result<(bool, bool)> {
+        store
+            .record_dial_result_alone(&item.facts, item.screening, item.now_ms)
+            .await
+    }
+
+    fn settled(store: &Store, outs: &[(bool, bool)]) {
+        if outs.iter().any(|&(missed, newly)| missed && newly) {
+            store.wake_workers();
         }
-    };
-    // This batch's calls settle before the next batch is taken, which is what lets the
-    // next one gather what arrives meanwhile; those alone run side by side.
-    let mut running = JoinSet::new();
-    for p in alone.into_iter().chain(again) {
-        let store = store.clone();
-        running.spawn(async move {
-            let r = store
-                .record_dial_result_alone(&p.facts, p.screening, p.now_ms)
-                .await;
-            let _gone = p.reply.send(r);
-        });
     }
-    while running.join_next().await.is_some() {}
 }
 
 /// One call's row as the batch's insert returned it.
@@ -175,7 +86,7 @@ struct MissIn<'a> {
 }
 
 /// Settles `batch` (distinct call ids, sorted) in one transaction; the results in its order.
-async fn settle_together(store: &Store, batch: &[Pending]) -> Result<Vec<(bool, bool)>> {
+async fn settle_together(store: &Store, batch: &[DialResult]) -> Result<Vec<(bool, bool)>> {
     let mut tx = store.begin_write(Lane::Urgent).await?;
     let calls = lock_calls(&mut tx, batch).await?;
     let mut results = Vec::with_capacity(batch.len());
@@ -256,7 +167,7 @@ async fn settle_together(store: &Store, batch: &[Pending]) -> Result<Vec<(bool, 
 /// lock), as `record_dial_result_alone`'s first statement does per call.
 async fn lock_calls<'b>(
     tx: &mut WriteTx<'_>,
-    batch: &'b [Pending],
+    batch: &'b [DialResult],
 ) -> Result<HashMap<&'b str, CallRow>> {
     let rows: Vec<CallIn> = batch
         .iter()
@@ -310,7 +221,7 @@ async fn lock_calls<'b>(
 /// The missed callers' contacts, created when new: (account, phone) → contact id.
 async fn upsert_contacts(
     tx: &mut WriteTx<'_>,
-    misses: &[(&Pending, &CallRow)],
+    misses: &[(&DialResult, &CallRow)],
 ) -> Result<HashMap<(i64, String), i64>> {
     // Each contact once (one statement may not update a row twice), in one order.
     let mut wanted: BTreeMap<(i64, &str), i64> = BTreeMap::new();

@@ -31,7 +31,9 @@ mod jobs;
 mod lookups;
 mod messages;
 mod migrate;
+mod pg_batch;
 mod runs;
+mod send_batch;
 mod settings;
 mod sql;
 mod sqlite_point_reads;
@@ -157,8 +159,10 @@ pub(crate) use {in_write_tx, on_pool};
 pub struct Store {
     pub(crate) db: Db,
     wake: Arc<Notify>,
-    /// PostgreSQL: where dial results go to be settled together (`dial_batch`).
-    dial_batch: Option<dial_batch::DialBatch>,
+    /// PostgreSQL: where dial results go to be settled together (`pg_batch`).
+    dial_batch: Option<pg_batch::Batch<dial_batch::DialResult>>,
+    /// PostgreSQL: where send outcomes go to be recorded together (`pg_batch`).
+    send_batch: Option<pg_batch::Batch<messages::SendResult>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -211,9 +215,11 @@ impl Store {
             db,
             wake: Arc::new(Notify::new()),
             dial_batch: None,
+            send_batch: None,
         };
         if let Db::Postgres(_) = store.db {
-            store.dial_batch = Some(dial_batch::DialBatch::start(store.clone()));
+            store.dial_batch = Some(pg_batch::Batch::start(store.clone()));
+            store.send_batch = Some(pg_batch::Batch::start(store.clone()));
         }
         Ok(store)
     }

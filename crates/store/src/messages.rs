@@ -2,6 +2,7 @@
 
 use crate::consent::apply_contact_effect;
 use crate::events_out::{emit_event, subscribed_sql};
+use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
 use crate::{Result, Store, in_write_tx, on_pool};
 
@@ -236,6 +237,144 @@ macro_rules! message_view_from_row {
 
 pub(crate) use message_view_from_row;
 
+/// A send attempt's result to record; see `Store::record_send_outcome`.
+pub(crate) struct SendResult {
+    pub(crate) msg: OutboundMessage,
+    pub(crate) outcome: SendOutcome,
+    pub(crate) done_job: Option<i64>,
+    pub(crate) now_ms: i64,
+}
+
+/// What a send outcome writes on the message, and on its call as (status, reason).
+pub(crate) struct OutcomeColumns {
+    pub(crate) status: String,
+    pub(crate) carrier_id: Option<String>,
+    pub(crate) carrier_status: Option<String>,
+    pub(crate) segments: Option<i64>,
+    pub(crate) code: Option<i64>,
+    pub(crate) error: Option<String>,
+    pub(crate) call_status: Option<(&'static str, Option<String>)>,
+}
+
+pub(crate) fn outcome_columns(msg: &OutboundMessage, outcome: &SendOutcome) -> OutcomeColumns {
+    let (status, carrier_id, carrier_status, segments, code, error, call_status) = match outcome {
+        SendOutcome::Accepted {
+            carrier_message_id,
+            carrier_status,
+            segments,
+        } => (
+            if msg.carrier == "sandbox" {
+                "sandbox".to_owned()
+            } else if status_rank(carrier_status) >= 2 {
+                carrier_status.clone()
+            } else {
+                "queued".to_owned()
+            },
+            Some(carrier_message_id.clone()),
+            Some(carrier_status.clone()),
+            *segments,
+            None,
+            None,
+            Some(("sent", None)),
+        ),
+        SendOutcome::Rejected { code, message, .. } => (
+            "failed".to_owned(),
+            None,
+            None,
+            None,
+            *code,
+            Some(message.clone()),
+            Some((
+                "failed",
+                Some(match code {
+                    Some(c) => format!("carrier error {c}: {message}"),
+                    None => message.clone(),
+                }),
+            )),
+        ),
+        SendOutcome::Canceled { reason } => (
+            "canceled".to_owned(),
+            None,
+            None,
+            None,
+            None,
+            Some(reason.clone()),
+            Some(("canceled", Some(reason.clone()))),
+        ),
+        SendOutcome::Temporary {
+            message,
+            final_attempt,
+            ambiguous,
+        } => (
+            if *final_attempt {
+                "failed"
+            } else if *ambiguous {
+                "submitting"
+            } else {
+                "pending"
+            }
+            .to_owned(),
+            None,
+            None,
+            None,
+            None,
+            Some(message.clone()),
+            final_attempt.then(|| {
+                (
+                    "failed",
+                    Some(format!(
+                        "gave up after {} attempts: {message}",
+                        msg.attempts
+                    )),
+                )
+            }),
+        ),
+    };
+    OutcomeColumns {
+        status,
+        carrier_id,
+        carrier_status,
+        segments,
+        code,
+        error,
+        call_status,
+    }
+}
+
+/// What a send outcome writes beyond its message and call rows: `text_back.sent` to the
+/// account's webhook subscriptions, a refusal's effect on the contact.
+pub(crate) async fn after_send_outcome(
+    tx: &mut WriteTx<'_>,
+    r: &SendResult,
+    subscribed: bool,
+) -> Result<()> {
+    let (msg, now_ms) = (&r.msg, r.now_ms);
+    if let (
+        SendOutcome::Accepted {
+            carrier_message_id, ..
+        },
+        "text_back",
+    ) = (&r.outcome, msg.kind.as_str())
+    {
+        emit_event!(tx, msg.account_id, "text_back.sent", serde_json::json!({
+            "message_id": msg.id,
+            "call_id": msg.call_id,
+            "to": msg.to_phone,
+            "body": msg.body,
+            "carrier_message_id": carrier_message_id,
+        }), now_ms, subscribed: subscribed);
+    }
+    if let SendOutcome::Rejected {
+        effect: Some(effect),
+        message,
+        ..
+    } = &r.outcome
+    {
+        apply_contact_effect!(tx, msg.id, effect, message, now_ms);
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn outbound_message(&self, id: i64) -> Result<Option<OutboundMessage>> {
         on_pool!(self, pool => {
@@ -287,80 +426,30 @@ impl Store {
         done_job: Option<i64>,
         now_ms: i64,
     ) -> Result<()> {
-        let (status, carrier_id, carrier_status, segments, code, error, call_status) = match outcome
-        {
-            SendOutcome::Accepted {
-                carrier_message_id,
-                carrier_status,
-                segments,
-            } => (
-                if msg.carrier == "sandbox" {
-                    "sandbox".to_owned()
-                } else if status_rank(carrier_status) >= 2 {
-                    carrier_status.clone()
-                } else {
-                    "queued".to_owned()
-                },
-                Some(carrier_message_id.clone()),
-                Some(carrier_status.clone()),
-                *segments,
-                None,
-                None,
-                Some(("sent", None)),
-            ),
-            SendOutcome::Rejected { code, message, .. } => (
-                "failed".to_owned(),
-                None,
-                None,
-                None,
-                *code,
-                Some(message.clone()),
-                Some((
-                    "failed",
-                    Some(match code {
-                        Some(c) => format!("carrier error {c}: {message}"),
-                        None => message.clone(),
-                    }),
-                )),
-            ),
-            SendOutcome::Canceled { reason } => (
-                "canceled".to_owned(),
-                None,
-                None,
-                None,
-                None,
-                Some(reason.clone()),
-                Some(("canceled", Some(reason.clone()))),
-            ),
-            SendOutcome::Temporary {
-                message,
-                final_attempt,
-                ambiguous,
-            } => (
-                if *final_attempt {
-                    "failed"
-                } else if *ambiguous {
-                    "submitting"
-                } else {
-                    "pending"
-                }
-                .to_owned(),
-                None,
-                None,
-                None,
-                None,
-                Some(message.clone()),
-                final_attempt.then(|| {
-                    (
-                        "failed",
-                        Some(format!(
-                            "gave up after {} attempts: {message}",
-                            msg.attempts
-                        )),
-                    )
-                }),
-            ),
+        let result = SendResult {
+            msg: msg.clone(),
+            outcome: outcome.clone(),
+            done_job,
+            now_ms,
         };
+        match &self.send_batch {
+            Some(batch) => batch.submit(result).await,
+            None => self.record_send_outcome_alone(&result).await,
+        }
+    }
+
+    /// `record_send_outcome` in a transaction of its own.
+    pub(crate) async fn record_send_outcome_alone(&self, r: &SendResult) -> Result<()> {
+        let (msg, outcome, now_ms) = (&r.msg, &r.outcome, r.now_ms);
+        let OutcomeColumns {
+            status,
+            carrier_id,
+            carrier_status,
+            segments,
+            code,
+            error,
+            call_status,
+        } = outcome_columns(msg, outcome);
         in_write_tx!(background self, tx => {
             let subscribed: Option<bool> = crate::sql::query_scalar(concat!(
                 "UPDATE messages SET status = $2, carrier_message_id = COALESCE($3, carrier_message_id), \
@@ -391,19 +480,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            if let (SendOutcome::Accepted { carrier_message_id, .. }, "text_back") = (outcome, msg.kind.as_str()) {
-                emit_event!(tx, msg.account_id, "text_back.sent", serde_json::json!({
-                    "message_id": msg.id,
-                    "call_id": msg.call_id,
-                    "to": msg.to_phone,
-                    "body": msg.body,
-                    "carrier_message_id": carrier_message_id,
-                }), now_ms, subscribed: subscribed.unwrap_or(false));
-            }
-            if let SendOutcome::Rejected { effect: Some(effect), message, .. } = outcome {
-                apply_contact_effect!(tx, msg.id, effect, message, now_ms);
-            }
-            if let Some(job_id) = done_job {
+            after_send_outcome(tx, r, subscribed.unwrap_or(false)).await?;
+            if let Some(job_id) = r.done_job {
                 crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
             }
         });

@@ -17,6 +17,7 @@ on_both_stores!(
     replies_join_the_conversation_with_media_once,
     undelivered_30007_is_visible_on_the_call,
     carrier_21610_marks_the_contact_opted_out,
+    missed_calls_arriving_together_each_end_as_alone,
     not_a_mobile_is_not_texted_again,
     landlines_are_looked_up_once_and_not_texted,
     a_failed_lookup_never_blocks_the_text,
@@ -292,6 +293,105 @@ async fn carrier_21610_marks_the_contact_opted_out(url: &str) {
         (Some("skipped".into()), Some("opted_out".into()))
     );
     assert_eq!(fake.create_requests(), 1);
+    finish(app, fake).await;
+}
+
+/// Twenty missed calls at once (on PostgreSQL their dial results and their send outcomes
+/// are written in shared transactions): each is texted or refused once, each refusal keeps
+/// its reason and its effect on the contact, and the subscription hears of each text.
+async fn missed_calls_arriving_together_each_end_as_alone(url: &str) {
+    let (app, fake) = start(url, TestAppOptions::default()).await;
+    let account = account_id(&app).await;
+    app.store
+        .save_subscription(
+            account,
+            "http://127.0.0.1:9/hook",
+            &["text_back.sent".into()],
+            true,
+            0,
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        fake.push_fault(Fault::Reject {
+            code: 21610,
+            message: "Attempt to send to unsubscribed recipient".into(),
+        });
+    }
+    for _ in 0..2 {
+        fake.push_fault(Fault::Reject {
+            code: 21211,
+            message: "Invalid 'To' Phone Number".into(),
+        });
+    }
+    let callers: Vec<String> = (0..20)
+        .map(|i| format!("+1512555{:04}", 4000 + i))
+        .collect();
+    let app = std::sync::Arc::new(app);
+    let mut calls = Vec::new();
+    for caller in &callers {
+        let (app, caller) = (app.clone(), caller.clone());
+        calls.push(tokio::spawn(async move {
+            app.missed_call(&caller, "no-answer").await
+        }));
+    }
+    let mut sids = Vec::new();
+    for c in calls {
+        sids.push(c.await.unwrap());
+    }
+    app.drain().await;
+    assert_eq!(fake.create_requests(), 20, "one send each");
+    assert_eq!(fake.sent().len(), 15);
+    let mut statuses = std::collections::BTreeMap::new();
+    for sid in &sids {
+        let c = app.store.call_by_carrier_id(sid).await.unwrap().unwrap();
+        assert_eq!(c.outcome.as_deref(), Some("missed"));
+        let reason = c.text_back_reason.unwrap_or_default();
+        let key = match c.text_back_status.as_deref() {
+            Some("sent") => "sent",
+            Some("failed") if reason.contains("opted out") => "failed, opted out",
+            Some("failed") if reason.contains("21211") => "failed, 21211",
+            other => panic!("{sid}: {other:?} {reason}"),
+        };
+        *statuses.entry(key).or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        vec![("failed, 21211", 2), ("failed, opted out", 3), ("sent", 15)]
+    );
+    let mut opted_out = 0;
+    for caller in &callers {
+        let history = app.store.consent_history(account, caller).await.unwrap();
+        opted_out += history
+            .iter()
+            .filter(|e| e.opted_out && e.source == "carrier_21610")
+            .count();
+    }
+    assert_eq!(opted_out, 3, "each 21610 opts its contact out");
+    assert_eq!(
+        app.store.deliveries(account, 100).await.unwrap().len(),
+        15,
+        "a text_back.sent each"
+    );
+    // What still waits is the 15 deliveries (nothing listens on port 9): every send is done.
+    assert_eq!(app.store.job_counts().await.unwrap(), (15, 0));
+    if url.starts_with("postgres") {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        // Each row's xmin is the transaction that last wrote it: the send outcome's.
+        let transactions: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT xmin::text) FROM messages WHERE kind = 'text_back'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(
+            transactions < 20,
+            "{transactions} transactions for 20 send outcomes"
+        );
+        conn.close().await.unwrap();
+    }
+    let app = std::sync::Arc::into_inner(app).expect("the calls are done");
     finish(app, fake).await;
 }
 
