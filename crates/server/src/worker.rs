@@ -49,6 +49,18 @@ impl Worker {
         };
         let n = jobs.len();
         let mut set = JoinSet::new();
+        let (triggers, mut jobs): (Vec<Job>, Vec<Job>) = if self.state.store.shares_transactions() {
+            jobs.into_iter().partition(|j| j.kind == JobKind::Trigger)
+        } else {
+            (Vec::new(), jobs)
+        };
+        if triggers.len() > 1 {
+            let state = self.state.clone();
+            let name = self.name.clone();
+            set.spawn(async move { run_triggers(&state, &name, triggers).await });
+        } else {
+            jobs.extend(triggers);
+        }
         for job in jobs {
             let state = self.state.clone();
             let name = self.name.clone();
@@ -131,22 +143,56 @@ async fn run_one(state: &AppState, worker: &str, mut job: Job) -> Vec<Job> {
     match result {
         Ok(next) => next,
         Err(failure) => {
-            let delay = failure
-                .retry_after
-                .unwrap_or_else(|| retry_delay_for(job.kind, job.attempts));
-            let run_at = state.now_ms() + delay.as_millis() as i64;
-            match state.store.retry_job(&job, &failure.message, run_at).await {
-                Ok(true) => {
-                    tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed; will retry")
-                }
-                Ok(false) => {
-                    tracing::error!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed for the last time")
-                }
-                Err(e) => {
-                    tracing::error!(job = job.id, error = %e, "could not reschedule job; its lease will expire")
+            retry_later(state, &job, failure).await;
+            Vec::new()
+        }
+    }
+}
+
+/// Trigger jobs claimed together, started together where that pays
+/// (`Store::start_runs_together`); then each one's follow-on jobs, side by side.
+async fn run_triggers(state: &AppState, worker: &str, jobs: Vec<Job>) {
+    let claim = Claim {
+        worker,
+        until_ms: state.now_ms() + LEASE.as_millis() as i64,
+    };
+    let now = state.clock.now();
+    let results = state
+        .store
+        .start_runs_together(&jobs, now.as_millisecond(), &claim, plan_start, |input| {
+            plan_step(state, now, input)
+        })
+        .await;
+    let mut follow_on = JoinSet::new();
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
+            Ok(next) => {
+                for job in next {
+                    let (state, worker) = (state.clone(), worker.to_owned());
+                    follow_on.spawn(async move { run_job(&state, &worker, job).await });
                 }
             }
-            Vec::new()
+            Err(e) => retry_later(state, job, e.into()).await,
+        }
+    }
+    while follow_on.join_next().await.is_some() {}
+}
+
+/// A failed job runs again after its back-off, or is given up on after its last attempt.
+async fn retry_later(state: &AppState, job: &Job, failure: JobFailure) {
+    let delay = failure
+        .retry_after
+        .unwrap_or_else(|| retry_delay_for(job.kind, job.attempts));
+    let run_at = state.now_ms() + delay.as_millis() as i64;
+    match state.store.retry_job(job, &failure.message, run_at).await {
+        Ok(true) => {
+            tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed; will retry")
+        }
+        Ok(false) => {
+            tracing::error!(job = job.id, kind = job.kind.as_str(), error = %failure.message, "job failed for the last time")
+        }
+        Err(e) => {
+            tracing::error!(job = job.id, error = %e, "could not reschedule job; its lease will expire")
         }
     }
 }

@@ -267,6 +267,13 @@ impl Store {
         })
     }
 
+    /// Whether jobs of one kind are better run together (`start_runs_together`): on
+    /// PostgreSQL, where they then share a transaction's round trips and commit. SQLite's
+    /// one writer commits concurrent transactions together by itself.
+    pub fn shares_transactions(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
     /// Signalled whenever work is enqueued, so an idle worker wakes at once.
     pub fn work_signal(&self) -> Arc<Notify> {
         self.wake.clone()

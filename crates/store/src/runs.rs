@@ -15,6 +15,7 @@ use crate::events_out::{emit_event, subscribed_sql};
 use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
 use crate::messages::{SendNow, marked_for_send, outbound_returning};
 use crate::sql::WriteTx;
+use crate::sqlite_writer::Lane;
 use crate::workflows::WorkflowRecord;
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
 
@@ -349,211 +350,54 @@ impl Store {
         job: &Job,
         now_ms: i64,
         claim: &Claim<'_>,
-        plan: impl FnOnce(&TriggerInput) -> StartPlan,
+        plan: impl Fn(&TriggerInput) -> StartPlan,
         mut advance: impl FnMut(&RunInput) -> RunPlan,
     ) -> Result<Vec<Job>> {
-        let started = in_write_tx!(background self, tx => 'done: {
-            // The event with its call, for the kinds about a call, in one statement.
-            let event = crate::sql::query(concat!(
-                "SELECT e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, c.number_id AS call_number_id, \
-                 c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at, ",
-                subscribed_sql!("e.account_id"),
-                " FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left') \
-                 WHERE e.id = $1",
-            ))
-            .bind(job.subject_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(event) = event else {
-                delete_job(tx, Some(job.id)).await?;
-                break 'done Vec::new();
-            };
-            let account_id: i64 = event.try_get("account_id")?;
-            let contact_id: Option<i64> = event.try_get("contact_id")?;
-            let kind: String = event.try_get("kind")?;
-            let subject_id: i64 = event.try_get("subject_id")?;
-            let at_ms: i64 = event.try_get("at")?;
-            let subscribed: bool = event.try_get("subscribed")?;
-            // The runs' call as their steps see it; None for a task's call, not read here.
-            let mut call: Option<RunCall> = None;
-            let (call_id, number_id): (Option<i64>, Option<i64>) = match kind.as_str() {
-                "missed_call" | "voicemail_left" => match event.try_get::<Option<i64>, _>("call_id")? {
-                    Some(id) => {
-                        call = Some(RunCall {
-                            id,
-                            caller: event.try_get("call_caller")?,
-                            caller_phone: event.try_get("call_caller_phone")?,
-                            started_at_ms: event.try_get("call_started_at")?,
-                        });
-                        (Some(id), Some(event.try_get("call_number_id")?))
-                    }
-                    None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
-                },
-                "message_received" => {
-                    let r = crate::sql::query("SELECT number_id FROM messages WHERE id = $1").bind(subject_id).fetch_one(&mut *tx).await?;
-                    (None, Some(r.try_get("number_id")?))
-                }
-                _ => {
-                    let r = crate::sql::query("SELECT t.call_id, c.number_id FROM tasks t LEFT JOIN calls c ON c.id = t.call_id WHERE t.id = $1")
-                        .bind(subject_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match r {
-                        Some(r) => (r.try_get("call_id")?, r.try_get("number_id")?),
-                        None => (None, None),
-                    }
-                }
-            };
-            // The account with the event's number, for the plan and the first steps.
-            let a = crate::sql::query(format!(
-                "SELECT {ACCOUNT_COLUMNS}, n.* FROM accounts \
-                 LEFT JOIN (SELECT {NUMBER_COLUMNS_PREFIXED_N} FROM numbers n WHERE n.id = $2) n ON true WHERE id = $1"
-            ))
-            .bind(account_id)
-            .bind(number_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let number_record = match a.try_get::<Option<i64>, _>("n_id")? {
-                Some(_) => Some(number_from_row!(&a, prefix "n_")),
-                None => None,
-            };
-            let number = number_record.as_ref().map(|n| n.e164.clone());
-            let account = account_from_row!(a);
-            let (tags, new_contact, entered_before, contact) = match contact_id {
-                Some(cid) => {
-                    // The contact, locked, as the first step reads it, with its tags,
-                    // whether it called or texted before this event and the workflows it
-                    // entered before: one statement for all of it.
-                    let r = crate::sql::query(format!(
-                        concat!(
-                            "SELECT ",
-                            contact_for_step_columns!(),
-                            ", {} AS tags, EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND id <> $3 AND started_at <= $4) \
-                             OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $5 AND created_at <= $4) AS known, \
-                             (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1) d) AS entered \
-                             FROM contacts WHERE id = $1{}"
-                        ),
-                        tags_json_sql(tx),
-                        tx.for_update()
-                    ))
-                    .bind(cid)
-                    .bind(account_id)
-                    .bind(call_id.unwrap_or(-1))
-                    .bind(at_ms)
-                    .bind(if kind == "message_received" { subject_id } else { -1 })
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let known: bool = r.try_get("known")?;
-                    let entered = r
-                        .try_get::<Option<&str>, _>("entered")?
-                        .unwrap_or_default()
-                        .split(',')
-                        .filter(|id| !id.is_empty())
-                        .map(|id| id.parse::<i64>().map_err(|e| StoreError::Corrupt(format!("workflow id {id:?}: {e}"))))
-                        .collect::<Result<Vec<i64>>>()?;
-                    let tags = tags_from_json(r.try_get("tags")?)?;
-                    (tags, !known, entered, Some(ContactFacts::from_row(&r)?))
-                }
-                None => (Vec::new(), true, Vec::new(), None),
-            };
-            let rows = crate::sql::query(
-                "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
-                 JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
-                 WHERE w.account_id = $1 AND w.active ORDER BY w.builtin DESC, w.id",
-            )
-            .bind(account_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut workflows = Vec::with_capacity(rows.len());
-            for r in rows {
-                workflows.push(WorkflowRecord {
-                    id: r.try_get("id")?,
-                    account_id: r.try_get("account_id")?,
-                    name: r.try_get("name")?,
-                    builtin: r.try_get("builtin")?,
-                    active: r.try_get("active")?,
-                    version: r.try_get("current_version")?,
-                    spec: r.try_get("spec")?,
-                });
-            }
-            let input = TriggerInput { kind: kind.clone(), at_ms, account, number, contact_id, new_contact, tags, workflows, entered_before };
-            let decided = plan(&input);
-            let mut started = Vec::new();
-            let mut first_step = true;
-            for run in &decided.runs {
-                let id: Option<i64> = crate::sql::query_scalar(
-                    "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
-                     number_id, status, stop_on_reply, started_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10) ON CONFLICT DO NOTHING RETURNING id",
-                )
-                .bind(account_id)
-                .bind(run.workflow_id)
-                .bind(run.version)
-                .bind(&kind)
-                .bind(subject_id)
-                .bind(contact_id)
-                .bind(call_id)
-                .bind(number_id)
-                .bind(run.stop_on_reply)
-                .bind(now_ms)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(id) = id else { continue };
-                if input.account.landline_lookup {
-                    // The step waits for the caller's line type, looked up over HTTP outside
-                    // any transaction: it runs as its own job.
-                    started.extend(enqueue_claimed!(tx, JobKind::AdvanceRun, id, Some(format!("advance_run:{id}:start")), now_ms, claim));
-                } else {
-                    // The run as inserted, when the start read all of it.
-                    let spec = input.workflows.iter().find(|w| w.id == run.workflow_id && w.version == run.version).map(|w| w.spec.clone());
-                    // A task's call is not read above: that run's step reads the run itself.
-                    let call_known = call.as_ref().map(|c| c.id) == call_id;
-                    let facts = match spec {
-                        Some(spec) if call_known => Some(RunFacts {
-                            account_id,
-                            subscribed,
-                            trigger: kind.clone(),
-                            contact_id,
-                            number_id,
-                            pc: 0,
-                            waited: false,
-                            started_at_ms: now_ms,
-                            wait_deadline_ms: None,
-                            spec,
-                            task_done: false,
-                            call: call.clone(),
-                        }),
-                        _ => None,
-                    };
-                    // The contact's tags and row as read above, until a step of this
-                    // transaction may have changed them.
-                    let known = Known {
-                        run: facts,
-                        account: &input.account,
-                        number: number_record.as_ref(),
-                        tags: first_step.then_some(input.tags.as_slice()),
-                        contact: contact.as_ref().filter(|_| first_step),
-                    };
-                    first_step = false;
-                    started.extend(advance_in(&mut *tx, None, id, Some(known), now_ms, claim, &mut advance).await?);
-                }
-            }
-            if let (Some(call_id), true, Some(reason)) = (call_id, kind == "missed_call" && decided.runs.is_empty(), &decided.none_reason) {
-                crate::sql::query(
-                    "UPDATE calls SET text_back_status = $4, text_back_reason = $2, updated_at = $3 \
-                     WHERE id = $1 AND text_back_status IS NULL",
-                )
-                .bind(call_id)
-                .bind(reason)
-                .bind(now_ms)
-                .bind(if decided.none_failed { "failed" } else { "skipped" })
-                .execute(&mut *tx)
-                .await?;
-            }
-            delete_job(tx, Some(job.id)).await?;
-            started
+        let started = in_write_tx!(background self, tx => {
+            start_runs_in(tx, job, now_ms, claim, &plan, &mut advance).await?
         });
         Ok(started)
+    }
+
+    /// Starts the runs of several trigger jobs, as `start_runs` does each. On PostgreSQL in
+    /// one transaction, so they share its commit (`pg_batch` says why that matters there);
+    /// if it fails, each job alone, so that one bad job fails alone. Elsewhere each alone,
+    /// in order. The results in the jobs' order.
+    pub async fn start_runs_together(
+        &self,
+        jobs: &[Job],
+        now_ms: i64,
+        claim: &Claim<'_>,
+        plan: impl Fn(&TriggerInput) -> StartPlan,
+        mut advance: impl FnMut(&RunInput) -> RunPlan,
+    ) -> Vec<Result<Vec<Job>>> {
+        if jobs.len() > 1 && self.shares_transactions() {
+            let shared = async {
+                let mut tx = self.begin_write(Lane::Background).await?;
+                let mut all = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    all.push(
+                        start_runs_in(&mut tx, job, now_ms, claim, &plan, &mut advance).await?,
+                    );
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(all)
+            };
+            match shared.await {
+                Ok(all) => return all.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = jobs.len(), "trigger jobs could not start together; starting each alone")
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(
+                self.start_runs(job, now_ms, claim, &plan, &mut advance)
+                    .await,
+            );
+        }
+        out
     }
 
     /// Advances one run: reads its facts, asks `plan` (pure: engine, rules, templates),
@@ -873,6 +717,262 @@ impl Store {
 }
 
 /// Deletes the job that ran, when there is one.
+/// `Store::start_runs`'s work for one trigger job, in the given transaction.
+async fn start_runs_in(
+    tx: &mut WriteTx<'_>,
+    job: &Job,
+    now_ms: i64,
+    claim: &Claim<'_>,
+    plan: &impl Fn(&TriggerInput) -> StartPlan,
+    advance: &mut impl FnMut(&RunInput) -> RunPlan,
+) -> Result<Vec<Job>> {
+    // The event with its call, for the kinds about a call, in one statement.
+    let event = crate::sql::query(concat!(
+        "SELECT e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, c.number_id AS call_number_id, \
+         c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at, ",
+        subscribed_sql!("e.account_id"),
+        " FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left') \
+         WHERE e.id = $1",
+    ))
+    .bind(job.subject_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(event) = event else {
+        delete_job(tx, Some(job.id)).await?;
+        return Ok(Vec::new());
+    };
+    let account_id: i64 = event.try_get("account_id")?;
+    let contact_id: Option<i64> = event.try_get("contact_id")?;
+    let kind: String = event.try_get("kind")?;
+    let subject_id: i64 = event.try_get("subject_id")?;
+    let at_ms: i64 = event.try_get("at")?;
+    let subscribed: bool = event.try_get("subscribed")?;
+    // The runs' call as their steps see it; None for a task's call, not read here.
+    let mut call: Option<RunCall> = None;
+    let (call_id, number_id): (Option<i64>, Option<i64>) = match kind.as_str() {
+        "missed_call" | "voicemail_left" => match event.try_get::<Option<i64>, _>("call_id")? {
+            Some(id) => {
+                call = Some(RunCall {
+                    id,
+                    caller: event.try_get("call_caller")?,
+                    caller_phone: event.try_get("call_caller_phone")?,
+                    started_at_ms: event.try_get("call_started_at")?,
+                });
+                (Some(id), Some(event.try_get("call_number_id")?))
+            }
+            None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
+        },
+        "message_received" => {
+            let r = crate::sql::query("SELECT number_id FROM messages WHERE id = $1")
+                .bind(subject_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            (None, Some(r.try_get("number_id")?))
+        }
+        _ => {
+            let r = crate::sql::query("SELECT t.call_id, c.number_id FROM tasks t LEFT JOIN calls c ON c.id = t.call_id WHERE t.id = $1")
+                .bind(subject_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match r {
+                Some(r) => (r.try_get("call_id")?, r.try_get("number_id")?),
+                None => (None, None),
+            }
+        }
+    };
+    // The account with the event's number, for the plan and the first steps.
+    let a = crate::sql::query(format!(
+        "SELECT {ACCOUNT_COLUMNS}, n.* FROM accounts \
+         LEFT JOIN (SELECT {NUMBER_COLUMNS_PREFIXED_N} FROM numbers n WHERE n.id = $2) n ON true WHERE id = $1"
+    ))
+    .bind(account_id)
+    .bind(number_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let number_record = match a.try_get::<Option<i64>, _>("n_id")? {
+        Some(_) => Some(number_from_row!(&a, prefix "n_")),
+        None => None,
+    };
+    let number = number_record.as_ref().map(|n| n.e164.clone());
+    let account = account_from_row!(a);
+    let (tags, new_contact, entered_before, contact) = match contact_id {
+        Some(cid) => {
+            // The contact, locked, as the first step reads it, with its tags,
+            // whether it called or texted before this event and the workflows it
+            // entered before: one statement for all of it.
+            let r = crate::sql::query(format!(
+                concat!(
+                    "SELECT ",
+                    contact_for_step_columns!(),
+                    ", {} AS tags, EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND id <> $3 AND started_at <= $4) \
+                     OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $5 AND created_at <= $4) AS known, \
+                     (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1) d) AS entered \
+                     FROM contacts WHERE id = $1{}"
+                ),
+                tags_json_sql(tx),
+                tx.for_update()
+            ))
+            .bind(cid)
+            .bind(account_id)
+            .bind(call_id.unwrap_or(-1))
+            .bind(at_ms)
+            .bind(if kind == "message_received" { subject_id } else { -1 })
+            .fetch_one(&mut *tx)
+            .await?;
+            let known: bool = r.try_get("known")?;
+            let entered = r
+                .try_get::<Option<&str>, _>("entered")?
+                .unwrap_or_default()
+                .split(',')
+                .filter(|id| !id.is_empty())
+                .map(|id| {
+                    id.parse::<i64>()
+                        .map_err(|e| StoreError::Corrupt(format!("workflow id {id:?}: {e}")))
+                })
+                .collect::<Result<Vec<i64>>>()?;
+            let tags = tags_from_json(r.try_get("tags")?)?;
+            (tags, !known, entered, Some(ContactFacts::from_row(&r)?))
+        }
+        None => (Vec::new(), true, Vec::new(), None),
+    };
+    let rows = crate::sql::query(
+        "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
+         JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
+         WHERE w.account_id = $1 AND w.active ORDER BY w.builtin DESC, w.id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut workflows = Vec::with_capacity(rows.len());
+    for r in rows {
+        workflows.push(WorkflowRecord {
+            id: r.try_get("id")?,
+            account_id: r.try_get("account_id")?,
+            name: r.try_get("name")?,
+            builtin: r.try_get("builtin")?,
+            active: r.try_get("active")?,
+            version: r.try_get("current_version")?,
+            spec: r.try_get("spec")?,
+        });
+    }
+    let input = TriggerInput {
+        kind: kind.clone(),
+        at_ms,
+        account,
+        number,
+        contact_id,
+        new_contact,
+        tags,
+        workflows,
+        entered_before,
+    };
+    let decided = plan(&input);
+    let mut started = Vec::new();
+    let mut first_step = true;
+    for run in &decided.runs {
+        let id: Option<i64> = crate::sql::query_scalar(
+            "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
+             number_id, status, stop_on_reply, started_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(account_id)
+        .bind(run.workflow_id)
+        .bind(run.version)
+        .bind(&kind)
+        .bind(subject_id)
+        .bind(contact_id)
+        .bind(call_id)
+        .bind(number_id)
+        .bind(run.stop_on_reply)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else { continue };
+        if input.account.landline_lookup {
+            // The step waits for the caller's line type, looked up over HTTP outside
+            // any transaction: it runs as its own job.
+            started.extend(enqueue_claimed!(
+                tx,
+                JobKind::AdvanceRun,
+                id,
+                Some(format!("advance_run:{id}:start")),
+                now_ms,
+                claim
+            ));
+        } else {
+            // The run as inserted, when the start read all of it.
+            let spec = input
+                .workflows
+                .iter()
+                .find(|w| w.id == run.workflow_id && w.version == run.version)
+                .map(|w| w.spec.clone());
+            // A task's call is not read above: that run's step reads the run itself.
+            let call_known = call.as_ref().map(|c| c.id) == call_id;
+            let facts = match spec {
+                Some(spec) if call_known => Some(RunFacts {
+                    account_id,
+                    subscribed,
+                    trigger: kind.clone(),
+                    contact_id,
+                    number_id,
+                    pc: 0,
+                    waited: false,
+                    started_at_ms: now_ms,
+                    wait_deadline_ms: None,
+                    spec,
+                    task_done: false,
+                    call: call.clone(),
+                }),
+                _ => None,
+            };
+            // The contact's tags and row as read above, until a step of this
+            // transaction may have changed them.
+            let known = Known {
+                run: facts,
+                account: &input.account,
+                number: number_record.as_ref(),
+                tags: first_step.then_some(input.tags.as_slice()),
+                contact: contact.as_ref().filter(|_| first_step),
+            };
+            first_step = false;
+            started.extend(
+                advance_in(
+                    &mut *tx,
+                    None,
+                    id,
+                    Some(known),
+                    now_ms,
+                    claim,
+                    &mut *advance,
+                )
+                .await?,
+            );
+        }
+    }
+    if let (Some(call_id), true, Some(reason)) = (
+        call_id,
+        kind == "missed_call" && decided.runs.is_empty(),
+        &decided.none_reason,
+    ) {
+        crate::sql::query(
+            "UPDATE calls SET text_back_status = $4, text_back_reason = $2, updated_at = $3 \
+             WHERE id = $1 AND text_back_status IS NULL",
+        )
+        .bind(call_id)
+        .bind(reason)
+        .bind(now_ms)
+        .bind(if decided.none_failed {
+            "failed"
+        } else {
+            "skipped"
+        })
+        .execute(&mut *tx)
+        .await?;
+    }
+    delete_job(tx, Some(job.id)).await?;
+    Ok(started)
+}
+
 async fn delete_job(tx: &mut WriteTx<'_>, job_id: Option<i64>) -> Result<()> {
     if let Some(id) = job_id {
         crate::sql::query("DELETE FROM jobs WHERE id = $1")

@@ -296,8 +296,8 @@ async fn carrier_21610_marks_the_contact_opted_out(url: &str) {
     finish(app, fake).await;
 }
 
-/// Twenty missed calls at once (on PostgreSQL their dial results and their send outcomes
-/// are written in shared transactions): each is texted or refused once, each refusal keeps
+/// Twenty missed calls at once (on PostgreSQL their dial results, their runs' starts and
+/// their send outcomes are written in shared transactions): each is texted or refused once, each refusal keeps
 /// its reason and its effect on the contact, and the subscription hears of each text.
 async fn missed_calls_arriving_together_each_end_as_alone(url: &str) {
     let (app, fake) = start(url, TestAppOptions::default()).await;
@@ -388,6 +388,16 @@ async fn missed_calls_arriving_together_each_end_as_alone(url: &str) {
         assert!(
             transactions < 20,
             "{transactions} transactions for 20 send outcomes"
+        );
+        // The conversations were written when the runs started: together too.
+        let transactions: i64 =
+            sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM conversations")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(
+            transactions < 20,
+            "{transactions} transactions for 20 runs started"
         );
         conn.close().await.unwrap();
     }

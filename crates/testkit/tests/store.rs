@@ -509,3 +509,84 @@ async fn postgres_settles_dial_results_arriving_together_in_shared_transactions(
     store.close().await;
     db.drop_db().await;
 }
+
+/// PostgreSQL starts the runs of trigger jobs claimed together in one transaction; a job
+/// that fails in it (its event's call is gone) fails alone, and the others start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_starts_trigger_jobs_together_and_a_failing_one_alone() {
+    use sqlx::Connection;
+    use textback_store::{Claim, RunInput, RunPlan, StartPlan};
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let store = open(&db.url).await;
+    let (account_id, number_id) = account_with_number(&store).await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let claim = Claim {
+        worker: "w",
+        until_ms: 60_000,
+    };
+    let no_runs = |_: &textback_store::TriggerInput| StartPlan {
+        none_reason: Some("no workflow here".into()),
+        ..StartPlan::default()
+    };
+    let no_steps = |_: &RunInput| -> RunPlan { panic!("no run was started") };
+    for round in 0..2 {
+        for i in 0..3 {
+            let call = format!("CA{round}{i}");
+            let facts = missed_call(
+                account_id,
+                number_id,
+                &call,
+                &format!("+1512555{round}{i:03}"),
+            );
+            store.record_dial_result(&facts, false, 1).await.unwrap();
+        }
+        if round == 1 {
+            // An event whose call does not exist: its trigger job cannot start.
+            let event: i64 = sqlx::query_scalar(
+                "INSERT INTO events (account_id, kind, subject_id, at) VALUES ($1, 'missed_call', 999999, 1) RETURNING id",
+            )
+            .bind(account_id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO jobs (kind, subject_id, run_at, max_attempts, created_at) VALUES ('trigger', $1, 1, 10, 1)")
+                .bind(event)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let jobs = store.claim_jobs("w", 10, LEASE, 32).await.unwrap();
+        assert_eq!(jobs.len(), 3 + round);
+        let results = store
+            .start_runs_together(&jobs, 10, &claim, no_runs, no_steps)
+            .await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(
+            failed, round,
+            "round {round}: only the job without its call fails"
+        );
+        let (skipped, transactions): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM calls \
+             WHERE carrier_call_id LIKE $1 AND text_back_status = 'skipped' AND text_back_reason = 'no workflow here'",
+        )
+        .bind(format!("CA{round}%"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(skipped, 3, "round {round}: every good job started");
+        // Together when all went well; alone, one transaction each, after the failure.
+        assert_eq!(
+            transactions,
+            if round == 0 { 1 } else { 3 },
+            "round {round}"
+        );
+    }
+    // The failed job is still there, to be retried.
+    assert_eq!(store.job_counts().await.unwrap(), (1, 0));
+    conn.close().await.unwrap();
+    store.close().await;
+    db.drop_db().await;
+}
