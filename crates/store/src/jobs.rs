@@ -146,7 +146,34 @@ macro_rules! enqueue_claimed {
     }};
 }
 
-pub(crate) use {enqueue, enqueue_claimed};
+/// Enqueues a job whose id nobody needs, as `enqueue!` does: on PostgreSQL with the
+/// transaction's other such jobs in one statement before it commits (`PgTx`); on SQLite at
+/// once, where a statement costs no round trip.
+macro_rules! enqueue_later {
+    ($tx:expr, $kind:expr, $subject:expr, $unique_key:expr, $run_at:expr, $now:expr) => {{
+        let kind: $crate::JobKind = $kind;
+        let subject_id: i64 = $subject;
+        let unique_key: Option<String> = $unique_key;
+        let run_at: i64 = $run_at;
+        let now: i64 = $now;
+        match &mut *$tx {
+            $crate::sql::WriteTx::Postgres(pg) => pg.later_jobs.push($crate::sql::LaterJob {
+                kind: kind.as_str(),
+                subject_id,
+                unique_key,
+                run_at,
+                max_attempts: kind.max_attempts(),
+                created_at: now,
+            }),
+            _ => {
+                let _queued =
+                    $crate::jobs::enqueue!($tx, kind, subject_id, unique_key, run_at, now);
+            }
+        }
+    }};
+}
+
+pub(crate) use {enqueue, enqueue_claimed, enqueue_later};
 
 /// Who will run the follow-on jobs a step creates, and until when they are theirs.
 #[derive(Debug, Clone, Copy)]

@@ -263,7 +263,10 @@ impl Store {
     pub(crate) async fn begin_write(&self, lane: sqlite_writer::Lane) -> Result<sql::WriteTx<'_>> {
         Ok(match &self.db {
             Db::Sqlite(s) => sql::WriteTx::Sqlite(s.writer.begin(lane).await?),
-            Db::Postgres(pool) => sql::WriteTx::Postgres(pool.begin().await?),
+            Db::Postgres(pool) => sql::WriteTx::Postgres(sql::PgTx {
+                tx: pool.begin().await?,
+                later_jobs: Vec::new(),
+            }),
         })
     }
 

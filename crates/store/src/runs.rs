@@ -6,13 +6,15 @@
 //! `advance_run` jobs, scheduled in the future for waits, so a restart in the middle of a
 //! 30-minute wait changes nothing.
 
+use std::collections::HashMap;
+
 use crate::accounts::{
     ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NUMBER_COLUMNS_PREFIXED_N, NumberRecord,
     account_from_row, number_from_row,
 };
 use crate::conversations::upsert_conversation;
 use crate::events_out::{emit_event, subscribed_sql};
-use crate::jobs::{Claim, Job, JobKind, enqueue, enqueue_claimed};
+use crate::jobs::{Claim, Job, JobKind, enqueue_claimed, enqueue_later};
 use crate::messages::{SendNow, marked_for_send, outbound_returning};
 use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
@@ -76,6 +78,8 @@ macro_rules! resolve_contact {
         .bind(now)
         .fetch_all(&mut *$tx)
         .await?;
+        // The stopped runs' jobs may still wait to be inserted.
+        $tx.insert_later_jobs().await?;
         for run_id in stopped {
             crate::sql::query("DELETE FROM jobs WHERE kind = 'advance_run' AND subject_id = $1")
                 .bind(run_id)
@@ -354,7 +358,7 @@ impl Store {
         mut advance: impl FnMut(&RunInput) -> RunPlan,
     ) -> Result<Vec<Job>> {
         let started = in_write_tx!(background self, tx => {
-            start_runs_in(tx, job, now_ms, claim, &plan, &mut advance).await?
+            start_runs_in(tx, &mut StartMemo::default(), job, now_ms, claim, &plan, &mut advance).await?
         });
         Ok(started)
     }
@@ -375,10 +379,12 @@ impl Store {
             let shared = async {
                 let mut tx = self.begin_write(Lane::Background).await?;
                 let mut all = Vec::with_capacity(jobs.len());
+                let mut memo = StartMemo::default();
                 for job in jobs {
-                    all.push(
-                        start_runs_in(&mut tx, job, now_ms, claim, &plan, &mut advance).await?,
-                    );
+                    let started =
+                        start_runs_in(&mut tx, &mut memo, job, now_ms, claim, &plan, &mut advance)
+                            .await?;
+                    all.push(started);
                 }
                 tx.commit().await?;
                 Ok::<_, StoreError>(all)
@@ -717,9 +723,18 @@ impl Store {
 }
 
 /// Deletes the job that ran, when there is one.
+/// What trigger jobs sharing a transaction read once: their accounts with the event's
+/// number, and the accounts' active workflows. Nothing in the transaction writes them.
+#[derive(Default)]
+struct StartMemo {
+    accounts: HashMap<(i64, Option<i64>), (AccountRecord, Option<NumberRecord>)>,
+    workflows: HashMap<i64, Vec<WorkflowRecord>>,
+}
+
 /// `Store::start_runs`'s work for one trigger job, in the given transaction.
 async fn start_runs_in(
     tx: &mut WriteTx<'_>,
+    memo: &mut StartMemo,
     job: &Job,
     now_ms: i64,
     claim: &Claim<'_>,
@@ -781,20 +796,27 @@ async fn start_runs_in(
         }
     };
     // The account with the event's number, for the plan and the first steps.
-    let a = crate::sql::query(format!(
-        "SELECT {ACCOUNT_COLUMNS}, n.* FROM accounts \
-         LEFT JOIN (SELECT {NUMBER_COLUMNS_PREFIXED_N} FROM numbers n WHERE n.id = $2) n ON true WHERE id = $1"
-    ))
-    .bind(account_id)
-    .bind(number_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let number_record = match a.try_get::<Option<i64>, _>("n_id")? {
-        Some(_) => Some(number_from_row!(&a, prefix "n_")),
-        None => None,
+    let (account, number_record) = match memo.accounts.get(&(account_id, number_id)) {
+        Some(known) => known.clone(),
+        None => {
+            let a = crate::sql::query(format!(
+                "SELECT {ACCOUNT_COLUMNS}, n.* FROM accounts \
+                 LEFT JOIN (SELECT {NUMBER_COLUMNS_PREFIXED_N} FROM numbers n WHERE n.id = $2) n ON true WHERE id = $1"
+            ))
+            .bind(account_id)
+            .bind(number_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let number_record = match a.try_get::<Option<i64>, _>("n_id")? {
+                Some(_) => Some(number_from_row!(&a, prefix "n_")),
+                None => None,
+            };
+            let known = (account_from_row!(a), number_record);
+            memo.accounts.insert((account_id, number_id), known.clone());
+            known
+        }
     };
     let number = number_record.as_ref().map(|n| n.e164.clone());
-    let account = account_from_row!(a);
     let (tags, new_contact, entered_before, contact) = match contact_id {
         Some(cid) => {
             // The contact, locked, as the first step reads it, with its tags,
@@ -835,26 +857,33 @@ async fn start_runs_in(
         }
         None => (Vec::new(), true, Vec::new(), None),
     };
-    let rows = crate::sql::query(
-        "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
-         JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
-         WHERE w.account_id = $1 AND w.active ORDER BY w.builtin DESC, w.id",
-    )
-    .bind(account_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut workflows = Vec::with_capacity(rows.len());
-    for r in rows {
-        workflows.push(WorkflowRecord {
-            id: r.try_get("id")?,
-            account_id: r.try_get("account_id")?,
-            name: r.try_get("name")?,
-            builtin: r.try_get("builtin")?,
-            active: r.try_get("active")?,
-            version: r.try_get("current_version")?,
-            spec: r.try_get("spec")?,
-        });
-    }
+    let workflows = match memo.workflows.get(&account_id) {
+        Some(known) => known.clone(),
+        None => {
+            let rows = crate::sql::query(
+                "SELECT w.id, w.account_id, w.name, w.builtin, w.active, w.current_version, v.spec FROM workflows w \
+                 JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version \
+                 WHERE w.account_id = $1 AND w.active ORDER BY w.builtin DESC, w.id",
+            )
+            .bind(account_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut workflows = Vec::with_capacity(rows.len());
+            for r in rows {
+                workflows.push(WorkflowRecord {
+                    id: r.try_get("id")?,
+                    account_id: r.try_get("account_id")?,
+                    name: r.try_get("name")?,
+                    builtin: r.try_get("builtin")?,
+                    active: r.try_get("active")?,
+                    version: r.try_get("current_version")?,
+                    spec: r.try_get("spec")?,
+                });
+            }
+            memo.workflows.insert(account_id, workflows.clone());
+            workflows
+        }
+    };
     let input = TriggerInput {
         kind: kind.clone(),
         at_ms,
@@ -1430,7 +1459,7 @@ async fn advance_in(
                 .bind(now_ms)
                 .fetch_one(&mut *tx)
                 .await?;
-                let _q = enqueue!(
+                enqueue_later!(
                     tx,
                     JobKind::TaskDue,
                     id,
@@ -1576,7 +1605,7 @@ async fn advance_in(
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            let _q = enqueue!(
+            enqueue_later!(
                 tx,
                 JobKind::AdvanceRun,
                 run_id,
@@ -1597,7 +1626,7 @@ async fn advance_in(
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            let _q = enqueue!(
+            enqueue_later!(
                 tx,
                 JobKind::AdvanceRun,
                 run_id,

@@ -258,7 +258,25 @@ impl<'a, 't> From<&'a mut WriteTx<'t>> for Target<'a, 't> {
 /// A write transaction on either backend; see `Store::begin_write`.
 pub(crate) enum WriteTx<'w> {
     Sqlite(SqliteTx<'w>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(PgTx),
+}
+
+/// A PostgreSQL write transaction, with the jobs queued in it that nobody in it reads
+/// back (`enqueue_later!`): they are inserted with one statement before it commits.
+pub(crate) struct PgTx {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub(crate) later_jobs: Vec<LaterJob>,
+}
+
+/// A job to insert when the transaction commits; see `PgTx`.
+#[derive(serde::Serialize)]
+pub(crate) struct LaterJob {
+    pub(crate) kind: &'static str,
+    pub(crate) subject_id: i64,
+    pub(crate) unique_key: Option<String>,
+    pub(crate) run_at: i64,
+    pub(crate) max_attempts: i64,
+    pub(crate) created_at: i64,
 }
 
 impl WriteTx<'_> {
@@ -271,11 +289,36 @@ impl WriteTx<'_> {
         }
     }
 
-    pub(crate) async fn commit(self) -> Result<()> {
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        self.insert_later_jobs().await?;
         match self {
             WriteTx::Sqlite(tx) => tx.commit().await,
-            WriteTx::Postgres(tx) => Ok(tx.commit().await?),
+            WriteTx::Postgres(pg) => Ok(pg.tx.commit().await?),
         }
+    }
+
+    /// Inserts the jobs `enqueue_later!` kept, now: before commit, and before a statement
+    /// that may touch them.
+    pub(crate) async fn insert_later_jobs(&mut self) -> Result<()> {
+        let WriteTx::Postgres(pg) = self else {
+            return Ok(());
+        };
+        if pg.later_jobs.is_empty() {
+            return Ok(());
+        }
+        let json = crate::to_json(&pg.later_jobs);
+        pg.later_jobs.clear();
+        query(
+            "INSERT INTO jobs (kind, subject_id, unique_key, run_at, max_attempts, created_at) \
+             SELECT kind, subject_id, unique_key, run_at, max_attempts, created_at \
+             FROM json_to_recordset($1::json) AS x(kind text, subject_id bigint, unique_key text, \
+             run_at bigint, max_attempts bigint, created_at bigint) \
+             ON CONFLICT (unique_key) DO NOTHING",
+        )
+        .bind(json)
+        .execute(self)
+        .await?;
+        Ok(())
     }
 }
 
@@ -371,7 +414,7 @@ impl Query<'_> {
     async fn run(self, on: Target<'_, '_>, mode: Mode) -> Result<Output> {
         match on {
             Target::Tx(WriteTx::Sqlite(tx)) => tx.run(|conn| run_rusqlite(conn, &self, mode)),
-            Target::Tx(WriteTx::Postgres(tx)) => run_sqlx!(&mut **tx, self, mode),
+            Target::Tx(WriteTx::Postgres(pg)) => run_sqlx!(&mut *pg.tx, self, mode),
             Target::Pool(Db::Postgres(pool)) | Target::ByKey(Db::Postgres(pool)) => {
                 run_sqlx!(pool, self, mode)
             }
