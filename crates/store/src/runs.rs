@@ -128,6 +128,20 @@ macro_rules! wake_waiting {
 
 pub(crate) use {fire_event, resolve_contact, wake_waiting};
 
+/// A trigger event with its call, for the kinds about a call, as a run's start reads it;
+/// the caller adds the WHERE clause.
+macro_rules! event_for_start_sql {
+    () => {
+        concat!(
+            "SELECT e.id AS event_id, e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, \
+             c.number_id AS call_number_id, c.caller AS call_caller, c.caller_phone AS call_caller_phone, \
+             c.started_at AS call_started_at, ",
+            subscribed_sql!("e.account_id"),
+            " FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left')"
+        )
+    };
+}
+
 /// What the start of runs is decided on.
 #[derive(Debug, Clone)]
 pub struct TriggerInput {
@@ -379,13 +393,34 @@ impl Store {
             let shared = async {
                 let mut tx = self.begin_write(Lane::Background).await?;
                 let mut all = Vec::with_capacity(jobs.len());
-                let mut memo = StartMemo::default();
+                let mut memo = StartMemo {
+                    together: true,
+                    ..StartMemo::default()
+                };
+                let events: Vec<i64> = jobs.iter().map(|j| j.subject_id).collect();
+                let rows = crate::sql::query(concat!(
+                    event_for_start_sql!(),
+                    " WHERE e.id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text($1::json))"
+                ))
+                .bind(crate::to_json(&events))
+                .fetch_all(&mut tx)
+                .await?;
+                for row in rows {
+                    memo.events.insert(row.try_get("event_id")?, row);
+                }
                 for job in jobs {
                     let started =
                         start_runs_in(&mut tx, &mut memo, job, now_ms, claim, &plan, &mut advance)
                             .await?;
                     all.push(started);
                 }
+                let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+                crate::sql::query(
+                    "DELETE FROM jobs WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text($1::json))",
+                )
+                .bind(crate::to_json(&ids))
+                .execute(&mut tx)
+                .await?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(all)
             };
@@ -723,10 +758,14 @@ impl Store {
 }
 
 /// Deletes the job that ran, when there is one.
-/// What trigger jobs sharing a transaction read once: their accounts with the event's
-/// number, and the accounts' active workflows. Nothing in the transaction writes them.
+/// What trigger jobs sharing a transaction read once: their events (with their calls), their
+/// accounts with the event's number, the accounts' active workflows. Nothing in the
+/// transaction writes them.
 #[derive(Default)]
 struct StartMemo {
+    /// Several jobs together: their events are read, and their jobs deleted, for all at once.
+    together: bool,
+    events: HashMap<i64, crate::sql::Row>,
     accounts: HashMap<(i64, Option<i64>), (AccountRecord, Option<NumberRecord>)>,
     workflows: HashMap<i64, Vec<WorkflowRecord>>,
 }
@@ -741,19 +780,21 @@ async fn start_runs_in(
     plan: &impl Fn(&TriggerInput) -> StartPlan,
     advance: &mut impl FnMut(&RunInput) -> RunPlan,
 ) -> Result<Vec<Job>> {
-    // The event with its call, for the kinds about a call, in one statement.
-    let event = crate::sql::query(concat!(
-        "SELECT e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, c.number_id AS call_number_id, \
-         c.caller AS call_caller, c.caller_phone AS call_caller_phone, c.started_at AS call_started_at, ",
-        subscribed_sql!("e.account_id"),
-        " FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left') \
-         WHERE e.id = $1",
-    ))
-    .bind(job.subject_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    // The event with its call, for the kinds about a call, in one statement (or read
+    // already with the other jobs' events).
+    let event = match memo.events.remove(&job.subject_id) {
+        Some(event) => Some(event),
+        None => {
+            crate::sql::query(concat!(event_for_start_sql!(), " WHERE e.id = $1"))
+                .bind(job.subject_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+    };
     let Some(event) = event else {
-        delete_job(tx, Some(job.id)).await?;
+        if !memo.together {
+            delete_job(tx, Some(job.id)).await?;
+        }
         return Ok(Vec::new());
     };
     let account_id: i64 = event.try_get("account_id")?;
@@ -998,7 +1039,9 @@ async fn start_runs_in(
         .execute(&mut *tx)
         .await?;
     }
-    delete_job(tx, Some(job.id)).await?;
+    if !memo.together {
+        delete_job(tx, Some(job.id)).await?;
+    }
     Ok(started)
 }
 
