@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::calls::{DialFacts, emit_call_missed, settle_answered};
-use crate::pg_batch::Batched;
+use crate::pg_batch::{Batched, id_array};
 use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
 use crate::{JobKind, Result, Store, StoreError};
@@ -134,9 +134,10 @@ async fn settle_together(store: &Store, batch: &[DialResult]) -> Result<Vec<(boo
             "UPDATE calls SET outcome = 'missed', dial_status = COALESCE(x.dial_status, calls.dial_status), \
              contact_id = x.contact_id, missed_at = x.at, updated_at = x.at \
              FROM json_to_recordset($1::json) AS x(id bigint, dial_status text, contact_id bigint, at bigint) \
-             WHERE calls.id = x.id",
+             WHERE calls.id = x.id AND calls.id = ANY(CAST($2 AS bigint[]))",
         )
         .bind(json.as_str())
+        .bind(id_array(rows.iter().map(|r| r.id)))
         .execute(&mut tx)
         .await?;
         // The events and the jobs that trigger their workflows, as `fire_event!` writes them.

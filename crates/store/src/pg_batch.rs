@@ -146,3 +146,18 @@ async fn settle<B: Batched>(store: &Store, batch: Vec<Pending<B>>) {
     }
     while running.join_next().await.is_some() {}
 }
+
+/// Ids as a PostgreSQL array literal, for `col = ANY(CAST($n AS bigint[]))`: the planner
+/// reaches those rows through the index. Joined to `json_to_recordset` alone (which it
+/// takes for a hundred rows) it scanned the whole table instead, a cost that grew with it.
+pub(crate) fn id_array(ids: impl IntoIterator<Item = i64>) -> String {
+    let mut out = String::from("{");
+    for (i, id) in ids.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out.push('}');
+    out
+}

@@ -16,6 +16,7 @@ use crate::conversations::upsert_conversation;
 use crate::events_out::{emit_event, subscribed_sql};
 use crate::jobs::{Claim, Job, JobKind, enqueue_claimed, enqueue_later};
 use crate::messages::{SendNow, marked_for_send, outbound_returning};
+use crate::pg_batch::id_array;
 use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
 use crate::workflows::WorkflowRecord;
@@ -397,12 +398,11 @@ impl Store {
                     together: true,
                     ..StartMemo::default()
                 };
-                let events: Vec<i64> = jobs.iter().map(|j| j.subject_id).collect();
                 let rows = crate::sql::query(concat!(
                     event_for_start_sql!(),
-                    " WHERE e.id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text($1::json))"
+                    " WHERE e.id = ANY(CAST($1 AS bigint[]))"
                 ))
-                .bind(crate::to_json(&events))
+                .bind(id_array(jobs.iter().map(|j| j.subject_id)))
                 .fetch_all(&mut tx)
                 .await?;
                 for row in rows {
@@ -414,13 +414,10 @@ impl Store {
                             .await?;
                     all.push(started);
                 }
-                let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-                crate::sql::query(
-                    "DELETE FROM jobs WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text($1::json))",
-                )
-                .bind(crate::to_json(&ids))
-                .execute(&mut tx)
-                .await?;
+                crate::sql::query("DELETE FROM jobs WHERE id = ANY(CAST($1 AS bigint[]))")
+                    .bind(id_array(jobs.iter().map(|j| j.id)))
+                    .execute(&mut tx)
+                    .await?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(all)
             };

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::messages::{OutcomeColumns, SendResult, after_send_outcome, outcome_columns};
-use crate::pg_batch::Batched;
+use crate::pg_batch::{Batched, id_array};
 use crate::sqlite_writer::Lane;
 use crate::{Result, Store};
 
@@ -84,15 +84,18 @@ async fn record_together(store: &Store, items: &[SendResult]) -> Result<Vec<()>>
          segments = COALESCE(x.segments, messages.segments), error_code = x.error_code, \
          error_message = x.error_message, \
          sent_at = CASE WHEN x.carrier_message_id IS NULL THEN messages.sent_at ELSE x.at END, \
-         updated_at = x.at FROM x WHERE messages.id = x.id \
+         updated_at = x.at FROM x WHERE messages.id = x.id AND messages.id = ANY(CAST($2 AS bigint[])) \
          RETURNING messages.id, EXISTS (SELECT 1 FROM webhook_subscriptions s \
          WHERE s.account_id = messages.account_id AND s.active) AS subscribed), \
          c AS (UPDATE calls SET text_back_status = x.call_status, text_back_reason = x.call_reason, \
-         updated_at = x.at FROM x WHERE calls.id = x.call_id), \
-         j AS (DELETE FROM jobs WHERE id IN (SELECT job_id FROM x)) \
+         updated_at = x.at FROM x WHERE calls.id = x.call_id AND calls.id = ANY(CAST($3 AS bigint[]))), \
+         j AS (DELETE FROM jobs WHERE id = ANY(CAST($4 AS bigint[]))) \
          SELECT id FROM m WHERE subscribed",
     )
     .bind(crate::to_json(&rows))
+    .bind(id_array(rows.iter().map(|r| r.id)))
+    .bind(id_array(rows.iter().filter_map(|r| r.call_id)))
+    .bind(id_array(rows.iter().filter_map(|r| r.job_id)))
     .fetch_all(&mut tx)
     .await?;
     let mut subscribed = Vec::with_capacity(returned.len());
