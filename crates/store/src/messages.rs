@@ -345,16 +345,17 @@ pub(crate) fn outcome_columns(msg: &OutboundMessage, outcome: &SendOutcome) -> O
 /// account's webhook subscriptions, a refusal's effect on the contact.
 pub(crate) async fn after_send_outcome(
     tx: &mut WriteTx<'_>,
-    r: &SendResult,
+    msg: &OutboundMessage,
+    outcome: &SendOutcome,
     subscribed: bool,
+    now_ms: i64,
 ) -> Result<()> {
-    let (msg, now_ms) = (&r.msg, r.now_ms);
     if let (
         SendOutcome::Accepted {
             carrier_message_id, ..
         },
         "text_back",
-    ) = (&r.outcome, msg.kind.as_str())
+    ) = (outcome, msg.kind.as_str())
     {
         emit_event!(tx, msg.account_id, "text_back.sent", serde_json::json!({
             "message_id": msg.id,
@@ -368,7 +369,7 @@ pub(crate) async fn after_send_outcome(
         effect: Some(effect),
         message,
         ..
-    } = &r.outcome
+    } = outcome
     {
         apply_contact_effect!(tx, msg.id, effect, message, now_ms);
     }
@@ -426,21 +427,31 @@ impl Store {
         done_job: Option<i64>,
         now_ms: i64,
     ) -> Result<()> {
-        let result = SendResult {
-            msg: msg.clone(),
-            outcome: outcome.clone(),
-            done_job,
-            now_ms,
-        };
         match &self.send_batch {
-            Some(batch) => batch.submit(result).await,
-            None => self.record_send_outcome_alone(&result).await,
+            Some(batch) => {
+                let result = SendResult {
+                    msg: msg.clone(),
+                    outcome: outcome.clone(),
+                    done_job,
+                    now_ms,
+                };
+                batch.submit(result).await
+            }
+            None => {
+                self.record_send_outcome_alone(msg, outcome, done_job, now_ms)
+                    .await
+            }
         }
     }
 
     /// `record_send_outcome` in a transaction of its own.
-    pub(crate) async fn record_send_outcome_alone(&self, r: &SendResult) -> Result<()> {
-        let (msg, outcome, now_ms) = (&r.msg, &r.outcome, r.now_ms);
+    pub(crate) async fn record_send_outcome_alone(
+        &self,
+        msg: &OutboundMessage,
+        outcome: &SendOutcome,
+        done_job: Option<i64>,
+        now_ms: i64,
+    ) -> Result<()> {
         let OutcomeColumns {
             status,
             carrier_id,
@@ -480,8 +491,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            after_send_outcome(tx, r, subscribed.unwrap_or(false)).await?;
-            if let Some(job_id) = r.done_job {
+            after_send_outcome(tx, msg, outcome, subscribed.unwrap_or(false), now_ms).await?;
+            if let Some(job_id) = done_job {
                 crate::sql::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
             }
         });

@@ -27,7 +27,9 @@ impl Batched for SendResult {
     }
 
     async fn alone(store: &Store, item: &SendResult) -> Result<()> {
-        store.record_send_outcome_alone(item).await
+        store
+            .record_send_outcome_alone(&item.msg, &item.outcome, item.done_job, item.now_ms)
+            .await
     }
 
     fn settled(_: &Store, _: &[()]) {}
@@ -103,7 +105,8 @@ async fn record_together(store: &Store, items: &[SendResult]) -> Result<Vec<()>>
         subscribed.push(r.try_get::<i64, _>("id")?);
     }
     for r in items {
-        after_send_outcome(&mut tx, r, subscribed.contains(&r.msg.id)).await?;
+        let subscribed = subscribed.contains(&r.msg.id);
+        after_send_outcome(&mut tx, &r.msg, &r.outcome, subscribed, r.now_ms).await?;
     }
     tx.commit().await?;
     Ok(vec![(); items.len()])
