@@ -757,7 +757,7 @@ impl Store {
 /// Deletes the job that ran, when there is one.
 /// What trigger jobs sharing a transaction read once: their events (with their calls), their
 /// accounts with the event's number, the accounts' active workflows. Nothing in the
-/// transaction writes them.
+/// transaction writes them. A job alone keeps nothing (the copies would cost it).
 #[derive(Default)]
 struct StartMemo {
     /// Several jobs together: their events are read, and their jobs deleted, for all at once.
@@ -850,7 +850,9 @@ async fn start_runs_in(
                 None => None,
             };
             let known = (account_from_row!(a), number_record);
-            memo.accounts.insert((account_id, number_id), known.clone());
+            if memo.together {
+                memo.accounts.insert((account_id, number_id), known.clone());
+            }
             known
         }
     };
@@ -918,7 +920,9 @@ async fn start_runs_in(
                     spec: r.try_get("spec")?,
                 });
             }
-            memo.workflows.insert(account_id, workflows.clone());
+            if memo.together {
+                memo.workflows.insert(account_id, workflows.clone());
+            }
             workflows
         }
     };
