@@ -452,15 +452,7 @@ impl Store {
         done_job: Option<i64>,
         now_ms: i64,
     ) -> Result<()> {
-        let OutcomeColumns {
-            status,
-            carrier_id,
-            carrier_status,
-            segments,
-            code,
-            error,
-            call_status,
-        } = outcome_columns(msg, outcome);
+        let c = outcome_columns(msg, outcome);
         in_write_tx!(background self, tx => {
             let subscribed: Option<bool> = crate::sql::query_scalar(concat!(
                 "UPDATE messages SET status = $2, carrier_message_id = COALESCE($3, carrier_message_id), \
@@ -471,16 +463,16 @@ impl Store {
                 subscribed_sql!("messages.account_id")
             ))
             .bind(msg.id)
-            .bind(status)
-            .bind(carrier_id)
-            .bind(carrier_status)
-            .bind(segments)
-            .bind(code)
-            .bind(error)
+            .bind(c.status)
+            .bind(c.carrier_id)
+            .bind(c.carrier_status)
+            .bind(c.segments)
+            .bind(c.code)
+            .bind(c.error)
             .bind(now_ms)
             .fetch_optional(&mut *tx)
             .await?;
-            if let (Some(call_id), Some((call_status, reason))) = (msg.call_id, call_status) {
+            if let (Some(call_id), Some((call_status, reason))) = (msg.call_id, c.call_status) {
                 crate::sql::query(
                     "UPDATE calls SET text_back_status = $2, text_back_reason = $3, updated_at = $4 WHERE id = $1",
                 )

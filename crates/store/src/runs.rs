@@ -19,7 +19,7 @@ use crate::messages::{SendNow, marked_for_send, outbound_returning};
 use crate::pg_batch::id_array;
 use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
-use crate::workflows::WorkflowRecord;
+use crate::workflows::{WorkflowRecord, workflow_from_row};
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
 
 /// The contact a step is about, with its last text back for another call (the cooldown)
@@ -908,18 +908,10 @@ async fn start_runs_in(
             .bind(account_id)
             .fetch_all(&mut *tx)
             .await?;
-            let mut workflows = Vec::with_capacity(rows.len());
-            for r in rows {
-                workflows.push(WorkflowRecord {
-                    id: r.try_get("id")?,
-                    account_id: r.try_get("account_id")?,
-                    name: r.try_get("name")?,
-                    builtin: r.try_get("builtin")?,
-                    active: r.try_get("active")?,
-                    version: r.try_get("current_version")?,
-                    spec: r.try_get("spec")?,
-                });
-            }
+            let workflows = rows
+                .iter()
+                .map(workflow_from_row)
+                .collect::<Result<Vec<_>>>()?;
             if memo.together {
                 memo.workflows.insert(account_id, workflows.clone());
             }

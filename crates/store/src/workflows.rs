@@ -16,6 +16,20 @@ pub struct WorkflowRecord {
     pub spec: String,
 }
 
+/// A workflow with its current version's spec, from a row with the columns `id`,
+/// `account_id`, `name`, `builtin`, `active`, `current_version` and `spec`.
+pub(crate) fn workflow_from_row(r: &crate::sql::Row) -> crate::Result<WorkflowRecord> {
+    Ok(WorkflowRecord {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        builtin: r.try_get("builtin")?,
+        active: r.try_get("active")?,
+        version: r.try_get("current_version")?,
+        spec: r.try_get("spec")?,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkflowChange {
     Created,
@@ -168,19 +182,7 @@ impl Store {
             .bind(only)
             .fetch_all(pool)
             .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                out.push(WorkflowRecord {
-                    id: r.try_get("id")?,
-                    account_id: r.try_get("account_id")?,
-                    name: r.try_get("name")?,
-                    builtin: r.try_get("builtin")?,
-                    active: r.try_get("active")?,
-                    version: r.try_get("current_version")?,
-                    spec: r.try_get("spec")?,
-                });
-            }
-            Ok(out)
+            rows.iter().map(workflow_from_row).collect()
         })
     }
 
