@@ -913,9 +913,19 @@ async fn sqlite_killed_under_load_loses_and_doubles_nothing() {
         acknowledged.len()
     );
 
-    // Jobs the killed process had claimed come back when their 60 s lease ends.
-    fake.wait_for_sent(acknowledged.len(), Duration::from_secs(150))
-        .await;
+    // Jobs the killed process had claimed come back when their 60 s lease ends. Wait for
+    // each acknowledged caller, not for a count: calls in flight at the kill may have been
+    // stored without their answer reaching us, and their texts made up the count while
+    // acknowledged ones still waited for the lease.
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    loop {
+        let sent: std::collections::HashSet<String> =
+            fake.sent().into_iter().map(|m| m.to).collect();
+        if acknowledged.iter().all(|c| sent.contains(c)) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut per_caller = std::collections::HashMap::new();
     for m in fake.sent() {
