@@ -138,13 +138,15 @@ macro_rules! insert_call {
 
 pub(crate) use call_view_from_row;
 
-/// Queues `call.missed` to the account's webhook subscriptions.
+/// Queues `call.missed` to the account's webhook subscriptions, when it has any
+/// (`subscribed`, read with the call by `subscribed_sql!`).
 pub(crate) async fn emit_call_missed(
     tx: &mut WriteTx<'_>,
     facts: &DialFacts,
     call_id: i64,
     contact_id: Option<i64>,
     now_ms: i64,
+    subscribed: bool,
 ) -> Result<()> {
     emit_event!(
         tx,
@@ -157,7 +159,8 @@ pub(crate) async fn emit_call_missed(
             "contact_id": contact_id,
             "dial_status": facts.dial_status,
         }),
-        now_ms
+        now_ms,
+        subscribed: subscribed
     );
     Ok(())
 }
@@ -280,9 +283,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     let _event = fire_event!(tx, facts.call.account_id, contact_id, "missed_call", call_id, now_ms);
-                    if row.try_get("subscribed")? {
-                        emit_call_missed(tx, facts, call_id, contact_id, now_ms).await?;
-                    }
+                    emit_call_missed(tx, facts, call_id, contact_id, now_ms, row.try_get("subscribed")?).await?;
                 } else {
                     settle_answered(tx, facts, call_id, now_ms).await?;
                 }

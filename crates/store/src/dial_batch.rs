@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::calls::{DialFacts, emit_call_missed, settle_answered};
+use crate::events_out::subscribed_sql;
 use crate::pg_batch::{Batched, id_array};
 use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
@@ -92,14 +93,12 @@ async fn settle_together(store: &Store, batch: &[DialResult]) -> Result<Vec<(boo
     let mut results = Vec::with_capacity(batch.len());
     let mut misses = Vec::new();
     for p in batch {
-        let row = calls
-            .get(p.facts.call.carrier_call_id.as_str())
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "call {} not returned",
-                    p.facts.call.carrier_call_id
-                ))
-            })?;
+        let row = calls.get(&p.facts.call.carrier_call_id).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "call {} not returned",
+                p.facts.call.carrier_call_id
+            ))
+        })?;
         match &row.outcome {
             Some(existing) => results.push((existing != "answered", false)),
             None => {
@@ -115,20 +114,25 @@ async fn settle_together(store: &Store, batch: &[DialResult]) -> Result<Vec<(boo
     }
     if !misses.is_empty() {
         let contacts = upsert_contacts(&mut tx, &misses).await?;
-        let rows: Vec<MissIn> = misses
-            .iter()
-            .map(|(p, row)| MissIn {
+        let mut rows: Vec<MissIn> = Vec::with_capacity(misses.len());
+        for (p, row) in &misses {
+            let account_id = p.facts.call.account_id;
+            let contact_id = match &p.facts.call.caller_phone {
+                Some(phone) => {
+                    Some(*contacts.get(&(account_id, phone.clone())).ok_or_else(|| {
+                        StoreError::Corrupt(format!("contact {phone} not returned"))
+                    })?)
+                }
+                None => None,
+            };
+            rows.push(MissIn {
                 id: row.id,
-                account_id: p.facts.call.account_id,
+                account_id,
                 dial_status: p.facts.dial_status.as_deref(),
-                contact_id: p.facts.call.caller_phone.as_deref().and_then(|phone| {
-                    contacts
-                        .get(&(p.facts.call.account_id, phone.to_owned()))
-                        .copied()
-                }),
+                contact_id,
                 at: p.now_ms,
-            })
-            .collect();
+            });
+        }
         let json = crate::to_json(&rows);
         crate::sql::query(
             "UPDATE calls SET outcome = 'missed', dial_status = COALESCE(x.dial_status, calls.dial_status), \
@@ -155,9 +159,8 @@ async fn settle_together(store: &Store, batch: &[DialResult]) -> Result<Vec<(boo
         .execute(&mut tx)
         .await?;
         for ((p, row), miss) in misses.iter().zip(&rows) {
-            if row.subscribed {
-                emit_call_missed(&mut tx, &p.facts, row.id, miss.contact_id, p.now_ms).await?;
-            }
+            let (call, contact) = (row.id, miss.contact_id);
+            emit_call_missed(&mut tx, &p.facts, call, contact, p.now_ms, row.subscribed).await?;
         }
     }
     tx.commit().await?;
@@ -166,10 +169,10 @@ async fn settle_together(store: &Store, batch: &[DialResult]) -> Result<Vec<(boo
 
 /// Inserts the calls not known yet and locks every one (the no-op update takes the row
 /// lock), as `record_dial_result_alone`'s first statement does per call.
-async fn lock_calls<'b>(
+async fn lock_calls(
     tx: &mut WriteTx<'_>,
-    batch: &'b [DialResult],
-) -> Result<HashMap<&'b str, CallRow>> {
+    batch: &[DialResult],
+) -> Result<HashMap<String, CallRow>> {
     let rows: Vec<CallIn> = batch
         .iter()
         .map(|p| {
@@ -185,36 +188,28 @@ async fn lock_calls<'b>(
             }
         })
         .collect();
-    let returned = crate::sql::query(
+    let returned = crate::sql::query(concat!(
         "INSERT INTO calls (account_id, number_id, carrier, carrier_call_id, caller, caller_phone, \
          status, started_at, created_at, updated_at) \
          SELECT account_id, number_id, carrier, carrier_call_id, caller, caller_phone, 'ringing', at, at, at \
          FROM json_to_recordset($1::json) AS x(account_id bigint, number_id bigint, carrier text, \
          carrier_call_id text, caller text, caller_phone text, at bigint) \
          ON CONFLICT (carrier_call_id) DO UPDATE SET updated_at = calls.updated_at \
-         RETURNING id, carrier_call_id, outcome, screen_accepted, \
-         EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.account_id = calls.account_id AND s.active) AS subscribed",
-    )
+         RETURNING id, carrier_call_id, outcome, screen_accepted, ",
+        subscribed_sql!("calls.account_id")
+    ))
     .bind(crate::to_json(&rows))
     .fetch_all(&mut *tx)
     .await?;
     let mut calls = HashMap::with_capacity(batch.len());
     for r in returned {
-        let key: String = r.try_get("carrier_call_id")?;
-        let Some(p) = batch.iter().find(|p| p.facts.call.carrier_call_id == key) else {
-            return Err(StoreError::Corrupt(format!(
-                "call {key} returned but not sent"
-            )));
+        let row = CallRow {
+            id: r.try_get("id")?,
+            outcome: r.try_get("outcome")?,
+            screen_accepted: r.try_get("screen_accepted")?,
+            subscribed: r.try_get("subscribed")?,
         };
-        calls.insert(
-            p.facts.call.carrier_call_id.as_str(),
-            CallRow {
-                id: r.try_get("id")?,
-                outcome: r.try_get("outcome")?,
-                screen_accepted: r.try_get("screen_accepted")?,
-                subscribed: r.try_get("subscribed")?,
-            },
-        );
+        calls.insert(r.try_get("carrier_call_id")?, row);
     }
     Ok(calls)
 }
@@ -256,13 +251,7 @@ async fn upsert_contacts(
     .await?;
     for r in returned {
         let account_id: i64 = r.try_get("account_id")?;
-        let phone: String = r.try_get("phone")?;
-        if !wanted.contains_key(&(account_id, phone.as_str())) {
-            return Err(StoreError::Corrupt(format!(
-                "contact {phone} returned but not sent"
-            )));
-        }
-        contacts.insert((account_id, phone), r.try_get("id")?);
+        contacts.insert((account_id, r.try_get("phone")?), r.try_get("id")?);
     }
     Ok(contacts)
 }

@@ -5,8 +5,11 @@
 //! subscription's `text_back.sent`, a refusal's effect on the contact) runs per outcome in
 //! the same transaction.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
+use crate::events_out::subscribed_sql;
 use crate::messages::{OutcomeColumns, SendResult, after_send_outcome, outcome_columns};
 use crate::pg_batch::{Batched, id_array};
 use crate::sqlite_writer::Lane;
@@ -76,7 +79,7 @@ async fn record_together(store: &Store, items: &[SendResult]) -> Result<Vec<()>>
         })
         .collect();
     let mut tx = store.begin_write(Lane::Background).await?;
-    let returned = crate::sql::query(
+    let returned = crate::sql::query(concat!(
         "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id bigint, status text, \
          carrier_message_id text, carrier_status text, segments bigint, error_code bigint, \
          error_message text, at bigint, call_id bigint, call_status text, call_reason text, job_id bigint)), \
@@ -87,22 +90,22 @@ async fn record_together(store: &Store, items: &[SendResult]) -> Result<Vec<()>>
          error_message = x.error_message, \
          sent_at = CASE WHEN x.carrier_message_id IS NULL THEN messages.sent_at ELSE x.at END, \
          updated_at = x.at FROM x WHERE messages.id = x.id AND messages.id = ANY(CAST($2 AS bigint[])) \
-         RETURNING messages.id, EXISTS (SELECT 1 FROM webhook_subscriptions s \
-         WHERE s.account_id = messages.account_id AND s.active) AS subscribed), \
-         c AS (UPDATE calls SET text_back_status = x.call_status, text_back_reason = x.call_reason, \
+         RETURNING messages.id, ",
+        subscribed_sql!("messages.account_id"),
+        "), c AS (UPDATE calls SET text_back_status = x.call_status, text_back_reason = x.call_reason, \
          updated_at = x.at FROM x WHERE calls.id = x.call_id AND calls.id = ANY(CAST($3 AS bigint[]))), \
          j AS (DELETE FROM jobs WHERE id = ANY(CAST($4 AS bigint[]))) \
          SELECT id FROM m WHERE subscribed",
-    )
+    ))
     .bind(crate::to_json(&rows))
     .bind(id_array(rows.iter().map(|r| r.id)))
     .bind(id_array(rows.iter().filter_map(|r| r.call_id)))
     .bind(id_array(rows.iter().filter_map(|r| r.job_id)))
     .fetch_all(&mut tx)
     .await?;
-    let mut subscribed = Vec::with_capacity(returned.len());
+    let mut subscribed = HashSet::with_capacity(returned.len());
     for r in returned {
-        subscribed.push(r.try_get::<i64, _>("id")?);
+        subscribed.insert(r.try_get::<i64, _>("id")?);
     }
     for r in items {
         let subscribed = subscribed.contains(&r.msg.id);

@@ -298,7 +298,7 @@ async fn carrier_21610_marks_the_contact_opted_out(url: &str) {
 
 /// Twenty missed calls at once (on PostgreSQL their dial results, their runs' starts and
 /// their send outcomes are written in shared transactions): each is texted or refused once, each refusal keeps
-/// its reason and its effect on the contact, and the subscription hears of each text.
+/// its reason and its effect on the contact, and the subscription hears of each miss and each text.
 async fn missed_calls_arriving_together_each_end_as_alone(url: &str) {
     let (app, fake) = start(url, TestAppOptions::default()).await;
     let account = account_id(&app).await;
@@ -306,7 +306,7 @@ async fn missed_calls_arriving_together_each_end_as_alone(url: &str) {
         .save_subscription(
             account,
             "http://127.0.0.1:9/hook",
-            &["text_back.sent".into()],
+            &["call.missed".into(), "text_back.sent".into()],
             true,
             0,
         )
@@ -370,11 +370,11 @@ async fn missed_calls_arriving_together_each_end_as_alone(url: &str) {
     assert_eq!(opted_out, 3, "each 21610 opts its contact out");
     assert_eq!(
         app.store.deliveries(account, 100).await.unwrap().len(),
-        15,
-        "a text_back.sent each"
+        20 + 15,
+        "a call.missed for each call, a text_back.sent for each text"
     );
-    // What still waits is the 15 deliveries (nothing listens on port 9): every send is done.
-    assert_eq!(app.store.job_counts().await.unwrap(), (15, 0));
+    // What still waits is the 35 deliveries (nothing listens on port 9): every send is done.
+    assert_eq!(app.store.job_counts().await.unwrap(), (35, 0));
     if url.starts_with("postgres") {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
