@@ -32,6 +32,7 @@ mod lookups;
 mod messages;
 mod migrate;
 mod pg_batch;
+mod pg_deferred;
 mod runs;
 mod send_batch;
 mod settings;
@@ -263,10 +264,7 @@ impl Store {
     pub(crate) async fn begin_write(&self, lane: sqlite_writer::Lane) -> Result<sql::WriteTx<'_>> {
         Ok(match &self.db {
             Db::Sqlite(s) => sql::WriteTx::Sqlite(s.writer.begin(lane).await?),
-            Db::Postgres(pool) => sql::WriteTx::Postgres(sql::PgTx {
-                tx: pool.begin().await?,
-                later_jobs: Vec::new(),
-            }),
+            Db::Postgres(pool) => sql::WriteTx::Postgres(sql::PgTx::new(pool.begin().await?)),
         })
     }
 

@@ -6,7 +6,7 @@
 //! `advance_run` jobs, scheduled in the future for waits, so a restart in the middle of a
 //! 30-minute wait changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::accounts::{
     ACCOUNT_COLUMNS, AccountRecord, NUMBER_COLUMNS, NUMBER_COLUMNS_PREFIXED_N, NumberRecord,
@@ -15,25 +15,65 @@ use crate::accounts::{
 use crate::conversations::upsert_conversation;
 use crate::events_out::{emit_event, subscribed_sql};
 use crate::jobs::{Claim, Job, JobKind, enqueue_claimed, enqueue_later};
-use crate::messages::{SendNow, marked_for_send, outbound_returning};
+use crate::messages::{OutboundMessage, SendNow, marked_for_send, outbound_returning};
 use crate::pg_batch::id_array;
+use crate::pg_deferred::columns;
 use crate::sql::WriteTx;
 use crate::sqlite_writer::Lane;
 use crate::workflows::{WorkflowRecord, workflow_from_row};
 use crate::{Result, Store, StoreError, in_write_tx, on_pool};
 
 /// The contact a step is about, with its last text back for another call (the cooldown)
-/// and its line type: `$1` the contact, `$2` the account, `$3` the run's call or -1. The
-/// caller appends `FROM contacts WHERE id = $1` and its row lock.
+/// and its line type, given the account and the run's call (or -1). The caller appends
+/// `FROM contacts` and which, and its row lock.
 macro_rules! contact_for_step_columns {
-    () => {
-        "id, phone, first_name, last_name, opted_out, textable, last_replied_at, \
-         (SELECT MAX(m.created_at) FROM messages m WHERE m.account_id = $2 AND m.to_phone = contacts.phone \
-          AND m.kind = 'text_back' AND m.status <> 'canceled' AND (m.call_id IS NULL OR m.call_id <> $3)) \
-          AS last_text_back_at, \
-         (SELECT l.line_type FROM phone_lookups l WHERE l.phone = contacts.phone) AS line_type"
+    ($account:literal, $call:literal) => {
+        concat!(
+            "id, phone, first_name, last_name, opted_out, textable, last_replied_at, \
+             (SELECT MAX(m.created_at) FROM messages m WHERE m.account_id = ",
+            $account,
+            " AND m.to_phone = contacts.phone \
+              AND m.kind = 'text_back' AND m.status <> 'canceled' AND (m.call_id IS NULL OR m.call_id <> ",
+            $call,
+            ")) AS last_text_back_at, \
+             (SELECT l.line_type FROM phone_lookups l WHERE l.phone = contacts.phone) AS line_type"
+        )
     };
 }
+
+/// Whether contact `$contact` called or texted before the event (at `$at`, about call
+/// `$call` or inbound message `$message`, each -1 when not), and the workflows it entered
+/// before: what a run's start adds to `contact_for_step_columns!`.
+macro_rules! contact_history_columns {
+    ($contact:literal, $call:literal, $at:literal, $message:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM calls WHERE contact_id = ", $contact, " AND id <> ", $call,
+            " AND started_at <= ", $at, ") \
+             OR EXISTS (SELECT 1 FROM messages WHERE contact_id = ", $contact,
+            " AND direction = 'inbound' AND id <> ", $message, " AND created_at <= ", $at, ") AS known, \
+             (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id \
+             FROM workflow_runs WHERE contact_id = ", $contact, ") d) AS entered"
+        )
+    };
+}
+
+/// The contacts of trigger events started together, as `start_runs_in` reads one, each
+/// with its conversation on the event's number and whether the event's call has its text
+/// back already, locked in id order: `$1` the events as a JSON array, `$2` the contacts'
+/// ids (PostgreSQL).
+const START_CONTACTS_TOGETHER: &str = concat!(
+    "SELECT x.event_id, ",
+    contact_for_step_columns!("x.account_id", "x.call_id"),
+    ", (SELECT CAST(json_agg(tag) AS TEXT) FROM contact_tags WHERE contact_id = contacts.id) AS tags, ",
+    contact_history_columns!("contacts.id", "x.call_id", "x.at", "-1"),
+    ", (SELECT v.id FROM conversations v WHERE v.number_id = x.number_id AND v.contact_id = contacts.id) \
+     AS conversation_id, \
+     EXISTS (SELECT 1 FROM messages t WHERE t.call_id = x.call_id AND t.kind = 'text_back') AS texted_back \
+     FROM json_to_recordset($1::json) AS x(event_id bigint, contact_id bigint, account_id bigint, \
+     call_id bigint, at bigint, number_id bigint) \
+     JOIN contacts ON contacts.id = x.contact_id WHERE contacts.id = ANY(CAST($2 AS bigint[])) \
+     ORDER BY contacts.id FOR UPDATE OF contacts"
+);
 
 /// Records a trigger event and queues the job that starts its runs.
 macro_rules! fire_event {
@@ -136,7 +176,7 @@ macro_rules! event_for_start_sql {
         concat!(
             "SELECT e.id AS event_id, e.account_id, e.contact_id, e.kind, e.subject_id, e.at, c.id AS call_id, \
              c.number_id AS call_number_id, c.caller AS call_caller, c.caller_phone AS call_caller_phone, \
-             c.started_at AS call_started_at, ",
+             c.started_at AS call_started_at, c.missed_at AS call_missed_at, ",
             subscribed_sql!("e.account_id"),
             " FROM events e LEFT JOIN calls c ON c.id = e.subject_id AND e.kind IN ('missed_call', 'voicemail_left')"
         )
@@ -408,6 +448,13 @@ impl Store {
                 for row in rows {
                     memo.events.insert(row.try_get("event_id")?, row);
                 }
+                read_contacts_together(&mut tx, &mut memo, jobs).await?;
+                if let WriteTx::Postgres(pg) = &mut tx {
+                    pg.reserve_ids(&RESERVED_FOR_FIRST_STEPS, jobs.len())
+                        .await?;
+                }
+                // From here the transaction keeps its writes until it must send them.
+                tx.set_deferring(true);
                 for job in jobs {
                     let started =
                         start_runs_in(&mut tx, &mut memo, job, now_ms, claim, &plan, &mut advance)
@@ -763,8 +810,63 @@ struct StartMemo {
     /// Several jobs together: their events are read, and their jobs deleted, for all at once.
     together: bool,
     events: HashMap<i64, crate::sql::Row>,
+    /// By event: its contact, locked, as `START_CONTACTS_TOGETHER` read it.
+    contacts: HashMap<i64, crate::sql::Row>,
     accounts: HashMap<(i64, Option<i64>), (AccountRecord, Option<NumberRecord>)>,
     workflows: HashMap<i64, Vec<WorkflowRecord>>,
+}
+
+/// The tables whose rows a missed call's first step inserts and needs the ids of, as
+/// started together: as many ids of each as there are jobs are reserved at once.
+const RESERVED_FOR_FIRST_STEPS: [&str; 5] = [
+    "workflow_runs",
+    "conversations",
+    "messages",
+    "jobs",
+    "tasks",
+];
+
+/// Reads, with one statement, the contacts of the call events in `memo` (each contact for
+/// the first of its jobs only: a later job of the same contact reads it after what the
+/// earlier one wrote).
+async fn read_contacts_together(
+    tx: &mut WriteTx<'_>,
+    memo: &mut StartMemo,
+    jobs: &[Job],
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    let mut wanted = Vec::new();
+    for job in jobs {
+        let Some(event) = memo.events.get(&job.subject_id) else {
+            continue;
+        };
+        let contact: Option<i64> = event.try_get("contact_id")?;
+        let call: Option<i64> = event.try_get("call_id")?;
+        if let (Some(contact), Some(call)) = (contact, call)
+            && seen.insert(contact)
+        {
+            wanted.push(serde_json::json!({
+                "event_id": job.subject_id,
+                "contact_id": contact,
+                "account_id": event.try_get::<i64, _>("account_id")?,
+                "call_id": call,
+                "at": event.try_get::<i64, _>("at")?,
+                "number_id": event.try_get::<i64, _>("call_number_id")?,
+            }));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let rows = crate::sql::query(START_CONTACTS_TOGETHER)
+        .bind(serde_json::Value::from(wanted).to_string())
+        .bind(id_array(seen))
+        .fetch_all(&mut *tx)
+        .await?;
+    for row in rows {
+        memo.contacts.insert(row.try_get("event_id")?, row);
+    }
+    Ok(())
 }
 
 /// `Store::start_runs`'s work for one trigger job, in the given transaction.
@@ -857,30 +959,48 @@ async fn start_runs_in(
         }
     };
     let number = number_record.as_ref().map(|n| n.e164.clone());
-    let (tags, new_contact, entered_before, contact) = match contact_id {
+    let (tags, new_contact, entered_before, contact, prefetched) = match contact_id {
         Some(cid) => {
             // The contact, locked, as the first step reads it, with its tags,
             // whether it called or texted before this event and the workflows it
-            // entered before: one statement for all of it.
-            let r = crate::sql::query(format!(
-                concat!(
-                    "SELECT ",
-                    contact_for_step_columns!(),
-                    ", {} AS tags, EXISTS (SELECT 1 FROM calls WHERE contact_id = $1 AND id <> $3 AND started_at <= $4) \
-                     OR EXISTS (SELECT 1 FROM messages WHERE contact_id = $1 AND direction = 'inbound' AND id <> $5 AND created_at <= $4) AS known, \
-                     (SELECT string_agg(CAST(workflow_id AS TEXT), ',') FROM (SELECT DISTINCT workflow_id FROM workflow_runs WHERE contact_id = $1) d) AS entered \
-                     FROM contacts WHERE id = $1{}"
-                ),
-                tags_json_sql(tx),
-                tx.for_update()
-            ))
-            .bind(cid)
-            .bind(account_id)
-            .bind(call_id.unwrap_or(-1))
-            .bind(at_ms)
-            .bind(if kind == "message_received" { subject_id } else { -1 })
-            .fetch_one(&mut *tx)
-            .await?;
+            // entered before: one statement for all of it (or read already with the
+            // other jobs' contacts, with what the step would read next).
+            let (r, prefetched) = match memo.contacts.remove(&job.subject_id) {
+                Some(r) => {
+                    let prefetched = Prefetched {
+                        number_id,
+                        conversation_id: r.try_get("conversation_id")?,
+                        texted_back: r.try_get("texted_back")?,
+                        call_missed_at_ms: event.try_get("call_missed_at")?,
+                    };
+                    (r, Some(prefetched))
+                }
+                None => {
+                    let r = crate::sql::query(format!(
+                        concat!(
+                            "SELECT ",
+                            contact_for_step_columns!("$2", "$3"),
+                            ", {} AS tags, ",
+                            contact_history_columns!("$1", "$3", "$4", "$5"),
+                            " FROM contacts WHERE id = $1{}"
+                        ),
+                        tags_json_sql(tx),
+                        tx.for_update()
+                    ))
+                    .bind(cid)
+                    .bind(account_id)
+                    .bind(call_id.unwrap_or(-1))
+                    .bind(at_ms)
+                    .bind(if kind == "message_received" {
+                        subject_id
+                    } else {
+                        -1
+                    })
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    (r, None)
+                }
+            };
             let known: bool = r.try_get("known")?;
             let entered = r
                 .try_get::<Option<&str>, _>("entered")?
@@ -893,9 +1013,15 @@ async fn start_runs_in(
                 })
                 .collect::<Result<Vec<i64>>>()?;
             let tags = tags_from_json(r.try_get("tags")?)?;
-            (tags, !known, entered, Some(ContactFacts::from_row(&r)?))
+            (
+                tags,
+                !known,
+                entered,
+                Some(ContactFacts::from_row(&r)?),
+                prefetched,
+            )
         }
-        None => (Vec::new(), true, Vec::new(), None),
+        None => (Vec::new(), true, Vec::new(), None, None),
     };
     let workflows = match memo.workflows.get(&account_id) {
         Some(known) => known.clone(),
@@ -932,8 +1058,27 @@ async fn start_runs_in(
     let decided = plan(&input);
     let mut started = Vec::new();
     let mut first_step = true;
+    let mut prefetched = prefetched;
     for run in &decided.runs {
-        let id: Option<i64> = crate::sql::query_scalar(
+        let id: Option<i64> = match tx.deferring() {
+            // The run's event is this transaction's only: no run of it can be there yet
+            // (one that is, written by another instance meanwhile, fails the insert).
+            Some(pg) => {
+                let id = pg.next_id("workflow_runs").await?;
+                pg.deferred.insert(
+                    "workflow_runs",
+                    "",
+                    columns! {
+                        "id" => id, "account_id" => account_id, "workflow_id" => run.workflow_id,
+                        "version" => run.version, "trigger" => kind, "subject_id" => subject_id,
+                        "contact_id" => contact_id, "call_id" => call_id, "number_id" => number_id,
+                        "status" => "active", "stop_on_reply" => run.stop_on_reply,
+                        "started_at" => now_ms, "updated_at" => now_ms,
+                    },
+                );
+                Some(id)
+            }
+            None => crate::sql::query_scalar(
             "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
              number_id, status, stop_on_reply, started_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10) ON CONFLICT DO NOTHING RETURNING id",
@@ -946,10 +1091,11 @@ async fn start_runs_in(
         .bind(contact_id)
         .bind(call_id)
         .bind(number_id)
-        .bind(run.stop_on_reply)
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
+            .bind(run.stop_on_reply)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?,
+        };
         let Some(id) = id else { continue };
         if input.account.landline_lookup {
             // The step waits for the caller's line type, looked up over HTTP outside
@@ -996,6 +1142,7 @@ async fn start_runs_in(
                 number: number_record.as_ref(),
                 tags: first_step.then_some(input.tags.as_slice()),
                 contact: contact.as_ref().filter(|_| first_step),
+                prefetched: if first_step { prefetched.take() } else { None },
             };
             first_step = false;
             started.extend(
@@ -1070,6 +1217,47 @@ async fn queue_send(
         return Ok(None);
     };
     job.ready = marked_for_send(inserted)?.map(Box::new);
+    Ok(Some(job))
+}
+
+/// Keeps, in a deferring transaction, the insert of `message` (with its `more` columns)
+/// and of its send job, claimed under `claim` as `queue_send` claims it.
+async fn defer_outbound(
+    pg: &mut crate::sql::PgTx,
+    message: OutboundMessage,
+    mut more: crate::pg_deferred::Columns,
+    now_ms: i64,
+    claim: &Claim<'_>,
+) -> Result<Option<Job>> {
+    let mut row = columns! {
+        "id" => message.id, "account_id" => message.account_id, "call_id" => message.call_id,
+        "kind" => message.kind, "direction" => "outbound", "from_phone" => message.from_phone,
+        "to_phone" => message.to_phone, "body" => message.body, "carrier" => message.carrier,
+        "status" => message.status, "attempts" => message.attempts,
+        "last_attempt_at" => message.last_attempt_at_ms, "created_at" => now_ms,
+        "updated_at" => now_ms,
+    };
+    row.append(&mut more);
+    pg.deferred.insert("messages", "", row);
+    let kind = JobKind::SendMessage;
+    let job = Job {
+        id: pg.next_id("jobs").await?,
+        kind,
+        subject_id: message.id,
+        attempts: 1,
+        max_attempts: kind.max_attempts(),
+        ready: (message.status == "submitting").then(|| Box::new(message)),
+    };
+    pg.deferred.insert(
+        "jobs",
+        "",
+        columns! {
+            "id" => job.id, "kind" => kind.as_str(), "subject_id" => job.subject_id,
+            "unique_key" => format!("send_message:{}", job.subject_id), "run_at" => now_ms,
+            "max_attempts" => job.max_attempts, "created_at" => now_ms,
+            "locked_until" => claim.until_ms, "locked_by" => claim.worker, "attempts" => 1,
+        },
+    );
     Ok(Some(job))
 }
 
@@ -1230,6 +1418,21 @@ struct Known<'a> {
     /// The run's contact, locked; None likewise (a step's text back is a later step's
     /// last text back).
     contact: Option<&'a ContactFacts>,
+    /// What a step deferring its writes reads next, read with the contact; None likewise.
+    prefetched: Option<Prefetched>,
+}
+
+/// What jobs started together read of a run's first step with its contact
+/// (`START_CONTACTS_TOGETHER`), so that the step need not read while deferring writes.
+#[derive(Clone, Copy)]
+struct Prefetched {
+    /// The event's number.
+    number_id: Option<i64>,
+    /// The contact's conversation on that number, if it has one.
+    conversation_id: Option<i64>,
+    /// The event's call has its text back already.
+    texted_back: bool,
+    call_missed_at_ms: Option<i64>,
 }
 
 /// One step of run `run_id` inside `tx` (see `Store::advance_run`). `job_id` is the
@@ -1303,7 +1506,7 @@ async fn advance_in(
             let c = crate::sql::query(format!(
                 concat!(
                     "SELECT ",
-                    contact_for_step_columns!(),
+                    contact_for_step_columns!("$2", "$3"),
                     " FROM contacts WHERE id = $1{}"
                 ),
                 for_update
@@ -1353,8 +1556,36 @@ async fn advance_in(
     let decided = plan(&input);
     let send_now = SendNow::new(input.contact.as_ref().is_some_and(|c| c.opted_out), now_ms);
     let mut queued: Vec<Job> = Vec::new();
-    let conversation_id: Option<i64> = match (contact_id, number_id) {
-        (Some(c), Some(n)) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
+    // What the start read for this step, when the transaction defers its writes.
+    let mut prefetched = known
+        .as_mut()
+        .and_then(|k| k.prefetched.take())
+        .filter(|p| p.number_id == number_id && tx.deferring().is_some());
+    let conversation_id: Option<i64> = match (contact_id, number_id, tx.deferring(), &prefetched) {
+        (Some(c), Some(n), Some(pg), Some(pre)) => Some(match pre.conversation_id {
+            Some(id) => {
+                pg.deferred.update(
+                    "conversations",
+                    id,
+                    columns! { "last_message_at" => now_ms },
+                );
+                id
+            }
+            None => {
+                // Another transaction starting this conversation meanwhile fails the insert.
+                let id = pg.next_id("conversations").await?;
+                pg.deferred.insert(
+                    "conversations",
+                    "",
+                    columns! {
+                        "id" => id, "account_id" => account_id, "number_id" => n, "contact_id" => c,
+                        "last_message_at" => now_ms, "created_at" => now_ms,
+                    },
+                );
+                id
+            }
+        }),
+        (Some(c), Some(n), _, _) => Some(upsert_conversation!(tx, account_id, n, c, now_ms, false)),
         _ => None,
     };
     let from = number.as_ref().map(|n| n.e164.clone()).unwrap_or_default();
@@ -1368,6 +1599,51 @@ async fn advance_in(
                 variant,
                 step,
             } => {
+                if let (Some(pg), Some(pre)) = (tx.deferring(), prefetched.as_mut()) {
+                    // Whether the call has its text back was read with the contact.
+                    if pre.texted_back {
+                        logs.push(log(
+                            "text back",
+                            "already texted back: another automation sent this call's text back",
+                        ));
+                        continue;
+                    }
+                    pre.texted_back = true;
+                    let message = OutboundMessage {
+                        id: pg.next_id("messages").await?,
+                        call_id,
+                        account_id,
+                        from_phone: from.clone(),
+                        to_phone: phone.clone().unwrap_or_default(),
+                        body: body.clone(),
+                        status: send_now.status.to_owned(),
+                        carrier: carrier.clone(),
+                        carrier_message_id: None,
+                        contact_opted_out: false,
+                        attempts: send_now.attempts,
+                        last_attempt_at_ms: send_now.last_attempt_at_ms,
+                        kind: "text_back".to_owned(),
+                        created_at_ms: now_ms,
+                        call_missed_at_ms: pre.call_missed_at_ms,
+                    };
+                    let more = columns! {
+                        "number_id" => number_id, "contact_id" => contact_id, "run_id" => run_id,
+                        "conversation_id" => conversation_id, "variant" => variant, "step" => step,
+                    };
+                    queued.extend(defer_outbound(pg, message, more, now_ms, claim).await?);
+                    if let Some(call_id) = call_id {
+                        pg.deferred.update(
+                            "calls",
+                            call_id,
+                            columns! {
+                                "text_back_status" => "queued", "text_back_reason" => None::<String>,
+                                "updated_at" => now_ms,
+                            },
+                        );
+                    }
+                    logs.push(log("text back", "queued"));
+                    continue;
+                }
                 let inserted = crate::sql::query(concat!(
                     "INSERT INTO messages (account_id, number_id, contact_id, call_id, run_id, conversation_id, kind, \
                      direction, from_phone, to_phone, body, carrier, created_at, updated_at, variant, step, \
@@ -1448,6 +1724,32 @@ async fn advance_in(
                 variant,
                 step,
             } => {
+                if let Some(pg) = tx.deferring() {
+                    let message = OutboundMessage {
+                        id: pg.next_id("messages").await?,
+                        call_id: None,
+                        account_id,
+                        from_phone: from.clone(),
+                        to_phone: phone.clone().unwrap_or_default(),
+                        body: body.clone(),
+                        status: send_now.status.to_owned(),
+                        carrier: carrier.clone(),
+                        carrier_message_id: None,
+                        contact_opted_out: false,
+                        attempts: send_now.attempts,
+                        last_attempt_at_ms: send_now.last_attempt_at_ms,
+                        kind: kind.clone(),
+                        created_at_ms: now_ms,
+                        call_missed_at_ms: None,
+                    };
+                    let more = columns! {
+                        "number_id" => number_id, "contact_id" => contact_id, "run_id" => run_id,
+                        "conversation_id" => conversation_id, "variant" => variant, "step" => step,
+                    };
+                    queued.extend(defer_outbound(pg, message, more, now_ms, claim).await?);
+                    logs.push(log(kind, "queued"));
+                    continue;
+                }
                 let inserted = crate::sql::query(concat!(
                     "INSERT INTO messages (account_id, number_id, contact_id, run_id, conversation_id, kind, direction, \
                      from_phone, to_phone, body, carrier, created_at, updated_at, variant, step, \
@@ -1481,7 +1783,22 @@ async fn advance_in(
                 due_at_ms,
                 assignee,
             } => {
-                let id: i64 = crate::sql::query_scalar(
+                let id: i64 = match tx.deferring() {
+                    Some(pg) => {
+                        let id = pg.next_id("tasks").await?;
+                        pg.deferred.insert(
+                            "tasks",
+                            "",
+                            columns! {
+                                "id" => id, "account_id" => account_id, "contact_id" => contact_id,
+                                "call_id" => call_id, "run_id" => run_id, "title" => title,
+                                "due_at" => due_at_ms, "assignee" => assignee, "status" => "open",
+                                "created_at" => now_ms,
+                            },
+                        );
+                        id
+                    }
+                    None => crate::sql::query_scalar(
                     "INSERT INTO tasks (account_id, contact_id, call_id, run_id, title, due_at, assignee, status, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id",
                 )
@@ -1494,7 +1811,8 @@ async fn advance_in(
                 .bind(assignee)
                 .bind(now_ms)
                 .fetch_one(&mut *tx)
-                .await?;
+                .await?,
+                };
                 enqueue_later!(
                     tx,
                     JobKind::TaskDue,
@@ -1518,7 +1836,16 @@ async fn advance_in(
                 logs.push(log("create_task", &format!("task {id}: {title}")));
             }
             RunAction::AddTag(tag) => {
-                if let Some(cid) = contact_id {
+                if let (Some(cid), Some(pg)) = (contact_id, tx.deferring()) {
+                    pg.deferred.insert(
+                        "contact_tags",
+                        " ON CONFLICT (contact_id, tag_key) DO NOTHING",
+                        columns! {
+                            "contact_id" => cid, "tag" => tag, "tag_key" => tag.to_lowercase(),
+                            "created_at" => now_ms,
+                        },
+                    );
+                } else if let Some(cid) = contact_id {
                     crate::sql::query(
                         "INSERT INTO contact_tags (contact_id, tag, tag_key, created_at) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (contact_id, tag_key) DO NOTHING",
@@ -1593,7 +1920,16 @@ async fn advance_in(
         }
     }
     // The step's log lines in one statement per 16 (a round trip each on PostgreSQL), in
-    // order: ids follow the VALUES list.
+    // order: ids follow the VALUES list (and the JSON array's order, deferred).
+    if let Some(pg) = tx.deferring() {
+        for (place, what) in logs.drain(..) {
+            pg.deferred.insert(
+                "run_log",
+                "",
+                columns! { "run_id" => run_id, "place" => place, "what" => what, "at" => now_ms },
+            );
+        }
+    }
     for chunk in logs.chunks(16) {
         let mut sql = String::from("INSERT INTO run_log (run_id, place, what, at) VALUES ");
         for i in 0..chunk.len() {
@@ -1615,7 +1951,17 @@ async fn advance_in(
                 RunNext::Fail(why) => ("failed", Some(why.clone())),
                 _ => ("done", None),
             };
-            crate::sql::query(
+            if let Some(pg) = tx.deferring() {
+                pg.deferred.update(
+                    "workflow_runs",
+                    run_id,
+                    columns! {
+                        "status" => status, "stop_reason" => reason, "resume_at" => None::<i64>,
+                        "ended_at" => now_ms, "updated_at" => now_ms,
+                    },
+                );
+            } else {
+                crate::sql::query(
                 "UPDATE workflow_runs SET status = $2, stop_reason = $3, resume_at = NULL, ended_at = $4, updated_at = $4 WHERE id = $1",
             )
             .bind(run_id)
@@ -1624,13 +1970,24 @@ async fn advance_in(
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
+            }
         }
         RunNext::AwaitEvent {
             pc,
             event,
             deadline_ms,
         } => {
-            crate::sql::query(
+            if let Some(pg) = tx.deferring() {
+                pg.deferred.update(
+                    "workflow_runs",
+                    run_id,
+                    columns! {
+                        "status" => "waiting", "pc" => pc, "waited" => true, "resume_at" => deadline_ms,
+                        "waiting_for" => event, "wait_deadline" => deadline_ms, "updated_at" => now_ms,
+                    },
+                );
+            } else {
+                crate::sql::query(
                 "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = TRUE, resume_at = $3, \
                  waiting_for = $4, wait_deadline = $3, updated_at = $5 WHERE id = $1",
             )
@@ -1641,6 +1998,7 @@ async fn advance_in(
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
+            }
             enqueue_later!(
                 tx,
                 JobKind::AdvanceRun,
@@ -1651,7 +2009,18 @@ async fn advance_in(
             );
         }
         RunNext::ResumeAt { pc, at_ms, waited } => {
-            crate::sql::query(
+            if let Some(pg) = tx.deferring() {
+                pg.deferred.update(
+                    "workflow_runs",
+                    run_id,
+                    columns! {
+                        "status" => "waiting", "pc" => pc, "waited" => waited, "resume_at" => at_ms,
+                        "waiting_for" => None::<String>, "wait_deadline" => None::<i64>,
+                        "updated_at" => now_ms,
+                    },
+                );
+            } else {
+                crate::sql::query(
                 "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, \
                  waiting_for = NULL, wait_deadline = NULL, updated_at = $5 WHERE id = $1",
             )
@@ -1662,6 +2031,7 @@ async fn advance_in(
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
+            }
             enqueue_later!(
                 tx,
                 JobKind::AdvanceRun,

@@ -262,10 +262,22 @@ pub(crate) enum WriteTx<'w> {
 }
 
 /// A PostgreSQL write transaction, with the jobs queued in it that nobody in it reads
-/// back (`enqueue_later!`): they are inserted with one statement before it commits.
+/// back (`enqueue_later!`): they are inserted with one statement before it commits; and,
+/// while it defers, the writes it keeps until its next statement (`pg_deferred`).
 pub(crate) struct PgTx {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Postgres>,
     pub(crate) later_jobs: Vec<LaterJob>,
+    pub(crate) deferred: crate::pg_deferred::Deferred,
+}
+
+impl PgTx {
+    pub(crate) fn new(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> PgTx {
+        PgTx {
+            tx,
+            later_jobs: Vec::new(),
+            deferred: Default::default(),
+        }
+    }
 }
 
 /// A job to insert when the transaction commits; see `PgTx`.
@@ -289,7 +301,25 @@ impl WriteTx<'_> {
         }
     }
 
+    /// The PostgreSQL transaction, when it keeps writes for later (`pg_deferred`).
+    pub(crate) fn deferring(&mut self) -> Option<&mut PgTx> {
+        match self {
+            WriteTx::Postgres(pg) if pg.deferred.on => Some(pg),
+            _ => None,
+        }
+    }
+
+    /// Starts or stops keeping writes (`pg_deferred`); a no-op on SQLite.
+    pub(crate) fn set_deferring(&mut self, on: bool) {
+        if let WriteTx::Postgres(pg) = self {
+            pg.deferred.on = on;
+        }
+    }
+
     pub(crate) async fn commit(mut self) -> Result<()> {
+        if let WriteTx::Postgres(pg) = &mut self {
+            pg.flush_deferred().await?;
+        }
         self.insert_later_jobs().await?;
         match self {
             WriteTx::Sqlite(tx) => tx.commit().await,
@@ -414,7 +444,13 @@ impl Query<'_> {
     async fn run(self, on: Target<'_, '_>, mode: Mode) -> Result<Output> {
         match on {
             Target::Tx(WriteTx::Sqlite(tx)) => tx.run(|conn| run_rusqlite(conn, &self, mode)),
-            Target::Tx(WriteTx::Postgres(pg)) => run_sqlx!(&mut *pg.tx, self, mode),
+            Target::Tx(WriteTx::Postgres(pg)) => {
+                // What the statement reads or changes may be among the kept writes.
+                if pg.deferred.pending() {
+                    pg.flush_deferred().await?;
+                }
+                run_sqlx!(&mut *pg.tx, self, mode)
+            }
             Target::Pool(Db::Postgres(pool)) | Target::ByKey(Db::Postgres(pool)) => {
                 run_sqlx!(pool, self, mode)
             }

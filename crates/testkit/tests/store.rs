@@ -590,3 +590,212 @@ async fn postgres_starts_trigger_jobs_together_and_a_failing_one_alone() {
     store.close().await;
     db.drop_db().await;
 }
+
+/// Trigger jobs started together on PostgreSQL keep their first steps' writes and send
+/// them as one statement per table (`pg_deferred`): that must write exactly what the same
+/// jobs write started one at a time. Four missed calls, one from a caller who has a
+/// conversation already and two from one caller, whose second call must see the first's
+/// text back (the cooldown: never a double text) and must not be texted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
+    use sqlx::Connection;
+    use textback_store::{Claim, RunAction, RunInput, RunNext, RunPlan, StartPlan, StartRun};
+    let mut dumps = Vec::new();
+    for together in [true, false] {
+        let Some(db) = TestDb::create(Backend::Postgres).await else {
+            eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let store = open(&db.url).await;
+        let (account_id, number_id) = account_with_number(&store).await;
+        store
+            .save_workflow(account_id, "Missed call", false, true, "{}", 0)
+            .await
+            .unwrap();
+        let calls = [
+            ("CA0", "+15125550000"),
+            ("CA1", "+15125550001"),
+            ("CA2", "+15125550001"),
+            ("CA3", "+15125550003"),
+        ];
+        for (sid, caller) in calls {
+            let facts = missed_call(account_id, number_id, sid, caller);
+            store.record_dial_result(&facts, false, 1).await.unwrap();
+        }
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO conversations (account_id, number_id, contact_id, last_message_at, last_inbound_at, created_at) \
+             SELECT $1, $2, id, 5, 5, 5 FROM contacts WHERE phone = '+15125550000'",
+        )
+        .bind(account_id)
+        .bind(number_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut jobs = store.claim_jobs("w", 10, LEASE, 32).await.unwrap();
+        assert_eq!(jobs.len(), 4);
+        // In the calls' order in both runs: which of the caller's two calls is texted
+        // depends on it.
+        jobs.sort_by_key(|j| j.id);
+        let claim = Claim {
+            worker: "w",
+            until_ms: 60_000,
+        };
+        let plan = |input: &textback_store::TriggerInput| StartPlan {
+            runs: input
+                .workflows
+                .iter()
+                .map(|w| StartRun {
+                    workflow_id: w.id,
+                    version: w.version,
+                    stop_on_reply: true,
+                })
+                .collect(),
+            ..StartPlan::default()
+        };
+        let mut seen = Vec::new();
+        let mut advance = |input: &RunInput| {
+            let caller = input.call.as_ref().map(|c| c.caller.clone());
+            seen.push((
+                caller.clone(),
+                input.last_text_back_at_ms,
+                input.tags.clone(),
+            ));
+            let text = match input.last_text_back_at_ms {
+                Some(_) => RunAction::TextBackNotSent {
+                    status: "skipped".into(),
+                    reason: "cooldown".into(),
+                },
+                None => RunAction::TextBack {
+                    body: format!("Hi {}", caller.unwrap_or_default()),
+                    carrier: "twilio".into(),
+                    variant: None,
+                    step: "0".into(),
+                },
+            };
+            RunPlan {
+                actions: vec![
+                    text,
+                    RunAction::Task {
+                        title: "Call back".into(),
+                        due_at_ms: 99_000,
+                        assignee: None,
+                    },
+                    RunAction::AddTag("Missed Call".into()),
+                ],
+                next: RunNext::AwaitEvent {
+                    pc: 3,
+                    event: "reply".into(),
+                    deadline_ms: 1_800_000,
+                },
+            }
+        };
+        let mut handed = Vec::new();
+        if together {
+            for r in store
+                .start_runs_together(&jobs, 10, &claim, plan, &mut advance)
+                .await
+            {
+                handed.extend(r.unwrap());
+            }
+        } else {
+            for job in &jobs {
+                handed.extend(
+                    store
+                        .start_runs(job, 10, &claim, plan, &mut advance)
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+        let mut handed: Vec<String> = handed
+            .iter()
+            .map(|j| {
+                let m = j.ready.as_ref().expect("marked for its send");
+                format!(
+                    "{} {} {} {} {} {} {:?} {:?} {} {:?}",
+                    j.kind.as_str(),
+                    j.attempts,
+                    m.kind,
+                    m.from_phone,
+                    m.to_phone,
+                    m.body,
+                    m.status,
+                    m.last_attempt_at_ms,
+                    m.carrier,
+                    m.call_missed_at_ms
+                )
+            })
+            .collect();
+        handed.sort();
+        if together {
+            let transactions: i64 =
+                sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM workflow_runs")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            assert_eq!(transactions, 1, "the four started in one transaction");
+        }
+        // Everything the steps wrote, without the ids (reserved ids leave gaps).
+        let mut dump = vec![format!("{seen:?}"), format!("{handed:?}")];
+        for sql in [
+            "SELECT k.carrier_call_id, r.status, r.pc, r.waited, r.resume_at, r.waiting_for, r.wait_deadline, \
+             r.stop_on_reply, r.started_at, r.updated_at, r.trigger FROM workflow_runs r JOIN calls k ON k.id = r.call_id",
+            "SELECT k.carrier_call_id, m.kind, m.direction, m.from_phone, m.to_phone, m.body, m.status, m.attempts, \
+             m.last_attempt_at, m.created_at, m.carrier, m.step, m.variant, c.phone, rk.carrier_call_id \
+             FROM messages m JOIN calls k ON k.id = m.call_id JOIN conversations v ON v.id = m.conversation_id \
+             JOIN contacts c ON c.id = v.contact_id JOIN workflow_runs r ON r.id = m.run_id JOIN calls rk ON rk.id = r.call_id",
+            "SELECT carrier_call_id, text_back_status, text_back_reason, updated_at FROM calls",
+            "SELECT k.carrier_call_id, t.title, t.due_at, t.status, t.assignee, t.created_at, c.phone \
+             FROM tasks t JOIN calls k ON k.id = t.call_id JOIN workflow_runs r ON r.id = t.run_id \
+             JOIN contacts c ON c.id = t.contact_id WHERE r.call_id = t.call_id",
+            "SELECT c.phone, t.tag, t.tag_key, t.created_at FROM contact_tags t JOIN contacts c ON c.id = t.contact_id",
+            "SELECT k.carrier_call_id, l.place, l.what, l.at, \
+             row_number() OVER (PARTITION BY l.run_id ORDER BY l.id) FROM run_log l \
+             JOIN workflow_runs r ON r.id = l.run_id JOIN calls k ON k.id = r.call_id",
+            "SELECT c.phone, v.last_message_at, v.last_inbound_at, v.created_at FROM conversations v \
+             JOIN contacts c ON c.id = v.contact_id",
+            "SELECT j.kind, COALESCE(mk.carrier_call_id, rk.carrier_call_id, tk.carrier_call_id), j.run_at, \
+             j.locked_by, j.locked_until, j.attempts, j.max_attempts, j.status, j.unique_key IS NOT NULL FROM jobs j \
+             LEFT JOIN messages m ON j.kind = 'send_message' AND m.id = j.subject_id LEFT JOIN calls mk ON mk.id = m.call_id \
+             LEFT JOIN workflow_runs r ON j.kind = 'advance_run' AND r.id = j.subject_id LEFT JOIN calls rk ON rk.id = r.call_id \
+             LEFT JOIN tasks t ON j.kind = 'task_due' AND t.id = j.subject_id LEFT JOIN calls tk ON tk.id = t.call_id",
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST(row(x.*) AS TEXT) FROM ({sql}) x ORDER BY 1"
+            )))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            dump.push(rows.join("\n"));
+        }
+        dumps.push(dump);
+        conn.close().await.unwrap();
+        store.close().await;
+        db.drop_db().await;
+    }
+    // The later call from +15125550001 saw the earlier one's text back and was not texted.
+    assert_eq!(
+        dumps[0][0]
+            .matches("(Some(\"+15125550001\"), Some(10)")
+            .count(),
+        1,
+        "{}",
+        dumps[0][0]
+    );
+    assert_eq!(
+        dumps[0][3].matches("+15125550001,\"Hi").count(),
+        1,
+        "{}",
+        dumps[0][3]
+    );
+    assert_eq!(
+        dumps[0][4].matches(",skipped,cooldown,10)").count(),
+        1,
+        "{}",
+        dumps[0][4]
+    );
+    for (together, alone) in dumps[0].iter().zip(&dumps[1]) {
+        assert_eq!(together, alone);
+    }
+}
