@@ -1079,18 +1079,18 @@ async fn start_runs_in(
                 Some(id)
             }
             None => crate::sql::query_scalar(
-            "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
-             number_id, status, stop_on_reply, started_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10) ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(account_id)
-        .bind(run.workflow_id)
-        .bind(run.version)
-        .bind(&kind)
-        .bind(subject_id)
-        .bind(contact_id)
-        .bind(call_id)
-        .bind(number_id)
+                "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, contact_id, call_id, \
+                 number_id, status, stop_on_reply, started_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(account_id)
+            .bind(run.workflow_id)
+            .bind(run.version)
+            .bind(&kind)
+            .bind(subject_id)
+            .bind(contact_id)
+            .bind(call_id)
+            .bind(number_id)
             .bind(run.stop_on_reply)
             .bind(now_ms)
             .fetch_optional(&mut *tx)
@@ -1228,7 +1228,7 @@ async fn defer_outbound(
     mut more: crate::pg_deferred::Columns,
     now_ms: i64,
     claim: &Claim<'_>,
-) -> Result<Option<Job>> {
+) -> Result<Job> {
     let mut row = columns! {
         "id" => message.id, "account_id" => message.account_id, "call_id" => message.call_id,
         "kind" => message.kind, "direction" => "outbound", "from_phone" => message.from_phone,
@@ -1258,7 +1258,7 @@ async fn defer_outbound(
             "locked_until" => claim.until_ms, "locked_by" => claim.worker, "attempts" => 1,
         },
     );
-    Ok(Some(job))
+    Ok(job)
 }
 
 /// Whether the run's account has webhook subscriptions, read with the run.
@@ -1630,7 +1630,7 @@ async fn advance_in(
                         "number_id" => number_id, "contact_id" => contact_id, "run_id" => run_id,
                         "conversation_id" => conversation_id, "variant" => variant, "step" => step,
                     };
-                    queued.extend(defer_outbound(pg, message, more, now_ms, claim).await?);
+                    queued.push(defer_outbound(pg, message, more, now_ms, claim).await?);
                     if let Some(call_id) = call_id {
                         pg.deferred.update(
                             "calls",
@@ -1746,7 +1746,7 @@ async fn advance_in(
                         "number_id" => number_id, "contact_id" => contact_id, "run_id" => run_id,
                         "conversation_id" => conversation_id, "variant" => variant, "step" => step,
                     };
-                    queued.extend(defer_outbound(pg, message, more, now_ms, claim).await?);
+                    queued.push(defer_outbound(pg, message, more, now_ms, claim).await?);
                     logs.push(log(kind, "queued"));
                     continue;
                 }
@@ -1799,19 +1799,19 @@ async fn advance_in(
                         id
                     }
                     None => crate::sql::query_scalar(
-                    "INSERT INTO tasks (account_id, contact_id, call_id, run_id, title, due_at, assignee, status, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id",
-                )
-                .bind(account_id)
-                .bind(contact_id)
-                .bind(call_id)
-                .bind(run_id)
-                .bind(title)
-                .bind(due_at_ms)
-                .bind(assignee)
-                .bind(now_ms)
-                .fetch_one(&mut *tx)
-                .await?,
+                        "INSERT INTO tasks (account_id, contact_id, call_id, run_id, title, due_at, assignee, status, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id",
+                    )
+                    .bind(account_id)
+                    .bind(contact_id)
+                    .bind(call_id)
+                    .bind(run_id)
+                    .bind(title)
+                    .bind(due_at_ms)
+                    .bind(assignee)
+                    .bind(now_ms)
+                    .fetch_one(&mut *tx)
+                    .await?,
                 };
                 enqueue_later!(
                     tx,
@@ -1962,14 +1962,14 @@ async fn advance_in(
                 );
             } else {
                 crate::sql::query(
-                "UPDATE workflow_runs SET status = $2, stop_reason = $3, resume_at = NULL, ended_at = $4, updated_at = $4 WHERE id = $1",
-            )
-            .bind(run_id)
-            .bind(status)
-            .bind(reason)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+                    "UPDATE workflow_runs SET status = $2, stop_reason = $3, resume_at = NULL, ended_at = $4, updated_at = $4 WHERE id = $1",
+                )
+                .bind(run_id)
+                .bind(status)
+                .bind(reason)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         RunNext::AwaitEvent {
@@ -1988,16 +1988,16 @@ async fn advance_in(
                 );
             } else {
                 crate::sql::query(
-                "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = TRUE, resume_at = $3, \
-                 waiting_for = $4, wait_deadline = $3, updated_at = $5 WHERE id = $1",
-            )
-            .bind(run_id)
-            .bind(pc)
-            .bind(deadline_ms)
-            .bind(event)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+                    "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = TRUE, resume_at = $3, \
+                     waiting_for = $4, wait_deadline = $3, updated_at = $5 WHERE id = $1",
+                )
+                .bind(run_id)
+                .bind(pc)
+                .bind(deadline_ms)
+                .bind(event)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
             }
             enqueue_later!(
                 tx,
@@ -2021,16 +2021,16 @@ async fn advance_in(
                 );
             } else {
                 crate::sql::query(
-                "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, \
-                 waiting_for = NULL, wait_deadline = NULL, updated_at = $5 WHERE id = $1",
-            )
-            .bind(run_id)
-            .bind(pc)
-            .bind(waited)
-            .bind(at_ms)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+                    "UPDATE workflow_runs SET status = 'waiting', pc = $2, waited = $3, resume_at = $4, \
+                     waiting_for = NULL, wait_deadline = NULL, updated_at = $5 WHERE id = $1",
+                )
+                .bind(run_id)
+                .bind(pc)
+                .bind(waited)
+                .bind(at_ms)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
             }
             enqueue_later!(
                 tx,

@@ -595,7 +595,8 @@ async fn postgres_starts_trigger_jobs_together_and_a_failing_one_alone() {
 /// them as one statement per table (`pg_deferred`): that must write exactly what the same
 /// jobs write started one at a time. Four missed calls, one from a caller who has a
 /// conversation already and two from one caller, whose second call must see the first's
-/// text back (the cooldown: never a double text) and must not be texted.
+/// text back (the cooldown: never a double text) and must not be texted; two workflows,
+/// whose second run of a call finds the call texted back by the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
     use sqlx::Connection;
@@ -608,10 +609,12 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         };
         let store = open(&db.url).await;
         let (account_id, number_id) = account_with_number(&store).await;
-        store
-            .save_workflow(account_id, "Missed call", false, true, "{}", 0)
-            .await
-            .unwrap();
+        for name in ["Missed call", "Also texts back"] {
+            store
+                .save_workflow(account_id, name, false, true, "{}", 0)
+                .await
+                .unwrap();
+        }
         let calls = [
             ("CA0", "+15125550000"),
             ("CA1", "+15125550001"),
@@ -774,12 +777,13 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         store.close().await;
         db.drop_db().await;
     }
-    // The later call from +15125550001 saw the earlier one's text back and was not texted.
+    // The later call from +15125550001 saw (in both its runs) the earlier one's text back
+    // and was not texted.
     assert_eq!(
         dumps[0][0]
             .matches("(Some(\"+15125550001\"), Some(10)")
             .count(),
-        1,
+        2,
         "{}",
         dumps[0][0]
     );
@@ -794,6 +798,13 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         1,
         "{}",
         dumps[0][4]
+    );
+    // Each texted call's second run found its text back sent by the first.
+    assert_eq!(
+        dumps[0][7].matches("already texted back").count(),
+        3,
+        "{}",
+        dumps[0][7]
     );
     for (together, alone) in dumps[0].iter().zip(&dumps[1]) {
         assert_eq!(together, alone);
