@@ -1589,6 +1589,31 @@ async fn advance_in(
         _ => None,
     };
     let from = number.as_ref().map(|n| n.e164.clone()).unwrap_or_default();
+    // A text to the contact that a deferring step keeps for insert (`defer_outbound`), as
+    // its send will read it, and its other columns.
+    let step_text = |id: i64, kind: &str, body: &str, carrier: &str| OutboundMessage {
+        id,
+        call_id: None,
+        account_id,
+        from_phone: from.clone(),
+        to_phone: phone.clone().unwrap_or_default(),
+        body: body.to_owned(),
+        status: send_now.status.to_owned(),
+        carrier: carrier.to_owned(),
+        carrier_message_id: None,
+        contact_opted_out: false,
+        attempts: send_now.attempts,
+        last_attempt_at_ms: send_now.last_attempt_at_ms,
+        kind: kind.to_owned(),
+        created_at_ms: now_ms,
+        call_missed_at_ms: None,
+    };
+    let step_text_columns = |variant: &Option<String>, step: &String| {
+        columns! {
+            "number_id" => number_id, "contact_id" => contact_id, "run_id" => run_id,
+            "conversation_id" => conversation_id, "variant" => variant, "step" => step,
+        }
+    };
     let log = |place: &str, what: &str| (place.to_owned(), what.to_owned());
     let mut logs: Vec<(String, String)> = Vec::new();
     for action in &decided.actions {
@@ -1610,26 +1635,11 @@ async fn advance_in(
                     }
                     pre.texted_back = true;
                     let message = OutboundMessage {
-                        id: pg.next_id("messages").await?,
                         call_id,
-                        account_id,
-                        from_phone: from.clone(),
-                        to_phone: phone.clone().unwrap_or_default(),
-                        body: body.clone(),
-                        status: send_now.status.to_owned(),
-                        carrier: carrier.clone(),
-                        carrier_message_id: None,
-                        contact_opted_out: false,
-                        attempts: send_now.attempts,
-                        last_attempt_at_ms: send_now.last_attempt_at_ms,
-                        kind: "text_back".to_owned(),
-                        created_at_ms: now_ms,
                         call_missed_at_ms: pre.call_missed_at_ms,
+                        ..step_text(pg.next_id("messages").await?, "text_back", body, carrier)
                     };
-                    let more = columns! {
-                        "number_id" => number_id, "contact_id" => contact_id, "run_id" => run_id,
-                        "conversation_id" => conversation_id, "variant" => variant, "step" => step,
-                    };
+                    let more = step_text_columns(variant, step);
                     queued.push(defer_outbound(pg, message, more, now_ms, claim).await?);
                     if let Some(call_id) = call_id {
                         pg.deferred.update(
@@ -1725,27 +1735,8 @@ async fn advance_in(
                 step,
             } => {
                 if let Some(pg) = tx.deferring() {
-                    let message = OutboundMessage {
-                        id: pg.next_id("messages").await?,
-                        call_id: None,
-                        account_id,
-                        from_phone: from.clone(),
-                        to_phone: phone.clone().unwrap_or_default(),
-                        body: body.clone(),
-                        status: send_now.status.to_owned(),
-                        carrier: carrier.clone(),
-                        carrier_message_id: None,
-                        contact_opted_out: false,
-                        attempts: send_now.attempts,
-                        last_attempt_at_ms: send_now.last_attempt_at_ms,
-                        kind: kind.clone(),
-                        created_at_ms: now_ms,
-                        call_missed_at_ms: None,
-                    };
-                    let more = columns! {
-                        "number_id" => number_id, "contact_id" => contact_id, "run_id" => run_id,
-                        "conversation_id" => conversation_id, "variant" => variant, "step" => step,
-                    };
+                    let message = step_text(pg.next_id("messages").await?, kind, body, carrier);
+                    let more = step_text_columns(variant, step);
                     queued.push(defer_outbound(pg, message, more, now_ms, claim).await?);
                     logs.push(log(kind, "queued"));
                     continue;
