@@ -93,9 +93,10 @@ fn twilio() -> String {
     "twilio".to_owned()
 }
 
-/// The message new accounts get when the file gives none: names the business, owns the
-/// missed call, offers a next step, one GSM-7 segment.
-pub const DEFAULT_MESSAGE: &str = "Hi {{contact.first_name | default(\"there\")}}, this is {{business.name}}. Sorry we missed your call! How can we help? Reply here and we'll get right back to you.";
+/// The message new accounts get when the file gives none, and the one the web set-up
+/// offers: names the business, owns the missed call, offers a next step, one GSM-7
+/// segment. The quick start's wording.
+pub const DEFAULT_MESSAGE: &str = "Hi {{contact.first_name | default(\"there\")}}, it's {{business.name}}. Sorry we missed your call! How can we help? Reply here and we'll get right back to you.";
 
 const DEFAULT_COOLDOWN_SECS: i64 = 15 * 60;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 use textback_core::account::{AccountSlug, TimeZoneName};
+use textback_core::account_file::DEFAULT_MESSAGE;
 use textback_core::hours::BusinessHours;
 use textback_core::lint::{LintInput, MessageKind, Severity, lint};
 use textback_core::phone::{Country, Phone};
@@ -23,7 +24,6 @@ use super::{WebError, password, render, render_status};
 use crate::AppState;
 
 const SETUP_TOKEN_KEY: &str = "web_setup_token";
-const DEFAULT_MESSAGE: &str = "Hi {{contact.first_name | default(\"there\")}}, it's {{business.name}}. Sorry we missed your call! How can we help? Reply here and we'll get right back to you.";
 
 /// The setup token, made on first use; `None` once someone can sign in. `textback
 /// setup-link` prints it as a link (it is never logged).
