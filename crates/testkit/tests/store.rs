@@ -810,3 +810,112 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         assert_eq!(together, alone);
     }
 }
+
+/// A run start kept for later fails when its row meets one another instance wrote
+/// meanwhile (the deferred insert has no `ON CONFLICT`): the whole batch is then redone
+/// job by job, statement at a time, and still texts each call once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_row_written_meanwhile_fails_the_batch_and_each_job_starts_alone() {
+    use sqlx::Connection;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use textback_store::{Claim, RunAction, RunInput, RunNext, RunPlan, StartPlan, StartRun};
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let store = open(&db.url).await;
+    let (account_id, number_id) = account_with_number(&store).await;
+    store
+        .save_workflow(account_id, "Missed call", false, true, "{}", 0)
+        .await
+        .unwrap();
+    for (sid, caller) in [("CA0", "+15125550000"), ("CA1", "+15125550001")] {
+        let facts = missed_call(account_id, number_id, sid, caller);
+        store.record_dial_result(&facts, false, 1).await.unwrap();
+    }
+    let mut jobs = store.claim_jobs("w", 10, LEASE, 32).await.unwrap();
+    jobs.sort_by_key(|j| j.id);
+    assert_eq!(jobs.len(), 2);
+    let second_event = jobs[1].subject_id;
+    let claim = Claim {
+        worker: "w",
+        until_ms: 60_000,
+    };
+    let plan = |input: &textback_store::TriggerInput| StartPlan {
+        runs: input
+            .workflows
+            .iter()
+            .map(|w| StartRun {
+                workflow_id: w.id,
+                version: w.version,
+                stop_on_reply: true,
+            })
+            .collect(),
+        ..StartPlan::default()
+    };
+    let interfered = AtomicBool::new(false);
+    let url = db.url.clone();
+    let advance = |_: &RunInput| {
+        // While the batch plans its first call, another instance starts the second
+        // call's run (committed on a connection of its own).
+        if !interfered.swap(true, Ordering::SeqCst) {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::query(
+                        "INSERT INTO workflow_runs (account_id, workflow_id, version, trigger, subject_id, \
+                         status, stop_on_reply, started_at, updated_at) \
+                         SELECT account_id, id, current_version, 'missed_call', $1, 'done', TRUE, 5, 5 FROM workflows",
+                    )
+                    .bind(second_event)
+                    .execute(&mut other)
+                    .await
+                    .unwrap();
+                    other.close().await.unwrap();
+                })
+            });
+        }
+        RunPlan {
+            actions: vec![RunAction::TextBack {
+                body: "Hi".into(),
+                carrier: "twilio".into(),
+                variant: None,
+                step: "0".into(),
+            }],
+            next: RunNext::Done,
+        }
+    };
+    let results = store
+        .start_runs_together(&jobs, 10, &claim, plan, advance)
+        .await;
+    let handed: Vec<_> = results.into_iter().map(|r| r.unwrap()).collect();
+    // The first call texted once (its batch's writes were rolled back and redone alone);
+    // the second's run belongs to the other instance, which texts it.
+    assert_eq!(handed.iter().map(Vec::len).collect::<Vec<_>>(), [1, 0]);
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let texts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT k.carrier_call_id, count(m.id) FROM calls k LEFT JOIN messages m ON m.call_id = k.id \
+         GROUP BY k.carrier_call_id ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(texts, [("CA0".to_owned(), 1), ("CA1".to_owned(), 0)]);
+    let runs: Vec<(i64, String)> =
+        sqlx::query_as("SELECT subject_id, status FROM workflow_runs ORDER BY subject_id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        runs,
+        [
+            (jobs[0].subject_id, "done".to_owned()),
+            (second_event, "done".to_owned())
+        ]
+    );
+    // Both trigger jobs are done; the first call's send job is left for its worker.
+    assert_eq!(store.job_counts().await.unwrap(), (1, 0));
+    conn.close().await.unwrap();
+    store.close().await;
+    db.drop_db().await;
+}
