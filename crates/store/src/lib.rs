@@ -91,6 +91,38 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// The connection to the database failed, not a statement: doing the same work again
+    /// at once, in smaller pieces, would only fail again. PostgreSQL reports some such
+    /// failures as errors of its own (a database not accepting connections, a server
+    /// shutting down): those end the session (FATAL) or are connection exceptions (08).
+    pub(crate) fn lost_the_database(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::BeginFailed,
+            ) => true,
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                let fatal = e
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| {
+                        matches!(
+                            pg.severity(),
+                            sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                        )
+                    });
+                fatal || e.code().is_some_and(|c| c.starts_with("08"))
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) enum Db {
     Sqlite(SqliteDb),

@@ -9,8 +9,9 @@
 //!
 //! If the database refuses a batch (a deadlock with another instance, one item it will not
 //! take), nothing of it is stored and each item is settled in a transaction of its own, so
-//! one bad item fails alone. If the database does not answer, every item of the batch gets
-//! the error at once instead of waiting for it again, one by one. SQLite needs none of
+//! one bad item fails alone. If the database does not answer, or refuses the connection
+//! itself (`StoreError::lost_the_database`), every item of the batch gets the error at
+//! once instead of meeting it again, one by one. SQLite needs none of
 //! this: its one writer commits what is waiting together already (`sqlite_writer`).
 
 use std::collections::HashSet;
@@ -117,7 +118,7 @@ async fn settle<B: Batched>(store: &Store, batch: Vec<Pending<B>>) {
                 }
                 Vec::new()
             }
-            Err(StoreError::Database(sqlx::Error::Database(e))) => {
+            Err(e @ StoreError::Database(sqlx::Error::Database(_))) if !e.lost_the_database() => {
                 tracing::warn!(error = %e, items = items.len(), "a batch of {} was refused; settling each alone", B::WHAT);
                 items
                     .into_iter()

@@ -420,8 +420,9 @@ impl Store {
 
     /// Starts the runs of several trigger jobs, as `start_runs` does each. On PostgreSQL in
     /// one transaction, so they share its commit (`pg_batch` says why that matters there);
-    /// if it fails, each job alone, so that one bad job fails alone. Elsewhere each alone,
-    /// in order. The results in the jobs' order.
+    /// if the database refuses it, each job alone, so that one bad job fails alone; if the
+    /// connection fails, every job fails (`NotCommitted`) and is retried later. Elsewhere
+    /// each alone, in order. The results in the jobs' order.
     pub async fn start_runs_together(
         &self,
         jobs: &[Job],
@@ -470,6 +471,14 @@ impl Store {
             };
             match shared.await {
                 Ok(all) => return all.into_iter().map(Ok).collect(),
+                // Each alone would wait for the database in turn; the jobs are retried.
+                Err(e) if e.lost_the_database() => {
+                    let why = e.to_string();
+                    return jobs
+                        .iter()
+                        .map(|_| Err(StoreError::NotCommitted(why.clone())))
+                        .collect();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, jobs = jobs.len(), "trigger jobs could not start together; starting each alone")
                 }

@@ -919,3 +919,54 @@ async fn postgres_a_row_written_meanwhile_fails_the_batch_and_each_job_starts_al
     store.close().await;
     db.drop_db().await;
 }
+
+/// Trigger jobs started together while the database is unreachable all fail at once as
+/// not committed (to be retried), rather than each trying again alone in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_trigger_jobs_started_together_without_a_database_fail_together() {
+    use textback_store::{Claim, StartPlan, StoreError};
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let store = open(&db.url).await;
+    let (account_id, number_id) = account_with_number(&store).await;
+    for i in 0..3 {
+        let facts = missed_call(
+            account_id,
+            number_id,
+            &format!("CA{i}"),
+            &format!("+1512555000{i}"),
+        );
+        store.record_dial_result(&facts, false, 1).await.unwrap();
+    }
+    let jobs = store.claim_jobs("w", 10, LEASE, 32).await.unwrap();
+    assert_eq!(jobs.len(), 3);
+    db.set_available(false).await;
+    let claim = Claim {
+        worker: "w",
+        until_ms: 60_000,
+    };
+    let results = store
+        .start_runs_together(
+            &jobs,
+            10,
+            &claim,
+            |_| StartPlan::default(),
+            |_| panic!("no run can start"),
+        )
+        .await;
+    let failures: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            Err(StoreError::NotCommitted(_)) => "not committed".to_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(failures, ["not committed"; 3]);
+    db.set_available(true).await;
+    // Nothing of them was written: the three trigger jobs are still there.
+    assert_eq!(store.job_counts().await.unwrap(), (3, 0));
+    store.close().await;
+    db.drop_db().await;
+}
