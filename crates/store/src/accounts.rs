@@ -103,7 +103,7 @@ impl Store {
             cooldown_secs = excluded.cooldown_secs, do_not_text = excluded.do_not_text, \
             landline_lookup = excluded.landline_lookup, quiet_hours = excluded.quiet_hours, \
             updated_at = excluded.updated_at RETURNING id";
-        in_write_tx!(self, tx => {
+        let id = in_write_tx!(self, tx => {
             let id: i64 = crate::sql::query_scalar(sql)
                 .bind(&a.slug)
                 .bind(&a.name)
@@ -119,8 +119,11 @@ impl Store {
                 .bind(&a.quiet_hours)
                 .fetch_one(&mut *tx)
                 .await?;
-            Ok(id)
-        })
+            id
+        });
+        // This process's kept routes, at once; other instances' by the trigger's NOTIFY.
+        self.routes.forget_all();
+        Ok(id)
     }
 
     pub async fn number_by_e164(&self, e164: &str) -> Result<Option<NumberRecord>> {
@@ -153,7 +156,7 @@ impl Store {
             call_screening = excluded.call_screening, active = excluded.active, \
             registration = excluded.registration, \
             updated_at = excluded.updated_at RETURNING id";
-        in_write_tx!(self, tx => {
+        let id = in_write_tx!(self, tx => {
             let id: i64 = crate::sql::query_scalar(sql)
                 .bind(n.account_id)
                 .bind(&n.e164)
@@ -166,8 +169,10 @@ impl Store {
                 .bind(&n.registration)
                 .fetch_one(&mut *tx)
                 .await?;
-            Ok(id)
-        })
+            id
+        });
+        self.routes.forget_all();
+        Ok(id)
     }
 
     /// Every number's routing, to warm the in-memory cache at start-up.
@@ -191,14 +196,20 @@ impl Store {
         })
     }
 
+    /// Who owns number `e164`, for a webhook: on PostgreSQL from memory while this process
+    /// hears of changes to numbers and accounts (`route_cache`).
     pub async fn route_for_number(&self, e164: &str) -> Result<Option<NumberRoute>> {
+        if let Some(route) = self.routes.get(e164) {
+            return Ok(Some(route));
+        }
+        let generation = self.routes.generation();
         let sql = format!(
             "SELECT {NUMBER_COLUMNS}, a.slug AS account_slug, a.name AS account_name, a.time_zone \
              FROM numbers n JOIN accounts a ON a.id = n.account_id WHERE n.e164 = $1"
         );
-        on_pool!(self, pool => {
+        let route = on_pool!(self, pool => {
             let row = crate::sql::query(sql).bind(e164).fetch_optional(pool.by_key()).await?;
-            Ok(match row {
+            match row {
                 Some(r) => Some(NumberRoute {
                     number: number_from_row!(&r),
                     account_slug: r.try_get("account_slug")?,
@@ -206,7 +217,11 @@ impl Store {
                     time_zone: r.try_get("time_zone")?,
                 }),
                 None => None,
-            })
-        })
+            }
+        });
+        if let Some(route) = &route {
+            self.routes.keep(generation, route);
+        }
+        Ok(route)
     }
 }

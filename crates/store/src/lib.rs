@@ -33,6 +33,7 @@ mod messages;
 mod migrate;
 mod pg_batch;
 mod pg_deferred;
+mod route_cache;
 mod runs;
 mod send_batch;
 mod settings;
@@ -196,6 +197,8 @@ pub struct Store {
     dial_batch: Option<pg_batch::Batch<dial_batch::DialResult>>,
     /// PostgreSQL: where send outcomes go to be recorded together (`pg_batch`).
     send_batch: Option<pg_batch::Batch<messages::SendResult>>,
+    /// PostgreSQL: number routes, while `listen_for_work` hears of their changes.
+    pub(crate) routes: Arc<route_cache::RouteCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -209,6 +212,8 @@ impl std::fmt::Debug for Store {
 
 /// The channel the `jobs` insert trigger notifies (migration 0013).
 const JOBS_CHANNEL: &str = "textback_jobs";
+/// The channel changes to numbers and accounts notify (migration 0016).
+const ROUTES_CHANNEL: &str = "textback_routes";
 
 impl Store {
     /// Connects to `sqlite:PATH` (created if missing) or `postgres://…`. Does not migrate.
@@ -249,6 +254,7 @@ impl Store {
             wake: Arc::new(Notify::new()),
             dial_batch: None,
             send_batch: None,
+            routes: Arc::default(),
         };
         if let Db::Postgres(_) = store.db {
             store.dial_batch = Some(pg_batch::Batch::start(store.clone()));
@@ -307,6 +313,12 @@ impl Store {
         matches!(self.db, Db::Postgres(_))
     }
 
+    /// Whether number routes are served from memory: on PostgreSQL while
+    /// `listen_for_work` is connected and hears of their changes (`route_cache`).
+    pub fn routes_from_memory(&self) -> bool {
+        self.routes.is_live()
+    }
+
     /// Signalled whenever work is enqueued, so an idle worker wakes at once.
     pub fn work_signal(&self) -> Arc<Notify> {
         self.wake.clone()
@@ -322,17 +334,26 @@ impl Store {
         };
         let pool = pool.clone();
         let wake = self.wake.clone();
+        let routes = self.routes.clone();
         Some(tokio::spawn(async move {
             loop {
                 match sqlx::postgres::PgListener::connect_with(&pool).await {
                     Ok(mut listener) => {
-                        if let Err(e) = listener.listen(JOBS_CHANNEL).await {
+                        // A lost connection ends the loop below at once (notices may have
+                        // been missed), to be made again from scratch.
+                        listener.eager_reconnect(false);
+                        if let Err(e) = listener.listen_all([JOBS_CHANNEL, ROUTES_CHANNEL]).await {
                             tracing::warn!(error = %e, "LISTEN failed; workers poll until it works");
                         } else {
+                            let _live = routes.live_until_dropped();
                             // Jobs may have arrived while not listening.
                             wake.notify_waiters();
-                            while listener.recv().await.is_ok() {
-                                wake.notify_one();
+                            while let Ok(Some(notice)) = listener.try_recv().await {
+                                if notice.channel() == ROUTES_CHANNEL {
+                                    routes.forget_all();
+                                } else {
+                                    wake.notify_one();
+                                }
                             }
                         }
                     }

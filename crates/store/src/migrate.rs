@@ -92,6 +92,11 @@ macro_rules! migrations {
                 name: "leased_jobs",
                 sql: include_str!(concat!("../migrations/", $dir, "/0015_leased_jobs.sql")),
             },
+            Migration {
+                version: 16,
+                name: "route_notify",
+                sql: include_str!(concat!("../migrations/", $dir, "/0016_route_notify.sql")),
+            },
         ]
     };
 }

@@ -970,3 +970,82 @@ async fn postgres_trigger_jobs_started_together_without_a_database_fail_together
     store.close().await;
     db.drop_db().await;
 }
+
+/// While an instance listens, it serves number routes from memory, and forgets them when
+/// any instance changes a number or an account (migration 0016's NOTIFY), or when it
+/// changes one itself (at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_routes_come_from_memory_until_any_instance_changes_them() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let a = open(&db.url).await;
+    let b = Store::connect(&db.url).await.unwrap();
+    let (account_id, _) = account_with_number(&a).await;
+    let e164 = "+15125550100";
+    let ring = |store: Store| async move {
+        let route = store.route_for_number(e164).await.unwrap().unwrap();
+        (route.number.ring_to.join(","), route.account_name)
+    };
+    assert!(!a.routes_from_memory(), "not before it listens");
+    let listening = a.listen_for_work().expect("PostgreSQL listens");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !a.routes_from_memory() {
+        assert!(std::time::Instant::now() < deadline, "never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ring(a.clone()).await, (String::new(), "A".to_owned()));
+
+    // A change that notifies nobody is not seen: the route came from memory.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for sql in [
+        "ALTER TABLE numbers DISABLE TRIGGER numbers_routes_notify",
+        "UPDATE numbers SET ring_to = '[\"+15125550111\"]'",
+        "ALTER TABLE numbers ENABLE TRIGGER numbers_routes_notify",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    assert_eq!(ring(a.clone()).await, (String::new(), "A".to_owned()));
+
+    // Another instance's changes reach it within moments.
+    let mut number = a.route_for_number(e164).await.unwrap().unwrap().number;
+    number.ring_to = vec!["+15125550122".into()];
+    b.save_number(&number, 1).await.unwrap();
+    let want = |ring: &str, name: &str| (ring.to_owned(), name.to_owned());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ring(a.clone()).await != want("+15125550122", "A") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change never reached it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut account = a.accounts().await.unwrap().remove(0);
+    assert_eq!(account.id, account_id);
+    account.name = "A renamed".into();
+    b.save_account(&account, 2).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ring(a.clone()).await != want("+15125550122", "A renamed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rename never reached it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Its own change, at once.
+    number.ring_to = vec!["+15125550133".into()];
+    a.save_number(&number, 3).await.unwrap();
+    assert_eq!(ring(a.clone()).await, want("+15125550133", "A renamed"));
+
+    // Not listening any more: from the database again.
+    listening.abort();
+    let _ = listening.await;
+    assert!(!a.routes_from_memory());
+    conn.close().await.unwrap();
+    b.close().await;
+    a.close().await;
+    db.drop_db().await;
+}
