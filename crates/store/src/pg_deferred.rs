@@ -4,8 +4,9 @@
 //!
 //! A missed call's first step writes a run, a conversation, its text, the text's send job,
 //! the call's status, a task, a tag and log lines: ten statements, each a round trip
-//! PostgreSQL wakes for. Sixteen calls' worth of those rows written with one statement per
-//! table cost PostgreSQL a fifth of the CPU (docs/PERFORMANCE.md, "Figures (session 13)").
+//! PostgreSQL wakes for. Sixteen calls' worth of such rows written with one statement per
+//! table cost PostgreSQL and its client a fifth of the CPU of one statement per row
+//! (measured with pgbench: docs/DECISIONS.md, session 13).
 //! So while a transaction defers, a write whose result nobody reads is kept here; an
 //! insert whose id the step needs takes one reserved from the table's identity sequence
 //! first. Before any other statement runs in the transaction, and before it commits, the
