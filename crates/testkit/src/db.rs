@@ -55,6 +55,16 @@ impl TestDb {
         }
     }
 
+    /// A PostgreSQL database, or `None` (saying the test is skipped) when no test server
+    /// is configured.
+    pub async fn postgres_or_skip() -> Option<TestDb> {
+        let db = TestDb::create(Backend::Postgres).await;
+        if db.is_none() {
+            eprintln!("skipped: {POSTGRES_ENV} is not set");
+        }
+        db
+    }
+
     /// Removes the database. Leftovers of a panicked test are removed by `.ci/run`.
     /// PostgreSQL only: refuses new connections to this database and ends the open ones
     /// (`up = false`), or lets them in again (`up = true`) — a database outage, on cue.

@@ -984,8 +984,7 @@ async fn a_worker_instance_serves_only_health_and_metrics() {
 /// back, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_call_during_a_database_outage_is_texted_after_it() {
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     let (app, fake) = with_fake(&db.url, TestAppOptions::default()).await;

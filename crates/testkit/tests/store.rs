@@ -22,10 +22,9 @@ macro_rules! on_both_stores {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(db) = TestDb::create(Backend::Postgres).await else {
-                    eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
-                    return;
-                };
+                let Some(db) = TestDb::postgres_or_skip().await else {
+ return;
+ };
                 let store = open(&db.url).await;
                 super::$name(store.clone()).await;
                 store.close().await;
@@ -258,6 +257,53 @@ fn missed_call(account_id: i64, number_id: i64, call: &str, caller: &str) -> Dia
     }
 }
 
+/// Missed calls (call id, caller) on an account whose active workflows are `workflows`
+/// (their specs are `{}`: the tests plan the steps themselves), with their trigger jobs
+/// claimed, in the calls' order: (account id, number id, jobs).
+async fn claimed_missed_calls(
+    store: &Store,
+    workflows: &[&str],
+    calls: &[(&str, &str)],
+) -> (i64, i64, Vec<textback_store::Job>) {
+    let (account_id, number_id) = account_with_number(store).await;
+    for name in workflows {
+        store
+            .save_workflow(account_id, name, false, true, "{}", 0)
+            .await
+            .unwrap();
+    }
+    for (sid, caller) in calls {
+        let facts = missed_call(account_id, number_id, sid, caller);
+        store.record_dial_result(&facts, false, 1).await.unwrap();
+    }
+    let mut jobs = store.claim_jobs("w", 10, LEASE, 32).await.unwrap();
+    assert_eq!(jobs.len(), calls.len());
+    jobs.sort_by_key(|j| j.id);
+    (account_id, number_id, jobs)
+}
+
+/// The claim the tests' steps claim their follow-on jobs under.
+const CLAIM: textback_store::Claim<'static> = textback_store::Claim {
+    worker: "w",
+    until_ms: 60_000,
+};
+
+/// A run of every active workflow, stopping on a reply.
+fn start_every_workflow(input: &textback_store::TriggerInput) -> textback_store::StartPlan {
+    textback_store::StartPlan {
+        runs: input
+            .workflows
+            .iter()
+            .map(|w| textback_store::StartRun {
+                workflow_id: w.id,
+                version: w.version,
+                stop_on_reply: true,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 async fn a_call_is_settled_once(store: Store) {
     let (account_id, number_id) = account_with_number(&store).await;
     let facts = missed_call(account_id, number_id, "CA1", "+15125550123");
@@ -420,8 +466,7 @@ async fn settings_keep_the_first_value(store: Store) {
 /// (LISTEN/NOTIFY), not at its next poll. Several instances also migrate at once safely.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_enqueued_by_one_instance_wakes_another() {
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     // Three instances starting together: each migration is applied by exactly one of them
@@ -470,8 +515,7 @@ async fn a_job_enqueued_by_one_instance_wakes_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_settles_dial_results_arriving_together_in_shared_transactions() {
     use sqlx::Connection;
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     let store = open(&db.url).await;
@@ -516,8 +560,7 @@ async fn postgres_settles_dial_results_arriving_together_in_shared_transactions(
 async fn postgres_starts_trigger_jobs_together_and_a_failing_one_alone() {
     use sqlx::Connection;
     use textback_store::{Claim, RunInput, RunPlan, StartPlan};
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     let store = open(&db.url).await;
@@ -600,31 +643,21 @@ async fn postgres_starts_trigger_jobs_together_and_a_failing_one_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
     use sqlx::Connection;
-    use textback_store::{Claim, RunAction, RunInput, RunNext, RunPlan, StartPlan, StartRun};
+    use textback_store::{RunAction, RunInput, RunNext, RunPlan};
     let mut dumps = Vec::new();
     for together in [true, false] {
-        let Some(db) = TestDb::create(Backend::Postgres).await else {
-            eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        let Some(db) = TestDb::postgres_or_skip().await else {
             return;
         };
         let store = open(&db.url).await;
-        let (account_id, number_id) = account_with_number(&store).await;
-        for name in ["Missed call", "Also texts back"] {
-            store
-                .save_workflow(account_id, name, false, true, "{}", 0)
-                .await
-                .unwrap();
-        }
         let calls = [
             ("CA0", "+15125550000"),
             ("CA1", "+15125550001"),
             ("CA2", "+15125550001"),
             ("CA3", "+15125550003"),
         ];
-        for (sid, caller) in calls {
-            let facts = missed_call(account_id, number_id, sid, caller);
-            store.record_dial_result(&facts, false, 1).await.unwrap();
-        }
+        let workflows = ["Missed call", "Also texts back"];
+        let (account_id, number_id, jobs) = claimed_missed_calls(&store, &workflows, &calls).await;
         let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
         sqlx::query(
             "INSERT INTO conversations (account_id, number_id, contact_id, last_message_at, last_inbound_at, created_at) \
@@ -635,27 +668,7 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         .execute(&mut conn)
         .await
         .unwrap();
-        let mut jobs = store.claim_jobs("w", 10, LEASE, 32).await.unwrap();
-        assert_eq!(jobs.len(), 4);
-        // In the calls' order in both runs: which of the caller's two calls is texted
-        // depends on it.
-        jobs.sort_by_key(|j| j.id);
-        let claim = Claim {
-            worker: "w",
-            until_ms: 60_000,
-        };
-        let plan = |input: &textback_store::TriggerInput| StartPlan {
-            runs: input
-                .workflows
-                .iter()
-                .map(|w| StartRun {
-                    workflow_id: w.id,
-                    version: w.version,
-                    stop_on_reply: true,
-                })
-                .collect(),
-            ..StartPlan::default()
-        };
+        let (claim, plan) = (CLAIM, start_every_workflow);
         let mut seen = Vec::new();
         let mut advance = |input: &RunInput| {
             let caller = input.call.as_ref().map(|c| c.caller.clone());
@@ -818,41 +831,15 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
 async fn postgres_a_row_written_meanwhile_fails_the_batch_and_each_job_starts_alone() {
     use sqlx::Connection;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use textback_store::{Claim, RunAction, RunInput, RunNext, RunPlan, StartPlan, StartRun};
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    use textback_store::{RunAction, RunInput, RunNext, RunPlan};
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     let store = open(&db.url).await;
-    let (account_id, number_id) = account_with_number(&store).await;
-    store
-        .save_workflow(account_id, "Missed call", false, true, "{}", 0)
-        .await
-        .unwrap();
-    for (sid, caller) in [("CA0", "+15125550000"), ("CA1", "+15125550001")] {
-        let facts = missed_call(account_id, number_id, sid, caller);
-        store.record_dial_result(&facts, false, 1).await.unwrap();
-    }
-    let mut jobs = store.claim_jobs("w", 10, LEASE, 32).await.unwrap();
-    jobs.sort_by_key(|j| j.id);
-    assert_eq!(jobs.len(), 2);
+    let calls = [("CA0", "+15125550000"), ("CA1", "+15125550001")];
+    let (_, _, jobs) = claimed_missed_calls(&store, &["Missed call"], &calls).await;
     let second_event = jobs[1].subject_id;
-    let claim = Claim {
-        worker: "w",
-        until_ms: 60_000,
-    };
-    let plan = |input: &textback_store::TriggerInput| StartPlan {
-        runs: input
-            .workflows
-            .iter()
-            .map(|w| StartRun {
-                workflow_id: w.id,
-                version: w.version,
-                stop_on_reply: true,
-            })
-            .collect(),
-        ..StartPlan::default()
-    };
+    let (claim, plan) = (CLAIM, start_every_workflow);
     let interfered = AtomicBool::new(false);
     let url = db.url.clone();
     let advance = |_: &RunInput| {
@@ -925,8 +912,7 @@ async fn postgres_a_row_written_meanwhile_fails_the_batch_and_each_job_starts_al
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_trigger_jobs_started_together_without_a_database_fail_together() {
     use textback_store::{Claim, StartPlan, StoreError};
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     let store = open(&db.url).await;
@@ -977,8 +963,7 @@ async fn postgres_trigger_jobs_started_together_without_a_database_fail_together
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_routes_come_from_memory_until_any_instance_changes_them() {
     use sqlx::Connection;
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     let a = open(&db.url).await;

@@ -627,8 +627,7 @@ mod variants_report {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        let Some(db) = TestDb::create(Backend::Postgres).await else {
-            eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+        let Some(db) = TestDb::postgres_or_skip().await else {
             return;
         };
         two_variants_report_counts_and_rates(&db.url).await;

@@ -710,10 +710,9 @@ fn user_create_checks_its_input_and_refuses_a_taken_email() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_postgres_and_survive_a_kill() {
     use textback_carriers::twilio::signature::sign;
-    use textback_testkit::{Backend, TestDb};
+    use textback_testkit::TestDb;
 
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        eprintln!("skipped: TEXTBACK_TEST_POSTGRES_URL is not set");
+    let Some(db) = TestDb::postgres_or_skip().await else {
         return;
     };
     let dir = Workdir::new();
