@@ -639,7 +639,8 @@ async fn postgres_starts_trigger_jobs_together_and_a_failing_one_alone() {
 /// jobs write started one at a time. Four missed calls, one from a caller who has a
 /// conversation already and two from one caller, whose second call must see the first's
 /// text back (the cooldown: never a double text) and must not be texted; two workflows,
-/// whose second run of a call finds the call texted back by the first.
+/// whose second run of a call finds the call texted back by the first; and a text from a
+/// fifth caller, answered by both workflows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
     use sqlx::Connection;
@@ -657,7 +658,25 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
             ("CA3", "+15125550003"),
         ];
         let workflows = ["Missed call", "Also texts back"];
-        let (account_id, number_id, jobs) = claimed_missed_calls(&store, &workflows, &calls).await;
+        let (account_id, number_id, mut jobs) =
+            claimed_missed_calls(&store, &workflows, &calls).await;
+        // And a text from a fifth caller, whose runs start with the calls'.
+        let text = textback_store::InboundMessage {
+            account_id,
+            number_id,
+            from_phone: "+15125550004".into(),
+            to_phone: "+15125550100".into(),
+            body: "Are you open today?".into(),
+            media: vec![],
+            carrier: "twilio".into(),
+            carrier_message_id: "SM0".into(),
+            consent: None,
+            reply: None,
+            reply_by_api: false,
+        };
+        store.record_inbound_message(&text, 2).await.unwrap();
+        jobs.extend(store.claim_jobs("w", 10, LEASE, 32).await.unwrap());
+        assert_eq!(jobs.len(), 5);
         let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
         sqlx::query(
             "INSERT INTO conversations (account_id, number_id, contact_id, last_message_at, last_inbound_at, created_at) \
@@ -678,6 +697,13 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
                 input.tags.clone(),
             ));
             let text = match input.last_text_back_at_ms {
+                _ if input.call.is_none() => RunAction::Send {
+                    kind: "workflow".into(),
+                    body: "Thanks for your text".into(),
+                    carrier: "twilio".into(),
+                    variant: None,
+                    step: "0".into(),
+                },
                 Some(_) => RunAction::TextBackNotSent {
                     status: "skipped".into(),
                     reason: "cooldown".into(),
@@ -755,20 +781,23 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         // Everything the steps wrote, without the ids (reserved ids leave gaps).
         let mut dump = vec![format!("{seen:?}"), format!("{handed:?}")];
         for sql in [
-            "SELECT k.carrier_call_id, r.status, r.pc, r.waited, r.resume_at, r.waiting_for, r.wait_deadline, \
-             r.stop_on_reply, r.started_at, r.updated_at, r.trigger FROM workflow_runs r JOIN calls k ON k.id = r.call_id",
+            "SELECT k.carrier_call_id, c.phone, r.status, r.pc, r.waited, r.resume_at, r.waiting_for, \
+             r.wait_deadline, r.stop_on_reply, r.started_at, r.updated_at, r.trigger FROM workflow_runs r \
+             LEFT JOIN calls k ON k.id = r.call_id JOIN contacts c ON c.id = r.contact_id",
             "SELECT k.carrier_call_id, m.kind, m.direction, m.from_phone, m.to_phone, m.body, m.status, m.attempts, \
-             m.last_attempt_at, m.created_at, m.carrier, m.step, m.variant, c.phone, rk.carrier_call_id \
-             FROM messages m JOIN calls k ON k.id = m.call_id JOIN conversations v ON v.id = m.conversation_id \
-             JOIN contacts c ON c.id = v.contact_id JOIN workflow_runs r ON r.id = m.run_id JOIN calls rk ON rk.id = r.call_id",
+             m.last_attempt_at, m.created_at, m.carrier, m.step, m.variant, c.phone, rk.carrier_call_id, r.trigger \
+             FROM messages m LEFT JOIN calls k ON k.id = m.call_id JOIN conversations v ON v.id = m.conversation_id \
+             JOIN contacts c ON c.id = v.contact_id LEFT JOIN workflow_runs r ON r.id = m.run_id \
+             LEFT JOIN calls rk ON rk.id = r.call_id",
             "SELECT carrier_call_id, text_back_status, text_back_reason, updated_at FROM calls",
-            "SELECT k.carrier_call_id, t.title, t.due_at, t.status, t.assignee, t.created_at, c.phone \
-             FROM tasks t JOIN calls k ON k.id = t.call_id JOIN workflow_runs r ON r.id = t.run_id \
-             JOIN contacts c ON c.id = t.contact_id WHERE r.call_id = t.call_id",
+            "SELECT k.carrier_call_id, t.title, t.due_at, t.status, t.assignee, t.created_at, c.phone, r.trigger \
+             FROM tasks t LEFT JOIN calls k ON k.id = t.call_id JOIN workflow_runs r ON r.id = t.run_id \
+             JOIN contacts c ON c.id = t.contact_id WHERE r.call_id IS NOT DISTINCT FROM t.call_id",
             "SELECT c.phone, t.tag, t.tag_key, t.created_at FROM contact_tags t JOIN contacts c ON c.id = t.contact_id",
-            "SELECT k.carrier_call_id, l.place, l.what, l.at, \
+            "SELECT k.carrier_call_id, c.phone, l.place, l.what, l.at, \
              row_number() OVER (PARTITION BY l.run_id ORDER BY l.id) FROM run_log l \
-             JOIN workflow_runs r ON r.id = l.run_id JOIN calls k ON k.id = r.call_id",
+             JOIN workflow_runs r ON r.id = l.run_id LEFT JOIN calls k ON k.id = r.call_id \
+             JOIN contacts c ON c.id = r.contact_id",
             "SELECT c.phone, v.last_message_at, v.last_inbound_at, v.created_at FROM conversations v \
              JOIN contacts c ON c.id = v.contact_id",
             "SELECT j.kind, COALESCE(mk.carrier_call_id, rk.carrier_call_id, tk.carrier_call_id), j.run_at, \
@@ -811,6 +840,13 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         1,
         "{}",
         dumps[0][4]
+    );
+    // The text was answered by both workflows' runs, started with the calls'.
+    assert_eq!(
+        dumps[0][3].matches("Thanks for your text").count(),
+        2,
+        "{}",
+        dumps[0][3]
     );
     // Each texted call's second run found its text back sent by the first.
     assert_eq!(
