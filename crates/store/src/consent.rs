@@ -235,7 +235,7 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?;
                         if msg.reply_by_api {
-                            let _queued = enqueue!(tx, JobKind::SendMessage, reply_id, Some(format!("send_message:{reply_id}")), now_ms, now_ms);
+                            let _queued = enqueue!(tx, JobKind::SendMessage, reply_id, Some(JobKind::SendMessage.key(reply_id)), now_ms, now_ms);
                         }
                     }
                     InboundOutcome { duplicate: false, contact_id, conversation_id, opted_out, reply }

@@ -137,7 +137,7 @@ impl Store {
             .bind(now_ms)
             .fetch_one(&mut *tx)
             .await?;
-            let _queued = enqueue!(tx, JobKind::SendMessage, id, Some(format!("send_message:{id}")), now_ms, now_ms);
+            let _queued = enqueue!(tx, JobKind::SendMessage, id, Some(JobKind::SendMessage.key(id)), now_ms, now_ms);
             Ok(id)
         });
         if out.is_ok() {

@@ -75,7 +75,7 @@ macro_rules! emit_event {
             .bind(sub_id)
             .fetch_one(&mut *$tx)
             .await?;
-            let _q = $crate::jobs::enqueue!($tx, $crate::JobKind::Webhook, id, Some(format!("webhook:{id}")), now, now);
+            let _q = $crate::jobs::enqueue!($tx, $crate::JobKind::Webhook, id, Some($crate::JobKind::Webhook.key(id)), now, now);
         }
     }};
 }

@@ -43,6 +43,12 @@ impl JobKind {
         }
     }
 
+    /// The unique key of the one job of this kind about `subject` (a message's send, a
+    /// task's due time, a delivery), which keeps it from being queued twice.
+    pub(crate) fn key(self, subject: i64) -> String {
+        format!("{}:{subject}", self.as_str())
+    }
+
     pub fn max_attempts(self) -> i64 {
         match self {
             JobKind::Trigger | JobKind::AdvanceRun | JobKind::TaskDue => 10,
@@ -65,6 +71,20 @@ pub struct Job {
     /// `submitting` in the step's transaction (as `Store::begin_send` would), so the
     /// sender need not read and mark it again. None for a job claimed from the queue.
     pub ready: Option<Box<crate::OutboundMessage>>,
+}
+
+impl Job {
+    /// A job just inserted already claimed (`enqueue_claimed!`): its first attempt.
+    pub(crate) fn claimed(id: i64, kind: JobKind, subject_id: i64) -> Job {
+        Job {
+            id,
+            kind,
+            subject_id,
+            attempts: 1,
+            max_attempts: kind.max_attempts(),
+            ready: None,
+        }
+    }
 }
 
 /// The backoff for a job kind: webhooks back off from 30 s up to 6 hours (25 attempts
@@ -135,14 +155,7 @@ macro_rules! enqueue_claimed {
         .bind(claim.worker)
         .fetch_optional(&mut *$tx)
         .await?;
-        id.map(|id| $crate::Job {
-            id,
-            kind,
-            subject_id: subject,
-            attempts: 1,
-            max_attempts: kind.max_attempts(),
-            ready: None,
-        })
+        id.map(|id| $crate::Job::claimed(id, kind, subject))
     }};
 }
 

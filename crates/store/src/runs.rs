@@ -1218,7 +1218,7 @@ async fn queue_send(
         tx,
         JobKind::SendMessage,
         id,
-        Some(format!("send_message:{id}")),
+        Some(JobKind::SendMessage.key(id)),
         now_ms,
         claim
     );
@@ -1249,24 +1249,18 @@ async fn defer_outbound(
     row.append(&mut more);
     pg.deferred.insert("messages", "", row);
     let kind = JobKind::SendMessage;
-    let job = Job {
-        id: pg.next_id("jobs").await?,
-        kind,
-        subject_id: message.id,
-        attempts: 1,
-        max_attempts: kind.max_attempts(),
-        ready: (message.status == "submitting").then(|| Box::new(message)),
-    };
+    let mut job = Job::claimed(pg.next_id("jobs").await?, kind, message.id);
     pg.deferred.insert(
         "jobs",
         "",
         columns! {
             "id" => job.id, "kind" => kind.as_str(), "subject_id" => job.subject_id,
-            "unique_key" => format!("send_message:{}", job.subject_id), "run_at" => now_ms,
+            "unique_key" => kind.key(job.subject_id), "run_at" => now_ms,
             "max_attempts" => job.max_attempts, "created_at" => now_ms,
             "locked_until" => claim.until_ms, "locked_by" => claim.worker, "attempts" => 1,
         },
     );
+    job.ready = (message.status == "submitting").then(|| Box::new(message));
     Ok(job)
 }
 
@@ -1569,7 +1563,7 @@ async fn advance_in(
     let mut prefetched = known
         .as_mut()
         .and_then(|k| k.prefetched.take())
-        .filter(|p| p.number_id == number_id && tx.deferring().is_some());
+        .filter(|p| p.number_id == number_id);
     let conversation_id: Option<i64> = match (contact_id, number_id, tx.deferring(), &prefetched) {
         (Some(c), Some(n), Some(pg), Some(pre)) => Some(match pre.conversation_id {
             Some(id) => {
@@ -1817,7 +1811,7 @@ async fn advance_in(
                     tx,
                     JobKind::TaskDue,
                     id,
-                    Some(format!("task_due:{id}")),
+                    Some(JobKind::TaskDue.key(id)),
                     *due_at_ms,
                     now_ms
                 );
@@ -1910,7 +1904,7 @@ async fn advance_in(
                     tx,
                     JobKind::Webhook,
                     id,
-                    Some(format!("webhook:{id}")),
+                    Some(JobKind::Webhook.key(id)),
                     now_ms,
                     claim
                 ));
