@@ -638,7 +638,8 @@ async fn postgres_starts_trigger_jobs_together_and_a_failing_one_alone() {
 /// them as one statement per table (`pg_deferred`): that must write exactly what the same
 /// jobs write started one at a time. Four missed calls, one from a caller who has a
 /// conversation already and two from one caller, whose second call must see the first's
-/// text back (the cooldown: never a double text) and must not be texted; two workflows,
+/// text back (the cooldown: never a double text) and must not be texted; one who opted
+/// out, whose text must not be marked for sending; two workflows,
 /// whose second run of a call finds the call texted back by the first; and a text from a
 /// fifth caller, answered by both workflows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,6 +688,12 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         .execute(&mut conn)
         .await
         .unwrap();
+        // The last caller opted out meanwhile: the steps here text it regardless, so the
+        // store's own last check must leave its text unsent.
+        sqlx::query("UPDATE contacts SET opted_out = TRUE WHERE phone = '+15125550003'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
         let (claim, plan) = (CLAIM, start_every_workflow);
         let mut seen = Vec::new();
         let mut advance = |input: &RunInput| {
@@ -753,7 +760,9 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         let mut handed: Vec<String> = handed
             .iter()
             .map(|j| {
-                let m = j.ready.as_ref().expect("marked for its send");
+                let Some(m) = j.ready.as_ref() else {
+                    return format!("{} {} not marked for its send", j.kind.as_str(), j.attempts);
+                };
                 format!(
                     "{} {} {} {} {} {} {:?} {:?} {} {:?}",
                     j.kind.as_str(),
@@ -840,6 +849,22 @@ async fn postgres_first_steps_started_together_write_what_each_writes_alone() {
         1,
         "{}",
         dumps[0][4]
+    );
+    // The opted-out caller's text back was stored, not marked for sending, nor handed over
+    // as ready.
+    assert_eq!(
+        dumps[0][3]
+            .matches("+15125550003,\"Hi +15125550003\",pending,0,")
+            .count(),
+        1,
+        "{}",
+        dumps[0][3]
+    );
+    assert_eq!(
+        dumps[0][1].matches("not marked for its send").count(),
+        1,
+        "{}",
+        dumps[0][1]
     );
     // The text was answered by both workflows' runs, started with the calls'.
     assert_eq!(
